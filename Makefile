@@ -1,0 +1,28 @@
+# The two commands of the README, and the benchmarks.
+.PHONY: run test test-rust test-e2e bench-ingest bench-executor bench-console lint
+
+DATABASE_URL ?= sqlite://deferral.db
+export LEPTOS_OUTPUT_NAME := deferral
+
+## run: build (release) and start Deferral on http://127.0.0.1:3000
+run:
+	scripts/setup.sh build
+	cargo leptos build --release
+	LEPTOS_SITE_ROOT=target/site DATABASE_URL=$(DATABASE_URL) target/release/deferral
+
+## test: every test: Rust (SQLite, then PostgreSQL), then Playwright in Chromium
+test:
+	scripts/setup.sh test
+	cargo leptos build
+	$(MAKE) test-rust test-e2e
+
+test-rust:
+	cargo test --workspace
+	DEFERRAL_TEST_BACKEND=postgres cargo test --workspace
+
+test-e2e:
+	cd end2end && npx playwright test
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings

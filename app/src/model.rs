@@ -1,0 +1,327 @@
+//! The plain data the console and the REST API exchange with the server.
+//! No SQL and no server types here: `src/` fills these in.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Scheduled,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    Discarded,
+}
+
+impl State {
+    pub const ALL: [State; 6] = [
+        State::Scheduled,
+        State::Running,
+        State::Succeeded,
+        State::Failed,
+        State::Cancelled,
+        State::Discarded,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Scheduled => "scheduled",
+            State::Running => "running",
+            State::Succeeded => "succeeded",
+            State::Failed => "failed",
+            State::Cancelled => "cancelled",
+            State::Discarded => "discarded",
+        }
+    }
+
+    /// Finished: nothing will run unless someone re-runs it.
+    pub fn is_final(self) -> bool {
+        !matches!(self, State::Scheduled | State::Running)
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for State {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        State::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| format!("unknown status `{s}` (one of scheduled, running, succeeded, failed, cancelled, discarded)"))
+    }
+}
+
+/// One execution as the API and the console show it. Times are RFC 3339.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Execution {
+    pub id: String,
+    pub state: State,
+    pub event_id: String,
+    pub event_type: String,
+    pub livemode: bool,
+    pub api_version: Option<String>,
+    pub object_id: Option<String>,
+    pub attempts: i64,
+    pub max_attempts: i64,
+    pub created_at: String,
+    pub scheduled_at: String,
+    pub next_run_at: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    /// Of the latest finished attempt, in milliseconds.
+    pub duration_ms: Option<f64>,
+    pub last_error: Option<String>,
+    pub result: Option<String>,
+    /// Where the handler read the event from: `api` or `payload`.
+    pub source: Option<String>,
+    pub rerun_of: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub number: i64,
+    pub started_at: String,
+    pub finished_at: String,
+    pub duration_ms: f64,
+    /// `succeeded`, `error`, `lost` (worker died) or `aborted` (cancelled while running).
+    pub outcome: String,
+    pub error_kind: Option<String>,
+    pub error_message: Option<String>,
+}
+
+/// Everything the detail page shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionDetail {
+    pub execution: Execution,
+    pub attempts: Vec<Attempt>,
+    /// The event as delivered, pretty-printed.
+    pub payload: String,
+    pub reruns: Vec<String>,
+}
+
+/// One page of a filtered list, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionPage {
+    pub data: Vec<Execution>,
+    /// Cursor for the next (older) page.
+    pub next_cursor: Option<String>,
+    /// Cursor for the previous (newer) page, when this is not the first.
+    pub prev_cursor: Option<String>,
+}
+
+/// Which way a cursor pages: older than a row, or newer than it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Cursor {
+    Before(i64),
+    After(i64),
+}
+
+impl Cursor {
+    pub fn encode(self) -> String {
+        match self {
+            Cursor::Before(seq) => format!("b{seq}"),
+            Cursor::After(seq) => format!("a{seq}"),
+        }
+    }
+
+    pub fn decode(s: &str) -> Result<Cursor, String> {
+        let bad = || format!("invalid cursor `{s}`");
+        let (dir, seq) = s.split_at_checked(1).ok_or_else(bad)?;
+        let seq: i64 = seq.parse().map_err(|_| bad())?;
+        match dir {
+            "b" => Ok(Cursor::Before(seq)),
+            "a" => Ok(Cursor::After(seq)),
+            _ => Err(bad()),
+        }
+    }
+}
+
+pub const DEFAULT_PAGE_SIZE: u32 = 50;
+pub const MAX_PAGE_SIZE: u32 = 500;
+
+/// A filter over executions, written in the URL with the REST API's parameter names:
+/// `livemode=true|false`, `type` (repeatable), `api_version`, `status` (repeatable),
+/// `q`, `from`, `to`, `cursor`, `limit`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionFilter {
+    pub livemode: Option<bool>,
+    pub types: Vec<String>,
+    pub api_version: Option<String>,
+    pub statuses: Vec<State>,
+    /// An execution id, event id or object id.
+    pub q: Option<String>,
+    /// Created at or after (RFC 3339, or `YYYY-MM-DDTHH:MM` from a date-time input, UTC).
+    pub from: Option<String>,
+    /// Created before.
+    pub to: Option<String>,
+    pub cursor: Option<Cursor>,
+    pub limit: Option<u32>,
+}
+
+impl ExecutionFilter {
+    /// Reads a filter from query pairs; unknown parameters or values are errors.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, String> {
+        let mut f = ExecutionFilter::default();
+        for (key, value) in pairs {
+            let value = value.trim();
+            let set = |v: &str| (!v.is_empty()).then(|| v.to_string());
+            match key {
+                "livemode" => {
+                    f.livemode = match value {
+                        "true" => Some(true),
+                        "false" => Some(false),
+                        "" | "all" => None,
+                        other => return Err(format!("invalid livemode `{other}` (true, false or all)")),
+                    }
+                }
+                "type" => f.types.extend(set(value)),
+                "api_version" => f.api_version = set(value),
+                "status" if value.is_empty() => {}
+                "status" => f.statuses.push(value.parse()?),
+                "q" => f.q = set(value),
+                "from" => f.from = set(value),
+                "to" => f.to = set(value),
+                "cursor" if value.is_empty() => {}
+                "cursor" => f.cursor = Some(Cursor::decode(value)?),
+                "limit" => {
+                    let n: u32 = value.parse().map_err(|_| format!("invalid limit `{value}`"))?;
+                    if n == 0 || n > MAX_PAGE_SIZE {
+                        return Err(format!("limit must be between 1 and {MAX_PAGE_SIZE}"));
+                    }
+                    f.limit = Some(n);
+                }
+                other => return Err(format!("unknown filter parameter `{other}`")),
+            }
+        }
+        f.types.sort();
+        f.types.dedup();
+        f.statuses.sort();
+        f.statuses.dedup();
+        Ok(f)
+    }
+
+    /// The filter as query pairs (without the cursor), for links and forms.
+    pub fn to_pairs(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if let Some(l) = self.livemode {
+            out.push(("livemode", l.to_string()));
+        }
+        out.extend(self.types.iter().map(|t| ("type", t.clone())));
+        out.extend(self.api_version.iter().map(|v| ("api_version", v.clone())));
+        out.extend(self.statuses.iter().map(|s| ("status", s.to_string())));
+        out.extend(self.q.iter().map(|v| ("q", v.clone())));
+        out.extend(self.from.iter().map(|v| ("from", v.clone())));
+        out.extend(self.to.iter().map(|v| ("to", v.clone())));
+        out
+    }
+
+    /// A URL query string for this filter with the given cursor.
+    pub fn query_string(&self, cursor: Option<&str>) -> String {
+        let mut pairs = self.to_pairs();
+        if let Some(c) = cursor {
+            pairs.push(("cursor", c.to_string()));
+        }
+        pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={}", encode_component(v)))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+
+    pub fn page_size(&self) -> u32 {
+        self.limit.unwrap_or(DEFAULT_PAGE_SIZE)
+    }
+}
+
+/// Percent-encodes a query component.
+pub fn encode_component(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// What an operator can do to one execution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// A scheduled execution runs now.
+    Retry,
+    /// A finished execution runs again as a new execution.
+    Rerun,
+    /// A scheduled one stops; a running one is aborted.
+    Cancel,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Retry => "retry",
+            Action::Rerun => "rerun",
+            Action::Cancel => "cancel",
+        }
+    }
+}
+
+impl FromStr for Action {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "retry" => Ok(Action::Retry),
+            "rerun" => Ok(Action::Rerun),
+            "cancel" => Ok(Action::Cancel),
+            other => Err(format!("unknown action `{other}`")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_round_trips_through_the_query() {
+        let f = ExecutionFilter::from_pairs([
+            ("livemode", "false"),
+            ("type", "invoice.paid"),
+            ("type", "charge.failed"),
+            ("status", "failed"),
+            ("api_version", "2024-06-20"),
+            ("q", "evt 1&2"),
+        ])
+        .unwrap();
+        assert_eq!(f.livemode, Some(false));
+        assert_eq!(f.types, vec!["charge.failed", "invoice.paid"]);
+        assert_eq!(f.statuses, vec![State::Failed]);
+        let qs = f.query_string(None);
+        assert!(qs.contains("q=evt%201%262"), "{qs}");
+    }
+
+    #[test]
+    fn filter_rejects_unknown_values() {
+        assert!(ExecutionFilter::from_pairs([("status", "done")]).is_err());
+        assert!(ExecutionFilter::from_pairs([("livemode", "yes")]).is_err());
+        assert!(ExecutionFilter::from_pairs([("cursor", "zz")]).is_err());
+        assert!(ExecutionFilter::from_pairs([("limit", "0")]).is_err());
+        assert!(ExecutionFilter::from_pairs([("colour", "red")]).is_err());
+    }
+
+    #[test]
+    fn cursors_encode_direction() {
+        assert_eq!(Cursor::decode(&Cursor::Before(42).encode()), Ok(Cursor::Before(42)));
+        assert_eq!(Cursor::decode("a7"), Ok(Cursor::After(7)));
+    }
+}

@@ -1,0 +1,2 @@
+pub mod executions;
+pub mod not_found;

@@ -1,0 +1,221 @@
+//! All configuration, as one `clap` struct: flags with environment fallbacks.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+
+/// Durations are written as `30s`, `10m`, `30d`.
+fn duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (write durations like 30s, 10m, 30d)"))
+}
+
+fn nonzero_duration(s: &str) -> Result<Duration, String> {
+    match duration(s)? {
+        d if d.is_zero() => Err("must be greater than zero".into()),
+        d => Ok(d),
+    }
+}
+
+/// A comma-separated list; blanks are dropped.
+fn list(s: &str) -> Result<Vec<String>, String> {
+    Ok(s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(String::from).collect())
+}
+
+/// A comma-separated setting (secrets, event types), read as one value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CommaList(pub Vec<String>);
+
+impl std::ops::Deref for CommaList {
+    type Target = Vec<String>;
+    fn deref(&self) -> &Vec<String> {
+        &self.0
+    }
+}
+
+fn comma_list(s: &str) -> Result<CommaList, String> {
+    list(s).map(CommaList)
+}
+
+fn multiplier(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(m) if m >= 1.0 && m.is_finite() => Ok(m),
+        _ => Err("must be a number of at least 1".into()),
+    }
+}
+
+fn randomization(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err("must be a number between 0 and 1".into()),
+    }
+}
+
+fn default_workers() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    4 * cores as u32
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Config {
+    /// `sqlite://PATH` (created and migrated on start) or `postgres://…`.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://deferral.db")]
+    pub database_url: String,
+
+    /// Address to listen on.
+    #[arg(long, env = "LEPTOS_SITE_ADDR", default_value = "127.0.0.1:3000")]
+    pub site_addr: SocketAddr,
+
+    /// Folder holding the console's compiled assets (`pkg/`), as built by cargo-leptos.
+    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
+    pub site_root: String,
+
+    /// One or more `whsec_…` secrets, comma-separated (several while rotating).
+    #[arg(long, env = "STRIPE_WEBHOOK_SECRET", value_parser = comma_list, default_value = "", hide_env_values = true)]
+    pub stripe_webhook_secret: CommaList,
+
+    /// Oldest signature timestamp accepted.
+    #[arg(long, env = "STRIPE_WEBHOOK_TOLERANCE", value_parser = nonzero_duration, default_value = "300s")]
+    pub stripe_webhook_tolerance: Duration,
+
+    /// Key used to re-fetch events (`GET /v1/events/{id}`); without it the verified payload is used.
+    #[arg(long, env = "STRIPE_SECRET_KEY", hide_env_values = true)]
+    pub stripe_secret_key: Option<String>,
+
+    /// Stripe API base URL.
+    #[arg(long, env = "STRIPE_API_BASE", default_value = "https://api.stripe.com")]
+    pub stripe_api_base: String,
+
+    /// Console password; when unset a random one is generated and logged at start.
+    #[arg(long, env = "DEFERRAL_CONSOLE_PASSWORD", hide_env_values = true)]
+    pub console_password: Option<String>,
+
+    /// Bearer token for `/api/v1/*`; when unset the API answers 401.
+    #[arg(long, env = "DEFERRAL_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+
+    /// Allow-list of event types, comma-separated; empty: all.
+    #[arg(long, env = "DEFERRAL_EVENT_TYPES", value_parser = comma_list, default_value = "")]
+    pub event_types: CommaList,
+
+    /// Run each execution this long after the event's `created`.
+    #[arg(long, env = "DEFERRAL_PROCESS_DELAY", value_parser = duration, default_value = "0s")]
+    pub process_delay: Duration,
+
+    /// An execution not started this long after it was first due becomes `discarded` (unset: never).
+    #[arg(long, env = "DEFERRAL_DISCARD_AFTER", value_parser = nonzero_duration)]
+    pub discard_after: Option<Duration>,
+
+    /// Tries per execution, the first included.
+    #[arg(long, env = "DEFERRAL_MAX_ATTEMPTS", default_value = "8", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub max_attempts: u32,
+
+    /// First back-off.
+    #[arg(long, env = "DEFERRAL_RETRY_INITIAL_INTERVAL", value_parser = duration, default_value = "30s")]
+    pub retry_initial_interval: Duration,
+
+    /// Back-off growth per attempt.
+    #[arg(long, env = "DEFERRAL_RETRY_MULTIPLIER", value_parser = multiplier, default_value = "1.5")]
+    pub retry_multiplier: f64,
+
+    /// Jitter factor r: each delay is multiplied by a random factor in [1-r, 1+r].
+    #[arg(long, env = "DEFERRAL_RETRY_RANDOMIZATION", value_parser = randomization, default_value = "0.5")]
+    pub retry_randomization: f64,
+
+    /// Longest back-off.
+    #[arg(long, env = "DEFERRAL_RETRY_MAX_INTERVAL", value_parser = duration, default_value = "10m")]
+    pub retry_max_interval: Duration,
+
+    /// Per-attempt timeout.
+    #[arg(long, env = "DEFERRAL_MAX_DURATION", value_parser = nonzero_duration, default_value = "5m")]
+    pub max_duration: Duration,
+
+    /// Attempts running at once in this process (default: 4 × cores).
+    #[arg(long, env = "DEFERRAL_WORKERS", default_value_t = default_workers(), value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub workers: u32,
+
+    /// Per-event-type limits on attempts running at once, e.g. `invoice.paid=2,charge.failed=1`.
+    #[arg(long, env = "DEFERRAL_TYPE_CONCURRENCY", value_parser = type_limits, default_value = "")]
+    pub type_concurrency: TypeLimits,
+
+    /// Lease on a running execution, renewed by heartbeat.
+    #[arg(long, env = "DEFERRAL_LEASE", value_parser = nonzero_duration, default_value = "30s")]
+    pub lease: Duration,
+
+    /// How often idle workers look for due executions when no wake-up arrives.
+    #[arg(long, env = "DEFERRAL_POLL_INTERVAL", value_parser = nonzero_duration, default_value = "1s")]
+    pub poll_interval: Duration,
+
+    /// How long finished executions are kept.
+    #[arg(long, env = "DEFERRAL_RETENTION", value_parser = nonzero_duration, default_value = "30d")]
+    pub retention: Duration,
+
+    /// On shutdown, how long running attempts may take to finish before they are released.
+    #[arg(long, env = "DEFERRAL_SHUTDOWN_GRACE", value_parser = duration, default_value = "10s")]
+    pub shutdown_grace: Duration,
+}
+
+/// `type=limit` pairs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TypeLimits(pub Vec<(String, u32)>);
+
+fn type_limits(s: &str) -> Result<TypeLimits, String> {
+    list(s)?
+        .into_iter()
+        .map(|pair| {
+            let (ty, n) = pair.split_once('=').ok_or_else(|| format!("`{pair}`: expected type=limit"))?;
+            let n: u32 = n.trim().parse().map_err(|_| format!("`{pair}`: the limit must be a positive integer"))?;
+            if n == 0 {
+                return Err(format!("`{pair}`: the limit must be at least 1"));
+            }
+            Ok((ty.trim().to_string(), n))
+        })
+        .collect::<Result<_, _>>()
+        .map(TypeLimits)
+}
+
+impl Config {
+    /// The configuration with every default, for tests and tools that start from it.
+    pub fn defaults() -> Self {
+        use clap::{FromArgMatches, Parser};
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            config: Config,
+        }
+        // Parse from no arguments and no environment: just the defaults.
+        let matches = <Only as clap::CommandFactory>::command()
+            .mut_args(|a| a.env(None::<&str>))
+            .get_matches_from(["deferral"]);
+        Only::from_arg_matches(&matches).expect("defaults parse").config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_durations_lists_and_limits() {
+        assert_eq!(duration("10m").unwrap(), Duration::from_secs(600));
+        assert_eq!(duration("30d").unwrap(), Duration::from_secs(30 * 86_400));
+        assert!(nonzero_duration("0s").is_err());
+        assert_eq!(list(" whsec_a, ,whsec_b").unwrap(), vec!["whsec_a", "whsec_b"]);
+        assert_eq!(type_limits("a=1, b=2").unwrap().0, vec![("a".into(), 1), ("b".into(), 2)]);
+        assert!(type_limits("a=0").is_err());
+        assert!(type_limits("a").is_err());
+        assert!(multiplier("0.5").is_err());
+        assert!(randomization("1.5").is_err());
+    }
+
+    #[test]
+    fn defaults_match_the_design() {
+        let c = Config::defaults();
+        assert_eq!(c.database_url, "sqlite://deferral.db");
+        assert_eq!(c.max_attempts, 8);
+        assert_eq!(c.retry_initial_interval, Duration::from_secs(30));
+        assert_eq!(c.retry_max_interval, Duration::from_secs(600));
+        assert_eq!(c.stripe_webhook_tolerance, Duration::from_secs(300));
+        assert!(c.stripe_webhook_secret.is_empty());
+    }
+}

@@ -1,0 +1,269 @@
+//! Claiming, running and completing attempts.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use super::{ErrorKind, ExecutorHandle, Job, JobError, RunningAttempt, Settings};
+use crate::store::{Claimed, Completion, Finish, Store, now_ms};
+
+/// Most executions claimed in one query.
+const CLAIM_BATCH: usize = 256;
+/// Most completions written in one transaction.
+const COMPLETE_BATCH: usize = 1024;
+
+pub(super) struct Context {
+    pub store: Store,
+    pub owner: String,
+    pub settings: Settings,
+    pub job: Arc<dyn Job>,
+    pub handle: ExecutorHandle,
+    /// One permit per attempt that may run at once in this process.
+    pub permits: Arc<Semaphore>,
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Claims due executions while there are free workers; sleeps until woken, the next
+/// scheduled time or the poll interval otherwise. Returns when `shutdown` is cancelled.
+pub(super) async fn dispatch(ctx: Arc<Context>, done: mpsc::UnboundedSender<Completion>, shutdown: CancellationToken) {
+    let lease = millis(ctx.settings.lease);
+    let limited: Vec<String> = ctx.settings.type_limits.iter().map(|(t, _)| t.clone()).collect();
+    let mut failures = 0u32;
+    loop {
+        let first = tokio::select! {
+            p = ctx.permits.clone().acquire_owned() => p.expect("semaphore stays open"),
+            _ = shutdown.cancelled() => return,
+        };
+        let mut permits = vec![first];
+        while permits.len() < CLAIM_BATCH {
+            match ctx.permits.clone().try_acquire_owned() {
+                Ok(p) => permits.push(p),
+                Err(_) => break,
+            }
+        }
+        let mut claimed = Vec::new();
+        let mut result = Ok(());
+        for (ty, limit) in &ctx.settings.type_limits {
+            match ctx.store.claim_limited(&ctx.owner, ty, *limit as i64, lease).await {
+                Ok(mut rows) => claimed.append(&mut rows),
+                Err(e) => result = Err(e),
+            }
+        }
+        let room = permits.len().saturating_sub(claimed.len());
+        if room > 0 && result.is_ok() {
+            match ctx.store.claim(&ctx.owner, room as i64, lease, &limited).await {
+                Ok(mut rows) => claimed.append(&mut rows),
+                Err(e) => result = Err(e),
+            }
+        }
+        if let Err(e) = result {
+            // The database is away: back off, keep the process alive, try again.
+            failures += 1;
+            let wait = Duration::from_millis(100 * 2u64.pow(failures.min(6)));
+            tracing::warn!(error = %e, retry_in = ?wait, "cannot claim executions");
+            drop(permits);
+            tokio::select! { _ = tokio::time::sleep(wait) => continue, _ = shutdown.cancelled() => return }
+        }
+        failures = 0;
+        let got = claimed.len();
+        for (execution, permit) in claimed.into_iter().zip(permits.drain(..)) {
+            tokio::spawn(run_attempt(ctx.clone(), execution, permit, done.clone()));
+        }
+        drop(permits);
+        if got > 0 {
+            continue;
+        }
+        let sleep = match ctx.store.next_due_at().await {
+            Ok(Some(at)) => Duration::from_millis((at - now_ms()).max(1) as u64).min(ctx.settings.poll_interval),
+            _ => ctx.settings.poll_interval,
+        };
+        tokio::select! {
+            _ = ctx.handle.wake.notified() => {}
+            _ = tokio::time::sleep(sleep) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+async fn run_attempt(ctx: Arc<Context>, claimed: Claimed, permit: OwnedSemaphorePermit, done: mpsc::UnboundedSender<Completion>) {
+    let row = &claimed.row;
+    let span = tracing::info_span!("attempt", execution_id = %row.id, event_id = %row.event_id, attempt = row.attempts);
+    let _enter = span.enter();
+    let stop = CancellationToken::new();
+    let released = Arc::new(AtomicBool::new(false));
+    ctx.handle
+        .running
+        .attempts
+        .lock()
+        .expect("running registry")
+        .insert(row.id.clone(), RunningAttempt { stop: stop.clone(), released: released.clone() });
+
+    let started_at = row.started_at.unwrap_or_else(now_ms);
+    let clock = Instant::now();
+    let job = ctx.job.clone();
+    let work = std::panic::AssertUnwindSafe(job.run(&claimed)).catch_unwind();
+    let outcome = tokio::select! {
+        r = tokio::time::timeout(ctx.settings.max_duration, work) => match r {
+            Ok(Ok(result)) => Outcome::Done(result),
+            Ok(Err(_)) => Outcome::Done(Err(JobError::retryable("the handler panicked"))),
+            Err(_) => Outcome::Timeout,
+        },
+        _ = stop.cancelled() => if released.load(Ordering::SeqCst) { Outcome::Released } else { Outcome::Aborted },
+    };
+    let elapsed = clock.elapsed();
+    ctx.handle.running.attempts.lock().expect("running registry").remove(&row.id);
+
+    let finish = decide(&ctx.settings, row.attempts, outcome, &mut rand::thread_rng());
+    record_metrics(&finish, elapsed);
+    match &finish {
+        Finish::Succeeded { .. } => tracing::info!(elapsed_ms = elapsed.as_millis() as u64, "attempt succeeded"),
+        Finish::Retry { message, at, .. } => tracing::warn!(error = %message, retry_in_ms = at - now_ms(), "attempt failed; will retry"),
+        Finish::Failed { message, .. } => tracing::error!(error = %message, "attempt failed; execution failed"),
+        Finish::Aborted => tracing::info!("attempt aborted by an operator"),
+        Finish::Released => tracing::info!("attempt released at shutdown"),
+    }
+    let _ = done.send(Completion {
+        execution_id: row.id.clone(),
+        attempt: row.attempts,
+        started_at,
+        finished_at: now_ms(),
+        duration_us: elapsed.as_micros() as i64,
+        finish,
+    });
+    drop(permit);
+}
+
+enum Outcome {
+    Done(Result<super::JobOutput, JobError>),
+    Timeout,
+    Aborted,
+    Released,
+}
+
+/// What an attempt's end means for the execution, given the retry policy.
+fn decide(settings: &Settings, attempt: i64, outcome: Outcome, rng: &mut impl rand::Rng) -> Finish {
+    let error = match outcome {
+        Outcome::Done(Ok(out)) => return Finish::Succeeded { result: out.result, source: out.source },
+        Outcome::Aborted => return Finish::Aborted,
+        Outcome::Released => return Finish::Released,
+        Outcome::Timeout => ("timeout", JobError::retryable(format!(
+            "the attempt took longer than {} and was cancelled",
+            humantime::format_duration(settings.max_duration)
+        ))),
+        Outcome::Done(Err(e)) if e.kind == ErrorKind::Permanent => {
+            return Finish::Failed { kind: "permanent", message: e.message };
+        }
+        Outcome::Done(Err(e)) => ("retryable", e),
+    };
+    let (kind, e) = error;
+    if attempt >= settings.retry.max_attempts as i64 {
+        return Finish::Failed { kind, message: format!("{} (attempt {attempt} of {}, no tries left)", e.message, settings.retry.max_attempts) };
+    }
+    let wait = e.retry_after.unwrap_or_else(|| settings.retry.delay(attempt as u32, rng));
+    Finish::Retry { at: now_ms() + millis(wait), kind, message: e.message }
+}
+
+fn record_metrics(finish: &Finish, elapsed: Duration) {
+    let (outcome, kind) = match finish {
+        Finish::Succeeded { .. } => ("succeeded", "none"),
+        Finish::Retry { kind, .. } => ("retry", *kind),
+        Finish::Failed { kind, .. } => ("failed", *kind),
+        Finish::Aborted => ("aborted", "aborted"),
+        Finish::Released => ("released", "none"),
+    };
+    metrics::counter!("deferral_attempts_total", "outcome" => outcome, "error_kind" => kind).increment(1);
+    metrics::histogram!("deferral_attempt_duration_seconds").record(elapsed.as_secs_f64());
+}
+
+/// Writes completions in batches: whatever has arrived, in one transaction.
+pub(super) async fn complete_batches(ctx: Arc<Context>, mut rx: mpsc::UnboundedReceiver<Completion>) {
+    let mut batch = Vec::with_capacity(COMPLETE_BATCH);
+    while rx.recv_many(&mut batch, COMPLETE_BATCH).await > 0 {
+        let mut failures = 0u32;
+        loop {
+            match ctx.store.complete(&ctx.owner, &batch).await {
+                Ok(_) => break,
+                Err(e) => {
+                    // Keep the batch: the leases protect the executions meanwhile, and if they
+                    // expire the rescuer runs them again elsewhere (at-least-once).
+                    failures += 1;
+                    let wait = Duration::from_millis(100 * 2u64.pow(failures.min(6)));
+                    tracing::warn!(error = %e, retry_in = ?wait, pending = batch.len(), "cannot record completions");
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+        batch.clear();
+        // Finished executions may unblock later ones for the same object.
+        ctx.handle.wake();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::executor::RetryPolicy;
+    use rand::SeedableRng;
+
+    fn settings(max_attempts: u32) -> Settings {
+        Settings {
+            workers: 1,
+            lease: Duration::from_secs(30),
+            poll_interval: Duration::from_secs(1),
+            max_duration: Duration::from_secs(300),
+            retention: Duration::from_secs(86_400),
+            shutdown_grace: Duration::from_secs(1),
+            retry: RetryPolicy {
+                max_attempts,
+                initial_interval: Duration::from_secs(30),
+                multiplier: 1.5,
+                randomization_factor: 0.0,
+                max_interval: Duration::from_secs(600),
+            },
+            type_limits: vec![],
+        }
+    }
+
+    #[test]
+    fn retryable_errors_back_off_until_attempts_run_out() {
+        let s = settings(3);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+        let before = now_ms();
+        match decide(&s, 2, Outcome::Done(Err(JobError::retryable("503"))), &mut rng) {
+            Finish::Retry { at, kind, .. } => {
+                assert_eq!(kind, "retryable");
+                let wait = at - before;
+                assert!((45_000..46_000).contains(&wait), "{wait}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(decide(&s, 3, Outcome::Done(Err(JobError::retryable("503"))), &mut rng), Finish::Failed { kind: "retryable", .. }));
+    }
+
+    #[test]
+    fn permanent_errors_fail_at_once_and_timeouts_retry() {
+        let s = settings(8);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+        assert!(matches!(decide(&s, 1, Outcome::Done(Err(JobError::permanent("404"))), &mut rng), Finish::Failed { kind: "permanent", .. }));
+        assert!(matches!(decide(&s, 1, Outcome::Timeout, &mut rng), Finish::Retry { kind: "timeout", .. }));
+    }
+
+    #[test]
+    fn retry_after_overrides_the_back_off() {
+        let s = settings(8);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+        let e = JobError::retryable("429").retry_after(Duration::from_secs(2));
+        let before = now_ms();
+        match decide(&s, 1, Outcome::Done(Err(e)), &mut rng) {
+            Finish::Retry { at, .. } => assert!((2_000..2_500).contains(&(at - before))),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,24 @@
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+
+use super::AppState;
+use crate::store::Store;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/healthz", get(healthz))
+}
+
+/// 200 only when the database answers.
+async fn healthz(State(store): State<Store>) -> Response {
+    match store.ping().await {
+        Ok(()) => Json(serde_json::json!({ "status": "ok", "database": store.backend() })).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "status": "unavailable", "reason": e.to_string() })),
+        )
+            .into_response(),
+    }
+}

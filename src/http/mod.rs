@@ -1,0 +1,52 @@
+//! HTTP assembly: one router per resource, merged here.
+
+mod error;
+mod health;
+mod metrics;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::FromRef;
+use leptos::prelude::*;
+use leptos_axum::{LeptosRoutes, generate_route_list};
+
+pub use error::ApiError;
+
+use crate::config::Config;
+use crate::executor::ExecutorHandle;
+use crate::store::Store;
+use crate::webhook::Ingest;
+
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub ingest: Ingest,
+}
+
+impl AppState {
+    pub fn new(config: Arc<Config>, store: Store, waker: ExecutorHandle) -> Self {
+        let leptos_options = LeptosOptions::builder()
+            .output_name("deferral")
+            .site_root(config.site_root.as_str())
+            .site_pkg_dir("pkg")
+            .site_addr(config.site_addr)
+            .build();
+        let ingest = Ingest::start(store.clone(), config.clone(), waker);
+        AppState { leptos_options, config, store, ingest }
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(app::App);
+    let options = state.leptos_options.clone();
+    Router::new()
+        .merge(health::router())
+        .merge(metrics::router())
+        .merge(crate::webhook::router())
+        .leptos_routes_with_context(&state, routes, || {}, move || app::shell(options.clone()))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
+        .with_state(state)
+}

@@ -1,0 +1,653 @@
+//! Executions and their attempts: the executor's transitions and the operators' reads.
+
+use app::model::{Attempt, Cursor, Execution, ExecutionFilter, State};
+
+use super::{Result, Store, dialect, now_ms, on_db};
+
+/// An execution row as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ExecutionRow {
+    pub seq: i64,
+    pub id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub event_created: i64,
+    pub livemode: bool,
+    pub api_version: Option<String>,
+    pub object_id: Option<String>,
+    pub state: String,
+    pub attempts: i64,
+    pub max_attempts: i64,
+    pub created_at: i64,
+    pub scheduled_at: i64,
+    pub next_run_at: Option<i64>,
+    pub discard_at: Option<i64>,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub last_error: Option<String>,
+    pub result: Option<String>,
+    pub source: Option<String>,
+    pub rerun_of: Option<String>,
+}
+
+pub(super) const COLUMNS: &str = "seq, id, event_id, event_type, event_created, livemode, api_version, object_id, state, attempts, max_attempts, created_at, scheduled_at, next_run_at, discard_at, started_at, finished_at, last_error, result, source, rerun_of";
+
+/// An execution a worker has claimed, with what its handler needs.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub row: ExecutionRow,
+    pub payload: String,
+    pub account: Option<String>,
+}
+
+/// How an attempt ended, as the executor decided.
+#[derive(Debug, Clone)]
+pub enum Finish {
+    Succeeded { result: String, source: Option<String> },
+    /// Try again at `at` (unix ms).
+    Retry { at: i64, kind: &'static str, message: String },
+    /// No more tries: attempts exhausted or a permanent error.
+    Failed { kind: &'static str, message: String },
+    /// Cancelled by an operator while running.
+    Aborted,
+    /// Shutdown came first: back to `scheduled`, the attempt not counted.
+    Released,
+}
+
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub execution_id: String,
+    pub attempt: i64,
+    pub started_at: i64,
+    pub finished_at: i64,
+    pub duration_us: i64,
+    pub finish: Finish,
+}
+
+#[derive(sqlx::FromRow)]
+struct AttemptRow {
+    number: i64,
+    started_at: i64,
+    finished_at: i64,
+    duration_us: i64,
+    outcome: String,
+    error_kind: Option<String>,
+    error_message: Option<String>,
+}
+
+pub fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl ExecutionRow {
+    pub fn state(&self) -> State {
+        self.state.parse().unwrap_or(State::Failed)
+    }
+
+    pub fn to_view(&self, duration_us: Option<i64>) -> Execution {
+        Execution {
+            id: self.id.clone(),
+            state: self.state(),
+            event_id: self.event_id.clone(),
+            event_type: self.event_type.clone(),
+            livemode: self.livemode,
+            api_version: self.api_version.clone(),
+            object_id: self.object_id.clone(),
+            attempts: self.attempts,
+            max_attempts: self.max_attempts,
+            created_at: rfc3339(self.created_at),
+            scheduled_at: rfc3339(self.scheduled_at),
+            next_run_at: self.next_run_at.map(rfc3339),
+            started_at: self.started_at.map(rfc3339),
+            finished_at: self.finished_at.map(rfc3339),
+            duration_ms: duration_us.map(|us| us as f64 / 1000.0),
+            last_error: self.last_error.clone(),
+            result: self.result.clone(),
+            source: self.source.clone(),
+            rerun_of: self.rerun_of.clone(),
+        }
+    }
+}
+
+/// Why an operator's action was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error("no execution `{0}`")]
+    NotFound(String),
+    #[error("cannot {action}: the execution is {state}")]
+    Refused { action: &'static str, state: State },
+    #[error(transparent)]
+    Store(#[from] super::StoreError),
+}
+
+impl Store {
+    /// Claims up to `limit` due executions for `owner`, oldest first, one per Stripe object
+    /// at a time and in the order of the events' `created`.
+    pub async fn claim(&self, owner: &str, limit: i64, lease_ms: i64, skip_types: &[String]) -> Result<Vec<Claimed>> {
+        let now = now_ms();
+        let rows: Vec<ExecutionRow> = dialect::claim(&self.db, owner, now, now + lease_ms, limit, skip_types).await?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let payloads = self.payloads(rows.iter().map(|r| r.event_id.as_str())).await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let (payload, account) = payloads.get(&row.event_id).cloned().unwrap_or_default();
+                Claimed { row, payload, account }
+            })
+            .collect())
+    }
+
+    /// Claims for types with a concurrency limit: at most `limit - running` of `event_type`.
+    pub async fn claim_limited(&self, owner: &str, event_type: &str, type_limit: i64, lease_ms: i64) -> Result<Vec<Claimed>> {
+        let now = now_ms();
+        let rows = dialect::claim_type(&self.db, owner, now, now + lease_ms, event_type, type_limit).await?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let payloads = self.payloads(rows.iter().map(|r| r.event_id.as_str())).await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let (payload, account) = payloads.get(&row.event_id).cloned().unwrap_or_default();
+                Claimed { row, payload, account }
+            })
+            .collect())
+    }
+
+    async fn payloads<'a>(
+        &self,
+        event_ids: impl Iterator<Item = &'a str>,
+    ) -> Result<std::collections::HashMap<String, (String, Option<String>)>> {
+        let ids: Vec<&str> = event_ids.collect();
+        let mut out = std::collections::HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let placeholders = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(",");
+            let sql = format!("SELECT id, payload, account FROM events WHERE id IN ({placeholders})");
+            let rows: Vec<(String, String, Option<String>)> = on_db!(&self.db, pool => {
+                let mut q = sqlx::query_as(&sql);
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                q.fetch_all(pool).await?
+            });
+            out.extend(rows.into_iter().map(|(id, payload, account)| (id, (payload, account))));
+        }
+        Ok(out)
+    }
+
+    /// Records finished attempts in one transaction. A completion whose lease was lost
+    /// (rescued meanwhile) changes nothing. Returns how many applied.
+    pub async fn complete(&self, owner: &str, batch: &[Completion]) -> Result<usize> {
+        on_db!(&self.db, pool => {
+            let mut tx = pool.begin().await?;
+            let mut applied = 0;
+            for c in batch {
+                let (state, next_run_at, finished_at, last_error, result, source, outcome, kind, message): (
+                    &str, Option<i64>, Option<i64>, Option<&str>, Option<&str>, Option<&str>, &str, Option<&str>, Option<&str>,
+                ) = match &c.finish {
+                    Finish::Succeeded { result, source } => ("succeeded", None, Some(c.finished_at), None, Some(result), source.as_deref(), "succeeded", None, None),
+                    Finish::Retry { at, kind, message } => ("scheduled", Some(*at), None, Some(message), None, None, "error", Some(kind), Some(message)),
+                    Finish::Failed { kind, message } => ("failed", None, Some(c.finished_at), Some(message), None, None, "error", Some(kind), Some(message)),
+                    Finish::Aborted => ("cancelled", None, Some(c.finished_at), Some("cancelled by an operator while running"), None, None, "aborted", Some("aborted"), Some("cancelled by an operator while running")),
+                    Finish::Released => ("scheduled", Some(c.finished_at), None, None, None, None, "", None, None),
+                };
+                let released = matches!(c.finish, Finish::Released);
+                let done = sqlx::query(
+                    "UPDATE executions SET state = $1, next_run_at = $2, finished_at = $3,
+                         last_error = COALESCE($4, last_error), result = COALESCE($5, result), source = COALESCE($6, source),
+                         attempts = attempts - $7, lease_owner = NULL, lease_expires_at = NULL, cancel_requested = FALSE
+                     WHERE id = $8 AND lease_owner = $9 AND state = 'running'",
+                )
+                .bind(state)
+                .bind(next_run_at)
+                .bind(finished_at)
+                .bind(last_error)
+                .bind(result)
+                .bind(source)
+                .bind(released as i64)
+                .bind(&c.execution_id)
+                .bind(owner)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if done == 1 && !released {
+                    sqlx::query(
+                        "INSERT INTO attempts (execution_id, number, started_at, finished_at, duration_us, outcome, error_kind, error_message, worker)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    )
+                    .bind(&c.execution_id)
+                    .bind(c.attempt)
+                    .bind(c.started_at)
+                    .bind(c.finished_at)
+                    .bind(c.duration_us)
+                    .bind(outcome)
+                    .bind(kind)
+                    .bind(message)
+                    .bind(owner)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                applied += done as usize;
+            }
+            tx.commit().await?;
+            Ok(applied)
+        })
+    }
+
+    /// Renews the leases `owner` holds; answers the running executions an operator asked to cancel.
+    pub async fn heartbeat(&self, owner: &str, lease_ms: i64) -> Result<Vec<String>> {
+        let until = now_ms() + lease_ms;
+        on_db!(&self.db, pool => {
+            sqlx::query("UPDATE executions SET lease_expires_at = $1 WHERE lease_owner = $2 AND state = 'running'")
+                .bind(until)
+                .bind(owner)
+                .execute(pool)
+                .await?;
+            let ids: Vec<(String,)> = sqlx::query_as(
+                "SELECT id FROM executions WHERE lease_owner = $1 AND state = 'running' AND cancel_requested",
+            )
+            .bind(owner)
+            .fetch_all(pool)
+            .await?;
+            Ok(ids.into_iter().map(|(id,)| id).collect())
+        })
+    }
+
+    /// Puts executions whose lease expired (their worker died) back to `scheduled`, recording
+    /// the lost attempt; those out of attempts fail. Returns the rescued ids.
+    pub async fn rescue(&self) -> Result<Vec<String>> {
+        let now = now_ms();
+        on_db!(&self.db, pool => {
+            let mut tx = pool.begin().await?;
+            let expired: Vec<(String, i64, i64, Option<i64>, Option<String>)> = sqlx::query_as(
+                "SELECT id, attempts, max_attempts, started_at, lease_owner FROM executions
+                 WHERE state = 'running' AND lease_expires_at < $1 LIMIT 1000",
+            )
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await?;
+            let message = "lease expired: the worker running this attempt stopped";
+            let mut rescued = Vec::with_capacity(expired.len());
+            for (id, attempts, max_attempts, started_at, owner) in expired {
+                let (state, next) = if attempts >= max_attempts { ("failed", None) } else { ("scheduled", Some(now)) };
+                let changed = sqlx::query(
+                    "UPDATE executions SET state = $1, next_run_at = $2, finished_at = $3, last_error = $4,
+                         lease_owner = NULL, lease_expires_at = NULL
+                     WHERE id = $5 AND state = 'running' AND lease_expires_at < $6",
+                )
+                .bind(state)
+                .bind(next)
+                .bind(next.is_none().then_some(now))
+                .bind(message)
+                .bind(&id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if changed == 1 {
+                    let started = started_at.unwrap_or(now);
+                    sqlx::query(
+                        "INSERT INTO attempts (execution_id, number, started_at, finished_at, duration_us, outcome, error_kind, error_message, worker)
+                         VALUES ($1, $2, $3, $4, $5, 'lost', 'lost', $6, $7) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(&id)
+                    .bind(attempts)
+                    .bind(started)
+                    .bind(now)
+                    .bind((now - started) * 1000)
+                    .bind(message)
+                    .bind(owner)
+                    .execute(&mut *tx)
+                    .await?;
+                    rescued.push(id);
+                }
+            }
+            tx.commit().await?;
+            Ok(rescued)
+        })
+    }
+
+    /// Scheduled executions never started before their deadline become `discarded`.
+    pub async fn discard_overdue(&self) -> Result<u64> {
+        let now = now_ms();
+        on_db!(&self.db, pool => Ok(sqlx::query(
+            "UPDATE executions SET state = 'discarded', next_run_at = NULL, finished_at = $1,
+                 last_error = 'not started before its deadline'
+             WHERE state = 'scheduled' AND attempts = 0 AND discard_at IS NOT NULL AND discard_at < $1",
+        )
+        .bind(now)
+        .execute(pool)
+        .await?
+        .rows_affected()))
+    }
+
+    /// Deletes up to `batch` finished executions older than `before` (with their attempts),
+    /// then the events no execution uses any more that are older too. Returns executions deleted.
+    pub async fn prune(&self, before: i64, batch: i64) -> Result<u64> {
+        on_db!(&self.db, pool => {
+            let mut tx = pool.begin().await?;
+            let ids: Vec<(String,)> = sqlx::query_as(
+                "SELECT id FROM executions WHERE finished_at IS NOT NULL AND finished_at < $1
+                   AND state IN ('succeeded', 'failed', 'cancelled', 'discarded') LIMIT $2",
+            )
+            .bind(before)
+            .bind(batch)
+            .fetch_all(&mut *tx)
+            .await?;
+            for (id,) in &ids {
+                sqlx::query("DELETE FROM attempts WHERE execution_id = $1").bind(id).execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM executions WHERE id = $1").bind(id).execute(&mut *tx).await?;
+            }
+            sqlx::query(
+                "DELETE FROM events WHERE id IN (SELECT ev.id FROM events ev WHERE ev.received_at < $1
+                   AND NOT EXISTS (SELECT 1 FROM executions x WHERE x.event_id = ev.id) LIMIT $2)",
+            )
+            .bind(before)
+            .bind(batch)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(ids.len() as u64)
+        })
+    }
+
+    /// When the next scheduled execution falls due, if any is waiting in the future.
+    pub async fn next_due_at(&self) -> Result<Option<i64>> {
+        let now = now_ms();
+        on_db!(&self.db, pool => {
+            let (at,): (Option<i64>,) = sqlx::query_as(
+                "SELECT MIN(next_run_at) FROM executions WHERE state = 'scheduled' AND next_run_at > $1",
+            )
+            .bind(now)
+            .fetch_one(pool)
+            .await?;
+            Ok(at)
+        })
+    }
+
+    /// Due but not started: how many, and since when the oldest has waited (unix ms).
+    pub async fn backlog(&self) -> Result<(i64, Option<i64>)> {
+        let now = now_ms();
+        on_db!(&self.db, pool => Ok(sqlx::query_as(
+            "SELECT COUNT(*), MIN(next_run_at) FROM executions WHERE state = 'scheduled' AND next_run_at <= $1",
+        )
+        .bind(now)
+        .fetch_one(pool)
+        .await?))
+    }
+
+    /// Executions per state, for metrics.
+    pub async fn count_by_state(&self) -> Result<Vec<(String, i64)>> {
+        on_db!(&self.db, pool => Ok(sqlx::query_as("SELECT state, COUNT(*) FROM executions GROUP BY state")
+            .fetch_all(pool)
+            .await?))
+    }
+
+    pub async fn execution(&self, id: &str) -> Result<Option<ExecutionRow>> {
+        let sql = format!("SELECT {COLUMNS} FROM executions WHERE id = $1");
+        on_db!(&self.db, pool => Ok(sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?))
+    }
+
+    pub async fn attempts(&self, execution_id: &str) -> Result<Vec<Attempt>> {
+        let rows: Vec<AttemptRow> = on_db!(&self.db, pool => sqlx::query_as(
+            "SELECT number, started_at, finished_at, duration_us, outcome, error_kind, error_message
+             FROM attempts WHERE execution_id = $1 ORDER BY number",
+        )
+        .bind(execution_id)
+        .fetch_all(pool)
+        .await?);
+        Ok(rows
+            .into_iter()
+            .map(|a| Attempt {
+                number: a.number,
+                started_at: rfc3339(a.started_at),
+                finished_at: rfc3339(a.finished_at),
+                duration_ms: a.duration_us as f64 / 1000.0,
+                outcome: a.outcome,
+                error_kind: a.error_kind,
+                error_message: a.error_message,
+            })
+            .collect())
+    }
+
+    /// The stored payload of an event.
+    pub async fn event_payload(&self, event_id: &str) -> Result<Option<String>> {
+        on_db!(&self.db, pool => {
+            let row: Option<(String,)> = sqlx::query_as("SELECT payload FROM events WHERE id = $1")
+                .bind(event_id)
+                .fetch_optional(pool)
+                .await?;
+            Ok(row.map(|(p,)| p))
+        })
+    }
+
+    /// Executions created by re-running `id`.
+    pub async fn reruns(&self, id: &str) -> Result<Vec<String>> {
+        on_db!(&self.db, pool => {
+            let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM executions WHERE rerun_of = $1 ORDER BY seq")
+                .bind(id)
+                .fetch_all(pool)
+                .await?;
+            Ok(rows.into_iter().map(|(id,)| id).collect())
+        })
+    }
+
+    /// Duration of each execution's latest attempt, in µs.
+    pub async fn last_durations(&self, ids: &[&str]) -> Result<std::collections::HashMap<String, i64>> {
+        let mut out = std::collections::HashMap::new();
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        let placeholders = (1..=ids.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(",");
+        let sql = format!(
+            "SELECT a.execution_id, a.duration_us FROM attempts a JOIN executions x ON x.id = a.execution_id
+             WHERE a.execution_id IN ({placeholders}) AND a.number = x.attempts"
+        );
+        let rows: Vec<(String, i64)> = on_db!(&self.db, pool => {
+            let mut q = sqlx::query_as(&sql);
+            for id in ids {
+                q = q.bind(*id);
+            }
+            q.fetch_all(pool).await?
+        });
+        out.extend(rows);
+        Ok(out)
+    }
+
+    /// One page of executions matching `filter`, newest first.
+    pub async fn list(&self, filter: &ExecutionFilter) -> Result<(Vec<ExecutionRow>, bool)> {
+        let limit = filter.page_size() as i64;
+        let (where_sql, args) = filter_sql(filter, true)?;
+        let newer = matches!(filter.cursor, Some(Cursor::After(_)));
+        let order = if newer { "ASC" } else { "DESC" };
+        let sql = format!(
+            "SELECT {COLUMNS} FROM executions WHERE {where_sql} ORDER BY seq {order} LIMIT {}",
+            limit + 1
+        );
+        let mut rows: Vec<ExecutionRow> = on_db!(&self.db, pool => {
+            let mut q = sqlx::query_as(&sql);
+            for a in &args {
+                q = match a {
+                    Arg::Int(i) => q.bind(*i),
+                    Arg::Text(t) => q.bind(t.clone()),
+                    Arg::Bool(b) => q.bind(*b),
+                };
+            }
+            q.fetch_all(pool).await?
+        });
+        let more = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
+        if newer {
+            rows.reverse();
+        }
+        Ok((rows, more))
+    }
+
+    /// Counts per state for `filter`, bounded at `cap` per state so a huge table stays fast.
+    pub async fn count_states(&self, filter: &ExecutionFilter, cap: i64) -> Result<Vec<(State, i64)>> {
+        let mut out = Vec::new();
+        let states: Vec<State> = if filter.statuses.is_empty() { State::ALL.to_vec() } else { filter.statuses.clone() };
+        for state in states {
+            let mut f = filter.clone();
+            f.statuses = vec![state];
+            f.cursor = None;
+            let (where_sql, args) = filter_sql(&f, false)?;
+            let sql = format!("SELECT COUNT(*) FROM (SELECT 1 FROM executions WHERE {where_sql} LIMIT {cap}) AS capped");
+            let (n,): (i64,) = on_db!(&self.db, pool => {
+                let mut q = sqlx::query_as(&sql);
+                for a in &args {
+                    q = match a {
+                        Arg::Int(i) => q.bind(*i),
+                        Arg::Text(t) => q.bind(t.clone()),
+                        Arg::Bool(b) => q.bind(*b),
+                    };
+                }
+                q.fetch_one(pool).await?
+            });
+            out.push((state, n));
+        }
+        Ok(out)
+    }
+
+    /// Event types and API versions present, for the filter form.
+    pub async fn facets(&self) -> Result<(Vec<String>, Vec<String>)> {
+        on_db!(&self.db, pool => {
+            let types: Vec<(String,)> = sqlx::query_as("SELECT DISTINCT event_type FROM executions ORDER BY 1").fetch_all(pool).await?;
+            let versions: Vec<(String,)> = sqlx::query_as(
+                "SELECT DISTINCT api_version FROM executions WHERE api_version IS NOT NULL ORDER BY 1",
+            )
+            .fetch_all(pool)
+            .await?;
+            Ok((types.into_iter().map(|t| t.0).collect(), versions.into_iter().map(|v| v.0).collect()))
+        })
+    }
+
+    /// Operator actions. Refused ones change nothing.
+    pub async fn act(&self, id: &str, action: app::model::Action) -> Result<ExecutionRow, ActionError> {
+        use app::model::Action;
+        let now = now_ms();
+        let row = self.execution(id).await?.ok_or_else(|| ActionError::NotFound(id.to_string()))?;
+        let refused = |state| ActionError::Refused { action: action.as_str(), state };
+        let changed = match action {
+            Action::Retry => on_db!(&self.db, pool => sqlx::query(
+                "UPDATE executions SET next_run_at = $1 WHERE id = $2 AND state = 'scheduled'",
+            ).bind(now).bind(id).execute(pool).await.map_err(super::StoreError::from)?.rows_affected()),
+            Action::Cancel => on_db!(&self.db, pool => sqlx::query(
+                "UPDATE executions SET
+                     state = CASE WHEN state = 'scheduled' THEN 'cancelled' ELSE state END,
+                     next_run_at = CASE WHEN state = 'scheduled' THEN NULL ELSE next_run_at END,
+                     finished_at = CASE WHEN state = 'scheduled' THEN $1 ELSE finished_at END,
+                     last_error = CASE WHEN state = 'scheduled' THEN 'cancelled by an operator' ELSE last_error END,
+                     cancel_requested = (state = 'running')
+                 WHERE id = $2 AND state IN ('scheduled', 'running')",
+            ).bind(now).bind(id).execute(pool).await.map_err(super::StoreError::from)?.rows_affected()),
+            Action::Rerun => {
+                if !row.state().is_final() {
+                    return Err(refused(row.state()));
+                }
+                let new_id = super::ingest::new_execution_id();
+                let max_attempts = row.max_attempts;
+                on_db!(&self.db, pool => sqlx::query(super::ingest::INSERT_EXECUTION)
+                    .bind(&new_id)
+                    .bind(&row.event_id)
+                    .bind(&row.event_type)
+                    .bind(row.event_created)
+                    .bind(row.livemode)
+                    .bind(&row.api_version)
+                    .bind(&row.object_id)
+                    .bind(max_attempts)
+                    .bind(now)
+                    .bind(now)
+                    .bind(None::<i64>)
+                    .bind(&row.id)
+                    .execute(pool)
+                    .await
+                    .map(|_| ())
+                    .map_err(super::StoreError::from)?);
+                self.notify_due().await?;
+                return Ok(self.execution(&new_id).await?.ok_or(ActionError::NotFound(new_id))?);
+            }
+        };
+        if changed == 0 {
+            let state = self.execution(id).await?.map_or(row.state(), |r| r.state());
+            return Err(refused(state));
+        }
+        Ok(self.execution(id).await?.ok_or_else(|| ActionError::NotFound(id.to_string()))?)
+    }
+}
+
+pub(super) enum Arg {
+    Int(i64),
+    Text(String),
+    Bool(bool),
+}
+
+/// Parses a `from`/`to` bound: RFC 3339, or `YYYY-MM-DDTHH:MM[:SS]` / `YYYY-MM-DD` in UTC.
+pub fn parse_time_bound(s: &str) -> Option<i64> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Some(t.timestamp_millis());
+    }
+    for fmt in ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, fmt) {
+            return Some(t.and_utc().timestamp_millis());
+        }
+    }
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc().timestamp_millis())
+}
+
+/// The WHERE clause for a filter, with its arguments in placeholder order.
+fn filter_sql(f: &ExecutionFilter, with_cursor: bool) -> Result<(String, Vec<Arg>)> {
+    let mut clauses: Vec<String> = vec!["1 = 1".into()];
+    let mut args: Vec<Arg> = Vec::new();
+    let mut push = |clause: &dyn Fn(usize) -> String, arg: Arg| {
+        args.push(arg);
+        clauses.push(clause(args.len()));
+    };
+    if let Some(l) = f.livemode {
+        push(&|i| format!("livemode = ${i}"), Arg::Bool(l));
+    }
+    if let Some(v) = &f.api_version {
+        push(&|i| format!("api_version = ${i}"), Arg::Text(v.clone()));
+    }
+    if let Some(q) = &f.q {
+        // One placeholder used three times keeps the arguments simple.
+        push(&|i| format!("(id = ${i} OR event_id = ${i} OR object_id = ${i})"), Arg::Text(q.clone()));
+    }
+    let bound = |s: &Option<String>| -> Result<Option<i64>> {
+        s.as_deref()
+            .map(|v| parse_time_bound(v).ok_or_else(|| super::StoreError::Db(sqlx::Error::Protocol(format!("invalid time `{v}`")))))
+            .transpose()
+    };
+    if let Some(from) = bound(&f.from)? {
+        push(&|i| format!("created_at >= ${i}"), Arg::Int(from));
+    }
+    if let Some(to) = bound(&f.to)? {
+        push(&|i| format!("created_at < ${i}"), Arg::Int(to));
+    }
+    if with_cursor {
+        match f.cursor {
+            Some(Cursor::Before(seq)) => push(&|i| format!("seq < ${i}"), Arg::Int(seq)),
+            Some(Cursor::After(seq)) => push(&|i| format!("seq > ${i}"), Arg::Int(seq)),
+            None => {}
+        }
+    }
+    let in_list = |col: &str, values: Vec<String>, clauses: &mut Vec<String>, args: &mut Vec<Arg>| {
+        if values.is_empty() {
+            return;
+        }
+        let start = args.len();
+        let ph: Vec<String> = (0..values.len()).map(|k| format!("${}", start + k + 1)).collect();
+        args.extend(values.into_iter().map(Arg::Text));
+        clauses.push(format!("{col} IN ({})", ph.join(", ")));
+    };
+    in_list("event_type", f.types.clone(), &mut clauses, &mut args);
+    in_list("state", f.statuses.iter().map(|s| s.to_string()).collect(), &mut clauses, &mut args);
+    Ok((clauses.join(" AND "), args))
+}
