@@ -38,6 +38,10 @@ if [ "$what" = test ]; then
     say "installing the Playwright packages (no browser download: Debian's Chromium is used)"
     (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
   fi
+  if [ ! -d tests/interop/node_modules/stripe ]; then
+    say "installing Stripe's Node library for the signature interoperability test"
+    (cd tests/interop && npm ci --no-audit --no-fund)
+  fi
   if ! command -v pg_ctlcluster >/dev/null; then
     apt_install postgresql
   fi

@@ -1,6 +1,7 @@
 //! Deferral: Stripe webhooks taken off the request path, verified, stored durably,
 //! executed in the background with retries, and steered from a console.
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod executor;
@@ -72,7 +73,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         Ok(())
     });
     tracing::info!("listening on http://{addr}");
-    Ok(Running { addr, store, shutdown, task })
+    Ok(Running {
+        addr,
+        store,
+        shutdown,
+        task,
+    })
 }
 
 /// Serves until SIGINT or SIGTERM.

@@ -24,18 +24,25 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
     pub ingest: Ingest,
+    pub executor: ExecutorHandle,
 }
 
 impl AppState {
-    pub fn new(config: Arc<Config>, store: Store, waker: ExecutorHandle) -> Self {
+    pub fn new(config: Arc<Config>, store: Store, executor: ExecutorHandle) -> Self {
         let leptos_options = LeptosOptions::builder()
             .output_name("deferral")
             .site_root(config.site_root.as_str())
             .site_pkg_dir("pkg")
             .site_addr(config.site_addr)
             .build();
-        let ingest = Ingest::start(store.clone(), config.clone(), waker);
-        AppState { leptos_options, config, store, ingest }
+        let ingest = Ingest::start(store.clone(), config.clone(), executor.clone());
+        AppState {
+            leptos_options,
+            config,
+            store,
+            ingest,
+            executor,
+        }
     }
 }
 
@@ -46,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(metrics::router())
         .merge(crate::webhook::router())
+        .merge(crate::api::router())
         .leptos_routes_with_context(&state, routes, || {}, move || app::shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
         .with_state(state)

@@ -43,11 +43,21 @@ pub struct Claimed {
 /// How an attempt ended, as the executor decided.
 #[derive(Debug, Clone)]
 pub enum Finish {
-    Succeeded { result: String, source: Option<String> },
+    Succeeded {
+        result: String,
+        source: Option<String>,
+    },
     /// Try again at `at` (unix ms).
-    Retry { at: i64, kind: &'static str, message: String },
+    Retry {
+        at: i64,
+        kind: &'static str,
+        message: String,
+    },
     /// No more tries: attempts exhausted or a permanent error.
-    Failed { kind: &'static str, message: String },
+    Failed {
+        kind: &'static str,
+        message: String,
+    },
     /// Cancelled by an operator while running.
     Aborted,
     /// Shutdown came first: back to `scheduled`, the attempt not counted.
@@ -142,7 +152,13 @@ impl Store {
     }
 
     /// Claims for types with a concurrency limit: at most `limit - running` of `event_type`.
-    pub async fn claim_limited(&self, owner: &str, event_type: &str, type_limit: i64, lease_ms: i64) -> Result<Vec<Claimed>> {
+    pub async fn claim_limited(
+        &self,
+        owner: &str,
+        event_type: &str,
+        type_limit: i64,
+        lease_ms: i64,
+    ) -> Result<Vec<Claimed>> {
         let now = now_ms();
         let rows = dialect::claim_type(&self.db, owner, now, now + lease_ms, event_type, type_limit).await?;
         if rows.is_empty() {
@@ -458,6 +474,13 @@ impl Store {
         Ok(out)
     }
 
+    /// Rows as the API and console show them, with each one's latest attempt duration.
+    pub async fn views(&self, rows: &[ExecutionRow]) -> Result<Vec<Execution>> {
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        let durations = self.last_durations(&ids).await?;
+        Ok(rows.iter().map(|r| r.to_view(durations.get(&r.id).copied())).collect())
+    }
+
     /// One page of executions matching `filter`, newest first.
     pub async fn list(&self, filter: &ExecutionFilter) -> Result<(Vec<ExecutionRow>, bool)> {
         let limit = filter.page_size() as i64;
@@ -490,13 +513,18 @@ impl Store {
     /// Counts per state for `filter`, bounded at `cap` per state so a huge table stays fast.
     pub async fn count_states(&self, filter: &ExecutionFilter, cap: i64) -> Result<Vec<(State, i64)>> {
         let mut out = Vec::new();
-        let states: Vec<State> = if filter.statuses.is_empty() { State::ALL.to_vec() } else { filter.statuses.clone() };
+        let states: Vec<State> = if filter.statuses.is_empty() {
+            State::ALL.to_vec()
+        } else {
+            filter.statuses.clone()
+        };
         for state in states {
             let mut f = filter.clone();
             f.statuses = vec![state];
             f.cursor = None;
             let (where_sql, args) = filter_sql(&f, false)?;
-            let sql = format!("SELECT COUNT(*) FROM (SELECT 1 FROM executions WHERE {where_sql} LIMIT {cap}) AS capped");
+            let sql =
+                format!("SELECT COUNT(*) FROM (SELECT 1 FROM executions WHERE {where_sql} LIMIT {cap}) AS capped");
             let (n,): (i64,) = on_db!(&self.db, pool => {
                 let mut q = sqlx::query_as(&sql);
                 for a in &args {
@@ -530,8 +558,14 @@ impl Store {
     pub async fn act(&self, id: &str, action: app::model::Action) -> Result<ExecutionRow, ActionError> {
         use app::model::Action;
         let now = now_ms();
-        let row = self.execution(id).await?.ok_or_else(|| ActionError::NotFound(id.to_string()))?;
-        let refused = |state| ActionError::Refused { action: action.as_str(), state };
+        let row = self
+            .execution(id)
+            .await?
+            .ok_or_else(|| ActionError::NotFound(id.to_string()))?;
+        let refused = |state| ActionError::Refused {
+            action: action.as_str(),
+            state,
+        };
         let changed = match action {
             Action::Retry => on_db!(&self.db, pool => sqlx::query(
                 "UPDATE executions SET next_run_at = $1 WHERE id = $2 AND state = 'scheduled'",
@@ -576,7 +610,10 @@ impl Store {
             let state = self.execution(id).await?.map_or(row.state(), |r| r.state());
             return Err(refused(state));
         }
-        Ok(self.execution(id).await?.ok_or_else(|| ActionError::NotFound(id.to_string()))?)
+        Ok(self
+            .execution(id)
+            .await?
+            .ok_or_else(|| ActionError::NotFound(id.to_string()))?)
     }
 }
 
@@ -618,11 +655,17 @@ fn filter_sql(f: &ExecutionFilter, with_cursor: bool) -> Result<(String, Vec<Arg
     }
     if let Some(q) = &f.q {
         // One placeholder used three times keeps the arguments simple.
-        push(&|i| format!("(id = ${i} OR event_id = ${i} OR object_id = ${i})"), Arg::Text(q.clone()));
+        push(
+            &|i| format!("(id = ${i} OR event_id = ${i} OR object_id = ${i})"),
+            Arg::Text(q.clone()),
+        );
     }
     let bound = |s: &Option<String>| -> Result<Option<i64>> {
         s.as_deref()
-            .map(|v| parse_time_bound(v).ok_or_else(|| super::StoreError::Db(sqlx::Error::Protocol(format!("invalid time `{v}`")))))
+            .map(|v| {
+                parse_time_bound(v)
+                    .ok_or_else(|| super::StoreError::Db(sqlx::Error::Protocol(format!("invalid time `{v}`"))))
+            })
             .transpose()
     };
     if let Some(from) = bound(&f.from)? {
@@ -648,6 +691,11 @@ fn filter_sql(f: &ExecutionFilter, with_cursor: bool) -> Result<(String, Vec<Arg
         clauses.push(format!("{col} IN ({})", ph.join(", ")));
     };
     in_list("event_type", f.types.clone(), &mut clauses, &mut args);
-    in_list("state", f.statuses.iter().map(|s| s.to_string()).collect(), &mut clauses, &mut args);
+    in_list(
+        "state",
+        f.statuses.iter().map(|s| s.to_string()).collect(),
+        &mut clauses,
+        &mut args,
+    );
     Ok((clauses.join(" AND "), args))
 }

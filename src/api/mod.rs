@@ -1,0 +1,122 @@
+//! The REST API under `/api/v1`: read executions, and retry, re-run or cancel them.
+//! Bearer `DEFERRAL_API_TOKEN`; without a configured token every call answers 401.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+
+use app::model::{Action, ExecutionFilter};
+
+use crate::http::{ApiError, AppState};
+use crate::store::{ActionError, parse_time_bound};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/executions", get(list))
+        .route("/api/v1/executions/{id}", get(show))
+        .route("/api/v1/executions/{id}/{action}", post(act))
+}
+
+fn unauthorized(message: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+}
+
+/// Checks `Authorization: Bearer <token>` in constant time.
+fn check_token(state: &AppState, headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+    let Some(expected) = state.config.api_token.as_deref() else {
+        return Err(unauthorized("the API is disabled: set DEFERRAL_API_TOKEN to enable it"));
+    };
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .ok_or_else(|| unauthorized("missing bearer token"))?;
+    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+        Ok(())
+    } else {
+        Err(unauthorized("invalid bearer token"))
+    }
+}
+
+fn invalid_filter(message: String) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_filter", message)
+}
+
+/// Parses and checks a filter from query pairs (shared by the list and bulk endpoints).
+pub fn parse_filter(pairs: &[(String, String)]) -> Result<ExecutionFilter, ApiError> {
+    let filter =
+        ExecutionFilter::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))).map_err(invalid_filter)?;
+    for bound in [&filter.from, &filter.to].into_iter().flatten() {
+        if parse_time_bound(bound).is_none() {
+            return Err(invalid_filter(format!(
+                "invalid time `{bound}` (RFC 3339, e.g. 2026-11-29T14:00:00Z)"
+            )));
+        }
+    }
+    Ok(filter)
+}
+
+async fn list(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Json<Value>, ApiError> {
+    check_token(&state, &headers)?;
+    let filter = parse_filter(&pairs)?;
+    let (rows, more) = state.store.list(&filter).await?;
+    let next_cursor = if more || matches!(filter.cursor, Some(app::model::Cursor::After(_))) {
+        rows.last().map(|r| app::model::Cursor::Before(r.seq).encode())
+    } else {
+        None
+    };
+    let data = state.store.views(&rows).await?;
+    Ok(Json(json!({ "data": data, "next_cursor": next_cursor })))
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no execution `{id}`"))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    check_token(&state, &headers)?;
+    let row = state.store.execution(&id).await?.ok_or_else(|| not_found(&id))?;
+    let view = state.store.views(std::slice::from_ref(&row)).await?.remove(0);
+    Ok(Json(serde_json::to_value(view).expect("plain data serialises")))
+}
+
+async fn act(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    Path((id, action)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    check_token(&state, &headers)?;
+    let action: Action = action
+        .parse()
+        .map_err(|m: String| ApiError::new(StatusCode::NOT_FOUND, "not_found", m))?;
+    let row = perform(&state, &id, action).await?;
+    let view = state.store.views(std::slice::from_ref(&row)).await?.remove(0);
+    Ok(Json(serde_json::to_value(view).expect("plain data serialises")))
+}
+
+/// Runs an operator action and tells the executor: wake for new work, abort a local attempt.
+pub async fn perform(state: &AppState, id: &str, action: Action) -> Result<crate::store::ExecutionRow, ApiError> {
+    let row = state.store.act(id, action).await.map_err(|e| match e {
+        ActionError::NotFound(id) => not_found(&id),
+        refused @ ActionError::Refused { .. } => ApiError::new(StatusCode::CONFLICT, "refused", refused.to_string()),
+        ActionError::Store(e) => e.into(),
+    })?;
+    match action {
+        Action::Cancel => {
+            state.executor.abort(id);
+        }
+        Action::Retry | Action::Rerun => state.executor.wake(),
+    }
+    Ok(row)
+}
