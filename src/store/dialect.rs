@@ -15,6 +15,9 @@ const OBJECT_IS_FREE: &str = "(e.object_id IS NULL OR NOT EXISTS (
       AND (o.state = 'running' OR o.event_created < e.event_created
            OR (o.event_created = e.event_created AND o.seq < e.seq))))";
 
+/// Past its discard deadline without a start: left for the discarder, never started late.
+const NOT_OVERDUE: &str = "(e.discard_at IS NULL OR e.attempts > 0 OR e.discard_at >= $1)";
+
 const SET_RUNNING: &str = "state = 'running', attempts = attempts + 1, started_at = $1, finished_at = NULL,
     lease_owner = $2, lease_expires_at = $3, next_run_at = NULL, cancel_requested = FALSE";
 
@@ -37,7 +40,7 @@ pub(super) async fn claim(
 ) -> Result<Vec<ExecutionRow>> {
     let skip = skip_clause(skip_types, 5);
     let candidates = format!(
-        "SELECT e.seq FROM executions e WHERE e.state = 'scheduled' AND e.next_run_at <= $1 AND {OBJECT_IS_FREE}{skip}
+        "SELECT e.seq FROM executions e WHERE e.state = 'scheduled' AND e.next_run_at <= $1 AND {NOT_OVERDUE} AND {OBJECT_IS_FREE}{skip}
          ORDER BY e.next_run_at, e.seq LIMIT $4"
     );
     let rows = match db {
@@ -76,7 +79,7 @@ pub(super) async fn claim_type(
     type_limit: i64,
 ) -> Result<Vec<ExecutionRow>> {
     let candidates = format!(
-        "SELECT e.seq FROM executions e WHERE e.state = 'scheduled' AND e.next_run_at <= $1 AND e.event_type = $4 AND {OBJECT_IS_FREE}
+        "SELECT e.seq FROM executions e WHERE e.state = 'scheduled' AND e.next_run_at <= $1 AND e.event_type = $4 AND {NOT_OVERDUE} AND {OBJECT_IS_FREE}
          ORDER BY e.next_run_at, e.seq
          LIMIT MAX(0, $5 - (SELECT COUNT(*) FROM executions r WHERE r.state = 'running' AND r.event_type = $4))"
     );
@@ -120,5 +123,9 @@ pub(super) async fn claim_type(
 }
 
 fn qualified_columns() -> String {
-    COLUMNS.split(", ").map(|c| format!("executions.{c}")).collect::<Vec<_>>().join(", ")
+    COLUMNS
+        .split(", ")
+        .map(|c| format!("executions.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
