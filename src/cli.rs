@@ -5,7 +5,11 @@ use clap::{Parser, Subcommand};
 use crate::config::Config;
 
 #[derive(Parser, Debug)]
-#[command(name = "deferral", version, about = "Stripe webhooks, verified, stored and executed durably.")]
+#[command(
+    name = "deferral",
+    version,
+    about = "Stripe webhooks, verified, stored and executed durably."
+)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]

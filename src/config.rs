@@ -19,7 +19,11 @@ fn nonzero_duration(s: &str) -> Result<Duration, String> {
 
 /// A comma-separated list; blanks are dropped.
 fn list(s: &str) -> Result<Vec<String>, String> {
-    Ok(s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(String::from).collect())
+    Ok(s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(String::from)
+        .collect())
 }
 
 /// A comma-separated setting (secrets, event types), read as one value.
@@ -163,8 +167,13 @@ fn type_limits(s: &str) -> Result<TypeLimits, String> {
     list(s)?
         .into_iter()
         .map(|pair| {
-            let (ty, n) = pair.split_once('=').ok_or_else(|| format!("`{pair}`: expected type=limit"))?;
-            let n: u32 = n.trim().parse().map_err(|_| format!("`{pair}`: the limit must be a positive integer"))?;
+            let (ty, n) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("`{pair}`: expected type=limit"))?;
+            let n: u32 = n
+                .trim()
+                .parse()
+                .map_err(|_| format!("`{pair}`: the limit must be a positive integer"))?;
             if n == 0 {
                 return Err(format!("`{pair}`: the limit must be at least 1"));
             }
@@ -201,7 +210,10 @@ mod tests {
         assert_eq!(duration("30d").unwrap(), Duration::from_secs(30 * 86_400));
         assert!(nonzero_duration("0s").is_err());
         assert_eq!(list(" whsec_a, ,whsec_b").unwrap(), vec!["whsec_a", "whsec_b"]);
-        assert_eq!(type_limits("a=1, b=2").unwrap().0, vec![("a".into(), 1), ("b".into(), 2)]);
+        assert_eq!(
+            type_limits("a=1, b=2").unwrap().0,
+            vec![("a".into(), 1), ("b".into(), 2)]
+        );
         assert!(type_limits("a=0").is_err());
         assert!(type_limits("a").is_err());
         assert!(multiplier("0.5").is_err());

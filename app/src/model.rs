@@ -53,10 +53,9 @@ impl fmt::Display for State {
 impl FromStr for State {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        State::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| format!("unknown status `{s}` (one of scheduled, running, succeeded, failed, cancelled, discarded)"))
+        State::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| {
+            format!("unknown status `{s}` (one of scheduled, running, succeeded, failed, cancelled, discarded)")
+        })
     }
 }
 

@@ -23,11 +23,19 @@ pub struct JobError {
 
 impl JobError {
     pub fn retryable(message: impl Into<String>) -> Self {
-        JobError { kind: ErrorKind::Retryable, message: message.into(), retry_after: None }
+        JobError {
+            kind: ErrorKind::Retryable,
+            message: message.into(),
+            retry_after: None,
+        }
     }
 
     pub fn permanent(message: impl Into<String>) -> Self {
-        JobError { kind: ErrorKind::Permanent, message: message.into(), retry_after: None }
+        JobError {
+            kind: ErrorKind::Permanent,
+            message: message.into(),
+            retry_after: None,
+        }
     }
 
     pub fn retry_after(mut self, after: Duration) -> Self {
@@ -55,6 +63,9 @@ pub struct Noop;
 #[async_trait::async_trait]
 impl Job for Noop {
     async fn run(&self, _: &Claimed) -> Result<JobOutput, JobError> {
-        Ok(JobOutput { result: "ok".into(), source: None })
+        Ok(JobOutput {
+            result: "ok".into(),
+            source: None,
+        })
     }
 }

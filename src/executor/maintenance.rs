@@ -51,30 +51,40 @@ pub(super) fn spawn_all(ctx: Arc<Context>, stop: CancellationToken) -> Vec<JoinH
 
     // Rescuer: executions whose worker died (lease expired) go back to scheduled.
     let c = ctx.clone();
-    services.push(every("rescuer", (lease / 2).min(Duration::from_secs(5)), stop.clone(), move || {
-        let c = c.clone();
-        async move {
-            let rescued = c.store.rescue().await?;
-            if !rescued.is_empty() {
-                tracing::warn!(count = rescued.len(), ids = ?rescued, "rescued executions whose lease expired");
-                c.handle.wake();
+    services.push(every(
+        "rescuer",
+        (lease / 2).min(Duration::from_secs(5)),
+        stop.clone(),
+        move || {
+            let c = c.clone();
+            async move {
+                let rescued = c.store.rescue().await?;
+                if !rescued.is_empty() {
+                    tracing::warn!(count = rescued.len(), ids = ?rescued, "rescued executions whose lease expired");
+                    c.handle.wake();
+                }
+                Ok(())
             }
-            Ok(())
-        }
-    }));
+        },
+    ));
 
     // Discarder: scheduled executions past their deadline.
     let c = ctx.clone();
-    services.push(every("discarder", ctx.settings.poll_interval, stop.clone(), move || {
-        let c = c.clone();
-        async move {
-            let n = c.store.discard_overdue().await?;
-            if n > 0 {
-                tracing::info!(count = n, "discarded executions not started before their deadline");
+    services.push(every(
+        "discarder",
+        ctx.settings.poll_interval,
+        stop.clone(),
+        move || {
+            let c = c.clone();
+            async move {
+                let n = c.store.discard_overdue().await?;
+                if n > 0 {
+                    tracing::info!(count = n, "discarded executions not started before their deadline");
+                }
+                Ok(())
             }
-            Ok(())
-        }
-    }));
+        },
+    ));
 
     // Pruner: finished executions older than the retention, in small batches.
     let c = ctx.clone();

@@ -31,7 +31,11 @@ impl RetryPolicy {
         let base = self.initial_interval.as_secs_f64() * self.multiplier.powi(exponent);
         let capped = base.min(self.max_interval.as_secs_f64());
         let r = self.randomization_factor;
-        let factor = if r > 0.0 { rng.gen_range((1.0 - r)..=(1.0 + r)) } else { 1.0 };
+        let factor = if r > 0.0 {
+            rng.gen_range((1.0 - r)..=(1.0 + r))
+        } else {
+            1.0
+        };
         Duration::from_secs_f64((capped * factor).max(0.0))
     }
 }
@@ -57,7 +61,9 @@ mod tests {
         let p = policy(0.0);
         let mut rng = StdRng::seed_from_u64(1);
         let secs: Vec<f64> = (1..=10).map(|a| p.delay(a, &mut rng).as_secs_f64()).collect();
-        let expected = [30.0, 45.0, 67.5, 101.25, 151.875, 227.8125, 341.71875, 512.578125, 600.0, 600.0];
+        let expected = [
+            30.0, 45.0, 67.5, 101.25, 151.875, 227.8125, 341.71875, 512.578125, 600.0, 600.0,
+        ];
         for (got, want) in secs.iter().zip(expected) {
             assert!((got - want).abs() < 1e-6, "{secs:?}");
         }
@@ -73,7 +79,10 @@ mod tests {
             assert_eq!(d, p.delay(attempt, &mut b));
             let base = (30.0 * 1.5f64.powi(attempt as i32 - 1)).min(600.0);
             let s = d.as_secs_f64();
-            assert!(s >= base * 0.5 - 1e-9 && s <= base * 1.5 + 1e-9, "attempt {attempt}: {s} vs {base}");
+            assert!(
+                s >= base * 0.5 - 1e-9 && s <= base * 1.5 + 1e-9,
+                "attempt {attempt}: {s} vs {base}"
+            );
         }
     }
 }

@@ -92,18 +92,24 @@ pub(super) async fn dispatch(ctx: Arc<Context>, done: mpsc::UnboundedSender<Comp
     }
 }
 
-async fn run_attempt(ctx: Arc<Context>, claimed: Claimed, permit: OwnedSemaphorePermit, done: mpsc::UnboundedSender<Completion>) {
+async fn run_attempt(
+    ctx: Arc<Context>,
+    claimed: Claimed,
+    permit: OwnedSemaphorePermit,
+    done: mpsc::UnboundedSender<Completion>,
+) {
     let row = &claimed.row;
     let span = tracing::info_span!("attempt", execution_id = %row.id, event_id = %row.event_id, attempt = row.attempts);
     let _enter = span.enter();
     let stop = CancellationToken::new();
     let released = Arc::new(AtomicBool::new(false));
-    ctx.handle
-        .running
-        .attempts
-        .lock()
-        .expect("running registry")
-        .insert(row.id.clone(), RunningAttempt { stop: stop.clone(), released: released.clone() });
+    ctx.handle.running.attempts.lock().expect("running registry").insert(
+        row.id.clone(),
+        RunningAttempt {
+            stop: stop.clone(),
+            released: released.clone(),
+        },
+    );
 
     let started_at = row.started_at.unwrap_or_else(now_ms);
     let clock = Instant::now();
@@ -118,13 +124,20 @@ async fn run_attempt(ctx: Arc<Context>, claimed: Claimed, permit: OwnedSemaphore
         _ = stop.cancelled() => if released.load(Ordering::SeqCst) { Outcome::Released } else { Outcome::Aborted },
     };
     let elapsed = clock.elapsed();
-    ctx.handle.running.attempts.lock().expect("running registry").remove(&row.id);
+    ctx.handle
+        .running
+        .attempts
+        .lock()
+        .expect("running registry")
+        .remove(&row.id);
 
     let finish = decide(&ctx.settings, row.attempts, outcome, &mut rand::thread_rng());
     record_metrics(&finish, elapsed);
     match &finish {
         Finish::Succeeded { .. } => tracing::info!(elapsed_ms = elapsed.as_millis() as u64, "attempt succeeded"),
-        Finish::Retry { message, at, .. } => tracing::warn!(error = %message, retry_in_ms = at - now_ms(), "attempt failed; will retry"),
+        Finish::Retry { message, at, .. } => {
+            tracing::warn!(error = %message, retry_in_ms = at - now_ms(), "attempt failed; will retry")
+        }
         Finish::Failed { message, .. } => tracing::error!(error = %message, "attempt failed; execution failed"),
         Finish::Aborted => tracing::info!("attempt aborted by an operator"),
         Finish::Released => tracing::info!("attempt released at shutdown"),
@@ -150,24 +163,47 @@ enum Outcome {
 /// What an attempt's end means for the execution, given the retry policy.
 fn decide(settings: &Settings, attempt: i64, outcome: Outcome, rng: &mut impl rand::Rng) -> Finish {
     let error = match outcome {
-        Outcome::Done(Ok(out)) => return Finish::Succeeded { result: out.result, source: out.source },
+        Outcome::Done(Ok(out)) => {
+            return Finish::Succeeded {
+                result: out.result,
+                source: out.source,
+            };
+        }
         Outcome::Aborted => return Finish::Aborted,
         Outcome::Released => return Finish::Released,
-        Outcome::Timeout => ("timeout", JobError::retryable(format!(
-            "the attempt took longer than {} and was cancelled",
-            humantime::format_duration(settings.max_duration)
-        ))),
+        Outcome::Timeout => (
+            "timeout",
+            JobError::retryable(format!(
+                "the attempt took longer than {} and was cancelled",
+                humantime::format_duration(settings.max_duration)
+            )),
+        ),
         Outcome::Done(Err(e)) if e.kind == ErrorKind::Permanent => {
-            return Finish::Failed { kind: "permanent", message: e.message };
+            return Finish::Failed {
+                kind: "permanent",
+                message: e.message,
+            };
         }
         Outcome::Done(Err(e)) => ("retryable", e),
     };
     let (kind, e) = error;
     if attempt >= settings.retry.max_attempts as i64 {
-        return Finish::Failed { kind, message: format!("{} (attempt {attempt} of {}, no tries left)", e.message, settings.retry.max_attempts) };
+        return Finish::Failed {
+            kind,
+            message: format!(
+                "{} (attempt {attempt} of {}, no tries left)",
+                e.message, settings.retry.max_attempts
+            ),
+        };
     }
-    let wait = e.retry_after.unwrap_or_else(|| settings.retry.delay(attempt as u32, rng));
-    Finish::Retry { at: now_ms() + millis(wait), kind, message: e.message }
+    let wait = e
+        .retry_after
+        .unwrap_or_else(|| settings.retry.delay(attempt as u32, rng));
+    Finish::Retry {
+        at: now_ms() + millis(wait),
+        kind,
+        message: e.message,
+    }
 }
 
 fn record_metrics(finish: &Finish, elapsed: Duration) {
@@ -244,15 +280,24 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(decide(&s, 3, Outcome::Done(Err(JobError::retryable("503"))), &mut rng), Finish::Failed { kind: "retryable", .. }));
+        assert!(matches!(
+            decide(&s, 3, Outcome::Done(Err(JobError::retryable("503"))), &mut rng),
+            Finish::Failed { kind: "retryable", .. }
+        ));
     }
 
     #[test]
     fn permanent_errors_fail_at_once_and_timeouts_retry() {
         let s = settings(8);
         let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-        assert!(matches!(decide(&s, 1, Outcome::Done(Err(JobError::permanent("404"))), &mut rng), Finish::Failed { kind: "permanent", .. }));
-        assert!(matches!(decide(&s, 1, Outcome::Timeout, &mut rng), Finish::Retry { kind: "timeout", .. }));
+        assert!(matches!(
+            decide(&s, 1, Outcome::Done(Err(JobError::permanent("404"))), &mut rng),
+            Finish::Failed { kind: "permanent", .. }
+        ));
+        assert!(matches!(
+            decide(&s, 1, Outcome::Timeout, &mut rng),
+            Finish::Retry { kind: "timeout", .. }
+        ));
     }
 
     #[test]

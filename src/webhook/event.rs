@@ -34,7 +34,8 @@ pub struct DataObject {
 impl Envelope {
     /// Parses and checks the shape of an event; the message says what is wrong.
     pub fn parse(body: &[u8]) -> Result<Envelope, String> {
-        let event: Envelope = serde_json::from_slice(body).map_err(|e| format!("the body is not a Stripe event: {e}"))?;
+        let event: Envelope =
+            serde_json::from_slice(body).map_err(|e| format!("the body is not a Stripe event: {e}"))?;
         if event.object.as_deref().is_some_and(|o| o != "event") {
             return Err("the body is not a Stripe event: `object` is not \"event\"".into());
         }
@@ -65,7 +66,12 @@ mod tests {
     #[test]
     fn refuses_what_is_not_an_event() {
         assert!(Envelope::parse(b"[1,2]").is_err());
-        assert!(Envelope::parse(br#"{"id":"x","object":"charge","type":"a","created":1,"livemode":false,"data":{"object":{}}}"#).is_err());
+        assert!(
+            Envelope::parse(
+                br#"{"id":"x","object":"charge","type":"a","created":1,"livemode":false,"data":{"object":{}}}"#
+            )
+            .is_err()
+        );
         assert!(Envelope::parse(br#"{"id":"","type":"a","created":1,"livemode":false,"data":{"object":{}}}"#).is_err());
     }
 }

@@ -22,11 +22,17 @@ pub fn backend() -> String {
 pub async fn fresh_database() -> (String, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     if backend() == "postgres" {
-        let server = std::env::var("DEFERRAL_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+        let server =
+            std::env::var("DEFERRAL_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
         let name = format!("deferral_test_{}", rand::random::<u64>());
         let admin = format!("{server}/postgres");
-        let pool = sqlx::PgPool::connect(&admin).await.expect("connect to PostgreSQL for tests");
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.expect("create test database");
+        let pool = sqlx::PgPool::connect(&admin)
+            .await
+            .expect("connect to PostgreSQL for tests");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&pool)
+            .await
+            .expect("create test database");
         pool.close().await;
         (format!("{server}/{name}"), dir)
     } else {
@@ -82,7 +88,10 @@ impl TestApp {
             url: format!("http://{}", running.addr),
             database_url,
             store: running.store.clone(),
-            client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
             running: Some(running),
             _dir: dir,
         }
@@ -117,13 +126,25 @@ impl TestApp {
     }
 
     pub async fn api(&self, path: &str) -> (u16, Value) {
-        let resp = self.client.get(format!("{}{path}", self.url)).bearer_auth("test-token").send().await.unwrap();
+        let resp = self
+            .client
+            .get(format!("{}{path}", self.url))
+            .bearer_auth("test-token")
+            .send()
+            .await
+            .unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn api_post(&self, path: &str) -> (u16, Value) {
-        let resp = self.client.post(format!("{}{path}", self.url)).bearer_auth("test-token").send().await.unwrap();
+        let resp = self
+            .client
+            .post(format!("{}{path}", self.url))
+            .bearer_auth("test-token")
+            .send()
+            .await
+            .unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
     }
@@ -136,7 +157,11 @@ impl TestApp {
             if row.state == state {
                 return row;
             }
-            assert!(Instant::now() < deadline, "execution {id} is {} (wanted {state}): {row:?}", row.state);
+            assert!(
+                Instant::now() < deadline,
+                "execution {id} is {} (wanted {state}): {row:?}",
+                row.state
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
