@@ -42,7 +42,8 @@ pub(super) fn spawn_all(ctx: Arc<Context>, stop: CancellationToken) -> Vec<JoinH
     services.push(every("heartbeat", lease / 3, stop.clone(), move || {
         let c = c.clone();
         async move {
-            for id in c.store.heartbeat(&c.owner, lease.as_millis() as i64).await? {
+            let running = c.handle.running_ids();
+            for id in c.store.heartbeat(&c.owner, &running, lease.as_millis() as i64).await? {
                 c.handle.abort(&id);
             }
             Ok(())

@@ -60,6 +60,17 @@ impl ExecutorHandle {
         }
     }
 
+    /// The executions with an attempt running in this process: the leases the heartbeat renews.
+    fn running_ids(&self) -> Vec<String> {
+        self.running
+            .attempts
+            .lock()
+            .expect("running registry")
+            .keys()
+            .cloned()
+            .collect()
+    }
+
     fn release_all(&self) {
         for a in self.running.attempts.lock().expect("running registry").values() {
             a.released.store(true, std::sync::atomic::Ordering::SeqCst);

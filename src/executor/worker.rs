@@ -51,7 +51,16 @@ pub(super) async fn dispatch(ctx: Arc<Context>, done: mpsc::UnboundedSender<Comp
         let mut claimed = Vec::new();
         let mut result = Ok(());
         for (ty, limit) in &ctx.settings.type_limits {
-            match ctx.store.claim_limited(&ctx.owner, ty, *limit as i64, lease).await {
+            // Never more than the free workers: a claimed execution without one would hold its lease unrun.
+            let room = permits.len().saturating_sub(claimed.len());
+            if room == 0 || result.is_err() {
+                break;
+            }
+            match ctx
+                .store
+                .claim_limited(&ctx.owner, ty, *limit as i64, lease, room as i64)
+                .await
+            {
                 Ok(mut rows) => claimed.append(&mut rows),
                 Err(e) => result = Err(e),
             }
@@ -63,20 +72,20 @@ pub(super) async fn dispatch(ctx: Arc<Context>, done: mpsc::UnboundedSender<Comp
                 Err(e) => result = Err(e),
             }
         }
-        if let Err(e) = result {
-            // The database is away: back off, keep the process alive, try again.
-            failures += 1;
-            let wait = Duration::from_millis(100 * 2u64.pow(failures.min(6)));
-            tracing::warn!(error = %e, retry_in = ?wait, "cannot claim executions");
-            drop(permits);
-            tokio::select! { _ = tokio::time::sleep(wait) => continue, _ = shutdown.cancelled() => return }
-        }
-        failures = 0;
+        // Run what was claimed even if a later claim failed: those executions are ours now.
         let got = claimed.len();
         for (execution, permit) in claimed.into_iter().zip(permits.drain(..)) {
             tokio::spawn(run_attempt(ctx.clone(), execution, permit, done.clone()));
         }
         drop(permits);
+        if let Err(e) = result {
+            // The database is away: back off, keep the process alive, try again.
+            failures += 1;
+            let wait = Duration::from_millis(100 * 2u64.pow(failures.min(6)));
+            tracing::warn!(error = %e, retry_in = ?wait, "cannot claim executions");
+            tokio::select! { _ = tokio::time::sleep(wait) => continue, _ = shutdown.cancelled() => return }
+        }
+        failures = 0;
         if got > 0 {
             continue;
         }

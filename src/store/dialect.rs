@@ -1,8 +1,9 @@
-//! The SQL that differs between SQLite and PostgreSQL: claiming.
+//! The SQL that differs between SQLite and PostgreSQL: claiming and row locking.
 //!
 //! SQLite has one writer at a time, so a single `UPDATE … WHERE seq IN (SELECT …)` is atomic.
 //! PostgreSQL has many: candidates are locked with `FOR UPDATE SKIP LOCKED` so concurrent
-//! claimers in other processes take different rows instead of waiting on each other.
+//! claimers in other processes take different rows instead of waiting on each other, and
+//! claimers of one Stripe object take turns (see `pg_lock_candidates`).
 
 use super::executions::{COLUMNS, ExecutionRow};
 use super::{Db, Result};
@@ -20,6 +21,62 @@ const NOT_OVERDUE: &str = "(e.discard_at IS NULL OR e.attempts > 0 OR e.discard_
 
 const SET_RUNNING: &str = "state = 'running', attempts = attempts + 1, started_at = $1, finished_at = NULL,
     lease_owner = $2, lease_expires_at = $3, next_run_at = NULL, cancel_requested = FALSE";
+
+/// PostgreSQL stamps `started_at` after the claim's snapshot: `$1` is read before the statement
+/// runs, so a claim delayed (pool, CPU) could record a start earlier than the end of the attempt
+/// it waited for (same object, or the same type at its limit) in another process.
+fn pg_set_running() -> String {
+    SET_RUNNING.replace(
+        "started_at = $1",
+        "started_at = GREATEST($1, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT)",
+    )
+}
+
+/// PostgreSQL, step 1 of a claim: lock the candidate rows and their objects. Claimers of one
+/// object take turns (a transaction-scoped advisory lock per object; a claimer that cannot get
+/// it skips the object this round), so that step 2, a new statement with a new snapshot, sees
+/// every other claim of the object committed. In one statement, two claimers whose snapshots
+/// differ by a newly arrived event could each start a different execution of the same object.
+fn pg_lock_candidates(candidates: &str) -> String {
+    format!(
+        "WITH c AS MATERIALIZED ({candidates} FOR UPDATE SKIP LOCKED)
+         SELECT seq FROM c WHERE object_id IS NULL OR pg_try_advisory_xact_lock(hashtext('deferral-object'), hashtext(object_id))"
+    )
+}
+
+/// PostgreSQL, step 2: starts the picked executions whose object is still free.
+async fn pg_start_picked(
+    tx: &mut sqlx::PgConnection,
+    picked: Vec<i64>,
+    now: i64,
+    owner: &str,
+    lease_until: i64,
+) -> Result<Vec<ExecutionRow>> {
+    if picked.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "UPDATE executions e SET {} WHERE e.seq = ANY($4) AND e.state = 'scheduled' AND {OBJECT_IS_FREE} RETURNING {COLUMNS}",
+        pg_set_running()
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(now)
+        .bind(owner)
+        .bind(lease_until)
+        .bind(picked)
+        .fetch_all(tx)
+        .await?)
+}
+
+/// PostgreSQL: lock only rows no other transaction holds. Statements that take many rows
+/// (heartbeat, rescue) would otherwise wait on a completion that waits on them: a deadlock.
+/// A skipped row is being finished or rescued meanwhile; the next round sees it again.
+pub(super) fn skip_locked(db: &Db) -> &'static str {
+    match db {
+        Db::Sqlite(_) => "",
+        Db::Postgres(_) => " FOR UPDATE SKIP LOCKED",
+    }
+}
 
 fn skip_clause(skip_types: &[String], first: usize) -> String {
     if skip_types.is_empty() {
@@ -39,8 +96,12 @@ pub(super) async fn claim(
     skip_types: &[String],
 ) -> Result<Vec<ExecutionRow>> {
     let skip = skip_clause(skip_types, 5);
+    let columns = match db {
+        Db::Sqlite(_) => "e.seq",
+        Db::Postgres(_) => "e.seq, e.object_id",
+    };
     let candidates = format!(
-        "SELECT e.seq FROM executions e WHERE e.state = 'scheduled' AND e.next_run_at <= $1 AND {NOT_OVERDUE} AND {OBJECT_IS_FREE}{skip}
+        "SELECT {columns} FROM executions e WHERE e.state = 'scheduled' AND e.next_run_at <= $1 AND {NOT_OVERDUE} AND {OBJECT_IS_FREE}{skip}
          ORDER BY e.next_run_at, e.seq LIMIT $4"
     );
     let rows = match db {
@@ -53,23 +114,29 @@ pub(super) async fn claim(
             q.fetch_all(pool).await?
         }
         Db::Postgres(pool) => {
-            let sql = format!(
-                "WITH picked AS ({candidates} FOR UPDATE SKIP LOCKED)
-                 UPDATE executions SET {SET_RUNNING} FROM picked WHERE executions.seq = picked.seq RETURNING {}",
-                qualified_columns()
-            );
-            let mut q = sqlx::query_as(&sql).bind(now).bind(owner).bind(lease_until).bind(limit);
+            let mut tx = pool.begin().await?;
+            // $2 and $3 are bound (typed) but only step 2 uses them: one numbering for both steps.
+            let sql = pg_lock_candidates(&candidates);
+            let mut q = sqlx::query_scalar(&sql)
+                .bind(now)
+                .bind(owner)
+                .bind(lease_until)
+                .bind(limit);
             for t in skip_types {
                 q = q.bind(t);
             }
-            q.fetch_all(pool).await?
+            let picked: Vec<i64> = q.fetch_all(&mut *tx).await?;
+            let rows = pg_start_picked(&mut tx, picked, now, owner, lease_until).await?;
+            tx.commit().await?;
+            rows
         }
     };
     Ok(rows)
 }
 
 /// Claims executions of one type with a concurrency limit, keeping `running` of that type
-/// at or below `type_limit` across every process.
+/// at or below `type_limit` across every process, and taking at most `max` (free workers).
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn claim_type(
     db: &Db,
     owner: &str,
@@ -77,11 +144,20 @@ pub(super) async fn claim_type(
     lease_until: i64,
     event_type: &str,
     type_limit: i64,
+    max: i64,
 ) -> Result<Vec<ExecutionRow>> {
+    let (least, greatest) = match db {
+        Db::Sqlite(_) => ("MIN", "MAX"),
+        Db::Postgres(_) => ("LEAST", "GREATEST"),
+    };
+    let columns = match db {
+        Db::Sqlite(_) => "e.seq",
+        Db::Postgres(_) => "e.seq, e.object_id",
+    };
     let candidates = format!(
-        "SELECT e.seq FROM executions e WHERE e.state = 'scheduled' AND e.next_run_at <= $1 AND e.event_type = $4 AND {NOT_OVERDUE} AND {OBJECT_IS_FREE}
+        "SELECT {columns} FROM executions e WHERE e.state = 'scheduled' AND e.next_run_at <= $1 AND e.event_type = $4 AND {NOT_OVERDUE} AND {OBJECT_IS_FREE}
          ORDER BY e.next_run_at, e.seq
-         LIMIT MAX(0, $5 - (SELECT COUNT(*) FROM executions r WHERE r.state = 'running' AND r.event_type = $4))"
+         LIMIT {least}($6, {greatest}(0, $5 - (SELECT COUNT(*) FROM executions r WHERE r.state = 'running' AND r.event_type = $4)))"
     );
     match db {
         Db::Sqlite(pool) => {
@@ -92,6 +168,7 @@ pub(super) async fn claim_type(
                 .bind(lease_until)
                 .bind(event_type)
                 .bind(type_limit)
+                .bind(max)
                 .fetch_all(pool)
                 .await?)
         }
@@ -102,30 +179,18 @@ pub(super) async fn claim_type(
                 .bind(format!("deferral-type:{event_type}"))
                 .execute(&mut *tx)
                 .await?;
-            let sql = format!(
-                "WITH picked AS ({} FOR UPDATE SKIP LOCKED)
-                 UPDATE executions SET {SET_RUNNING} FROM picked WHERE executions.seq = picked.seq RETURNING {}",
-                candidates.replace("MAX(0,", "GREATEST(0,"),
-                qualified_columns()
-            );
-            let rows = sqlx::query_as(&sql)
+            let picked: Vec<i64> = sqlx::query_scalar(&pg_lock_candidates(&candidates))
                 .bind(now)
                 .bind(owner)
                 .bind(lease_until)
                 .bind(event_type)
                 .bind(type_limit)
+                .bind(max)
                 .fetch_all(&mut *tx)
                 .await?;
+            let rows = pg_start_picked(&mut tx, picked, now, owner, lease_until).await?;
             tx.commit().await?;
             Ok(rows)
         }
     }
-}
-
-fn qualified_columns() -> String {
-    COLUMNS
-        .split(", ")
-        .map(|c| format!("executions.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }

@@ -151,16 +151,18 @@ impl Store {
             .collect())
     }
 
-    /// Claims for types with a concurrency limit: at most `limit - running` of `event_type`.
+    /// Claims for types with a concurrency limit: at most `limit - running` of `event_type`,
+    /// and at most `max` (the workers free to run them).
     pub async fn claim_limited(
         &self,
         owner: &str,
         event_type: &str,
         type_limit: i64,
         lease_ms: i64,
+        max: i64,
     ) -> Result<Vec<Claimed>> {
         let now = now_ms();
-        let rows = dialect::claim_type(&self.db, owner, now, now + lease_ms, event_type, type_limit).await?;
+        let rows = dialect::claim_type(&self.db, owner, now, now + lease_ms, event_type, type_limit, max).await?;
         if rows.is_empty() {
             return Ok(Vec::new());
         }
@@ -196,7 +198,8 @@ impl Store {
     }
 
     /// Records finished attempts in one transaction. A completion whose lease was lost
-    /// (rescued meanwhile) changes nothing. Returns how many applied.
+    /// (rescued meanwhile, even if claimed again by this same owner: the attempt number
+    /// differs then) changes nothing. Returns how many applied.
     pub async fn complete(&self, owner: &str, batch: &[Completion]) -> Result<usize> {
         on_db!(&self.db, pool => {
             let mut tx = pool.begin().await?;
@@ -216,7 +219,7 @@ impl Store {
                     "UPDATE executions SET state = $1, next_run_at = $2, finished_at = $3,
                          last_error = COALESCE($4, last_error), result = COALESCE($5, result), source = COALESCE($6, source),
                          attempts = attempts - $7, lease_owner = NULL, lease_expires_at = NULL, cancel_requested = FALSE
-                     WHERE id = $8 AND lease_owner = $9 AND state = 'running'",
+                     WHERE id = $8 AND lease_owner = $9 AND state = 'running' AND attempts = $10",
                 )
                 .bind(state)
                 .bind(next_run_at)
@@ -227,6 +230,7 @@ impl Store {
                 .bind(released as i64)
                 .bind(&c.execution_id)
                 .bind(owner)
+                .bind(c.attempt)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
@@ -254,15 +258,30 @@ impl Store {
         })
     }
 
-    /// Renews the leases `owner` holds; answers the running executions an operator asked to cancel.
-    pub async fn heartbeat(&self, owner: &str, lease_ms: i64) -> Result<Vec<String>> {
+    /// Renews `owner`'s leases on the executions it is `running` right now (and only those:
+    /// one claimed but never started, e.g. the connection broke before its payload was read,
+    /// expires and is rescued); answers the running executions an operator asked to cancel.
+    pub async fn heartbeat(&self, owner: &str, running: &[String], lease_ms: i64) -> Result<Vec<String>> {
         let until = now_ms() + lease_ms;
+        let lock = dialect::skip_locked(&self.db);
+        for chunk in running.chunks(500) {
+            let ids = (3..chunk.len() + 3)
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            let sql = format!(
+                "UPDATE executions SET lease_expires_at = $1 WHERE seq IN (SELECT seq FROM executions
+                 WHERE lease_owner = $2 AND state = 'running' AND id IN ({ids}){lock})"
+            );
+            on_db!(&self.db, pool => {
+                let mut q = sqlx::query(&sql).bind(until).bind(owner);
+                for id in chunk {
+                    q = q.bind(id);
+                }
+                q.execute(pool).await?;
+            });
+        }
         on_db!(&self.db, pool => {
-            sqlx::query("UPDATE executions SET lease_expires_at = $1 WHERE lease_owner = $2 AND state = 'running'")
-                .bind(until)
-                .bind(owner)
-                .execute(pool)
-                .await?;
             let ids: Vec<(String,)> = sqlx::query_as(
                 "SELECT id FROM executions WHERE lease_owner = $1 AND state = 'running' AND cancel_requested",
             )
@@ -279,10 +298,11 @@ impl Store {
         let now = now_ms();
         on_db!(&self.db, pool => {
             let mut tx = pool.begin().await?;
-            let expired: Vec<(String, i64, i64, Option<i64>, Option<String>)> = sqlx::query_as(
+            let expired: Vec<(String, i64, i64, Option<i64>, Option<String>)> = sqlx::query_as(&format!(
                 "SELECT id, attempts, max_attempts, started_at, lease_owner FROM executions
-                 WHERE state = 'running' AND lease_expires_at < $1 LIMIT 1000",
-            )
+                 WHERE state = 'running' AND lease_expires_at < $1 ORDER BY seq LIMIT 1000{}",
+                dialect::skip_locked(&self.db)
+            ))
             .bind(now)
             .fetch_all(&mut *tx)
             .await?;

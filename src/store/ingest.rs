@@ -53,8 +53,13 @@ impl Store {
         let now = super::now_ms();
         let out = on_db!(&self.db, pool => {
             let mut tx = pool.begin().await?;
-            let mut out = Vec::with_capacity(events.len());
-            for e in events {
+            // In event id order: concurrent batches (other processes) holding the same ids
+            // (Stripe retries) then wait on each other in one order instead of deadlocking.
+            let mut order: Vec<usize> = (0..events.len()).collect();
+            order.sort_by(|&a, &b| events[a].id.cmp(&events[b].id));
+            let mut out = vec![None; events.len()];
+            for i in order {
+                let e = &events[i];
                 let execution_id = new_execution_id();
                 let inserted = sqlx::query(INSERT_EVENT)
                     .bind(&e.id)
@@ -88,14 +93,14 @@ impl Store {
                         .bind(None::<String>)
                         .execute(&mut *tx)
                         .await?;
-                    out.push(IngestOutcome { execution_id, duplicate: false });
+                    out[i] = Some(IngestOutcome { execution_id, duplicate: false });
                 } else {
                     let (existing,): (String,) = sqlx::query_as(EXISTING).bind(&e.id).fetch_one(&mut *tx).await?;
-                    out.push(IngestOutcome { execution_id: existing, duplicate: true });
+                    out[i] = Some(IngestOutcome { execution_id: existing, duplicate: true });
                 }
             }
             tx.commit().await?;
-            out
+            out.into_iter().map(|o| o.expect("every event has an outcome")).collect::<Vec<_>>()
         });
         if out.iter().any(|o| !o.duplicate) {
             self.notify_due().await?;

@@ -32,12 +32,32 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// The database could not be reached (as opposed to a query it refused).
+    /// The database could not be reached or was busy (as opposed to a query it refused):
+    /// worth trying again.
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Db(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed)
-        ) || matches!(self, StoreError::Db(sqlx::Error::Database(e)) if e.message().contains("locked"))
+        match self {
+            StoreError::Db(
+                sqlx::Error::PoolTimedOut
+                | sqlx::Error::Io(_)
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::WorkerCrashed,
+            ) => true,
+            // SQLite: locked. PostgreSQL (SQLSTATE): connection exceptions (08…), the server shutting
+            // down, restarting or starting up (57P01–57P03), out of resources such as connections (53…),
+            // and the transaction rollbacks a retry resolves (40001 serialization, 40P01 deadlock).
+            StoreError::Db(sqlx::Error::Database(e)) => {
+                e.message().contains("locked")
+                    || e.code().is_some_and(|c| {
+                        c.starts_with("08")
+                            || c.starts_with("57P")
+                            || c.starts_with("53")
+                            || c == "40001"
+                            || c == "40P01"
+                    })
+            }
+            _ => false,
+        }
     }
 }
 
