@@ -262,18 +262,7 @@ async fn three_processes_share_one_database_and_survive_a_sigkill() {
     );
 
     // Wait for the survivors to finish everything, the rescued executions included.
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let (open,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM executions WHERE state IN ('scheduled', 'running')")
-            .fetch_one(&db)
-            .await
-            .unwrap();
-        if open == 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{open} executions still open after 90s");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    processes::wait_until_all_finished(&db, Duration::from_secs(90)).await;
     for (i, p) in procs.iter_mut().enumerate() {
         if i != VICTIM {
             assert!(p.alive(), "{} exited:\n{}", p.name, p.log_text());

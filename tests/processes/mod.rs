@@ -159,6 +159,25 @@ pub async fn connect(database_url: &str) -> sqlx::PgPool {
         .expect("connect to the test database")
 }
 
+/// Waits until no execution is scheduled or running; panics after `timeout`.
+pub async fn wait_until_all_finished(db: &sqlx::PgPool, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let (open,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM executions WHERE state IN ('scheduled', 'running')")
+            .fetch_one(db)
+            .await
+            .expect("count open executions");
+        if open == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{open} executions still open after {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Milliseconds since the Unix epoch, the clock the processes stamp attempts with.
 pub fn now_ms() -> i64 {
     deferral::store::now_ms()
