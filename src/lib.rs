@@ -4,10 +4,13 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod executor;
+pub mod fixtures;
 pub mod handlers;
 pub mod http;
 pub mod store;
+pub mod stripe;
 pub mod telemetry;
 pub mod webhook;
 
@@ -54,7 +57,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
 
-    let job = Arc::new(handlers::Processor::from_config(&config));
+    let job = Arc::new(handlers::Processor::from_config(&config, store.clone()));
     let executor = executor::Executor::start(store.clone(), &config, job, shutdown.child_token());
     let state = http::AppState::new(config.clone(), store.clone(), executor.handle());
     let router = http::router(state);

@@ -1,19 +1,28 @@
 //! Deferral's operator console: a Leptos app rendered on the server and hydrated in the browser.
 //!
-//! The server (`src/` in the workspace root) provides the data through [`console::ConsoleApi`]
+//! The server (`src/` in the workspace root) provides the data through [`api::ConsoleApi`]
 //! in Leptos context; nothing here knows SQL.
 
+#[cfg(feature = "ssr")]
+pub mod api;
+mod components;
+pub mod error;
 pub mod model;
 mod pages;
+pub mod query;
+pub mod server;
+pub mod view;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::{
-    StaticSegment,
-    components::{A, Route, Router, Routes},
+    SsrMode,
+    components::{Outlet, ParentRoute, Route, Router, Routes},
+    path,
 };
 
-use pages::{executions::ExecutionsPage, not_found::NotFound};
+use components::{header::Header, require_session::RequireSession};
+use pages::{bulk::BulkPage, detail::DetailPage, executions::ExecutionsPage, login::LoginPage, not_found::NotFound};
 
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -36,22 +45,40 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    // Effects run only in the browser, after hydration: tests wait for this marker.
+    Effect::new(|_| {
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
+    });
+    // SsrMode::Async: the server sends complete pages (data included) so they read the same without
+    // JavaScript, and a missing session can still answer with a redirect.
     view! {
         <Stylesheet id="leptos" href="/pkg/deferral.css"/>
         <Title text="Deferral"/>
         <Router>
-            <header class="top">
-                <A href="/" attr:class="brand">"Deferral"</A>
-                <nav>
-                    <A href="/">"Executions"</A>
-                </nav>
-            </header>
+            <Header/>
             <main>
                 <Routes fallback=NotFound>
-                    <Route path=StaticSegment("") view=ExecutionsPage/>
+                    <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async/>
+                    <ParentRoute path=path!("") view=SignedIn ssr=SsrMode::Async>
+                        <Route path=path!("") view=ExecutionsPage ssr=SsrMode::Async/>
+                        <Route path=path!("executions/:id") view=DetailPage ssr=SsrMode::Async/>
+                        <Route path=path!("bulk") view=BulkPage ssr=SsrMode::Async/>
+                    </ParentRoute>
                 </Routes>
             </main>
         </Router>
+    }
+}
+
+/// Every page but the login page: only for a signed-in operator.
+#[component]
+fn SignedIn() -> impl IntoView {
+    view! {
+        <RequireSession>
+            <Outlet/>
+        </RequireSession>
     }
 }
 

@@ -1,34 +1,187 @@
-//! Stripe event processing: one handler per event type, registered by name.
-//! Types without a handler succeed with "skipped: no handler for <type>".
+//! Stripe event processing: handlers registered by event type, run by the executor.
+//!
+//! Each execution reads its event from the Stripe API when `STRIPE_SECRET_KEY` is set
+//! (`source: api`) and from the verified webhook payload otherwise (`source: payload`),
+//! then runs every handler registered for the type. Types without one succeed with
+//! "skipped: no handler for <type>". The built-in handlers register themselves through
+//! [`Processor::register`], the same call an application uses for its own.
+
+mod customers;
+mod disputes;
+mod notifications;
+mod payments;
+mod subscriptions;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
 
 use crate::config::Config;
 use crate::executor::{Job, JobError, JobOutput};
-use crate::store::Claimed;
+use crate::store::records::{Stamp, Upsert};
+use crate::store::{Claimed, Store, StoreError};
+use crate::stripe::{self, Event};
 
-/// Handles one Stripe event type.
+pub use payments::decline_reason;
+
+/// Handles one Stripe event type. Must be idempotent: an execution may run more than once.
 #[async_trait::async_trait]
 pub trait Handler: Send + Sync + 'static {
-    async fn handle(&self, execution: &Claimed) -> Result<String, JobError>;
+    /// Applies the event; the returned text says what happened and is shown on the execution.
+    async fn handle(&self, cx: &Context<'_>) -> Result<String, JobError>;
 }
 
-/// The executor's job: finds the handler for the event's type and runs it.
-#[derive(Default)]
+/// What a handler works with: the event, the store, and the Stripe API when a key is set.
+pub struct Context<'a> {
+    pub event: &'a Event,
+    pub store: &'a Store,
+    stripe: Option<&'a stripe::Client>,
+}
+
+impl Context<'_> {
+    /// `data.object` as `T`; a malformed object is a permanent error (retrying cannot fix it).
+    pub fn object<T: DeserializeOwned>(&self) -> Result<T, JobError> {
+        self.event.object().map_err(JobError::permanent)
+    }
+
+    /// The event's id, `created` and livemode, for versioned upserts.
+    pub fn stamp(&self) -> Stamp<'_> {
+        Stamp {
+            event_id: &self.event.id,
+            created: self.event.created,
+            livemode: self.event.livemode,
+        }
+    }
+
+    /// Retrieves `/v1/{collection}/{id}` (as the event's account). `None` without a key, and
+    /// when Stripe no longer has the object: then the event's snapshot is all there is.
+    pub async fn fetch<T: DeserializeOwned>(&self, collection: &str, id: &str) -> Result<Option<T>, JobError> {
+        let Some(client) = self.stripe else { return Ok(None) };
+        let value = match client.retrieve(collection, id, self.event.account.as_deref()).await {
+            Ok(value) => value,
+            Err(e) if e.is_missing() => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        T::deserialize(&value)
+            .map(Some)
+            .map_err(|e| JobError::retryable(format!("Stripe's {collection}/{id} is not as expected: {e}")))
+    }
+
+    /// Whether objects can be fetched from the Stripe API (a key is set).
+    pub fn has_api(&self) -> bool {
+        self.stripe.is_some()
+    }
+
+    /// The result for a versioned upsert.
+    pub fn upserted(&self, what: &str, id: &str, done: &str, upsert: Upsert) -> String {
+        match upsert {
+            Upsert::Applied => format!("{what} {id} {done}"),
+            Upsert::Stale { newer_event } => {
+                format!(
+                    "stale, skipped: {what} {id} already reflects {newer_event}, newer than {}",
+                    self.event.id
+                )
+            }
+        }
+    }
+}
+
+impl From<StoreError> for JobError {
+    fn from(e: StoreError) -> JobError {
+        // The database being away or busy passes; a refused statement is a bug a deploy fixes.
+        JobError::retryable(e.to_string())
+    }
+}
+
+/// The executor's job: reads the event and runs the handlers registered for its type.
 pub struct Processor {
-    handlers: HashMap<String, Arc<dyn Handler>>,
+    store: Store,
+    stripe: Option<stripe::Client>,
+    handlers: HashMap<String, Vec<Arc<dyn Handler>>>,
 }
 
 impl Processor {
-    pub fn from_config(_config: &Config) -> Self {
-        Processor::default()
+    /// Without handlers; reading events from the API when `stripe` is given.
+    pub fn new(store: Store, stripe: Option<stripe::Client>) -> Self {
+        Processor {
+            store,
+            stripe,
+            handlers: HashMap::new(),
+        }
     }
 
-    /// Adds (or replaces) the handler for `event_type`.
+    /// The built-in handlers, reading from the API when `STRIPE_SECRET_KEY` is set.
+    pub fn from_config(config: &Config, store: Store) -> Self {
+        let stripe = match config.stripe_secret_key.as_deref().filter(|k| !k.trim().is_empty()) {
+            Some(key) => {
+                // Below the attempt timeout, so a hung request ends as a Stripe timeout.
+                let total = config.max_duration.mul_f64(0.8).min(Duration::from_secs(30));
+                let timeouts = stripe::Timeouts {
+                    connect: total.min(Duration::from_secs(5)),
+                    total,
+                };
+                Some(stripe::Client::new(&config.stripe_api_base, key, timeouts))
+            }
+            None => {
+                tracing::warn!(
+                    "STRIPE_SECRET_KEY is not set: events are processed from their verified webhook payloads \
+                     (source: payload) instead of being re-fetched from the Stripe API"
+                );
+                None
+            }
+        };
+        let mut processor = Processor::new(store, stripe);
+        processor.register_builtin();
+        processor
+    }
+
+    /// Adds a handler for `event_type`; several handlers of one type run in registration order.
     pub fn register(&mut self, event_type: &str, handler: Arc<dyn Handler>) -> &mut Self {
-        self.handlers.insert(event_type.to_string(), handler);
+        self.handlers.entry(event_type.to_string()).or_default().push(handler);
         self
+    }
+
+    /// Adds one handler for several event types.
+    pub fn register_all(&mut self, event_types: &[&str], handler: Arc<dyn Handler>) -> &mut Self {
+        for ty in event_types {
+            self.register(ty, handler.clone());
+        }
+        self
+    }
+
+    /// Customers, subscriptions, payment failures, notifications and disputes.
+    pub fn register_builtin(&mut self) -> &mut Self {
+        self.register_all(customers::TYPES, Arc::new(customers::Customers))
+            .register_all(subscriptions::TYPES, Arc::new(subscriptions::Subscriptions))
+            .register_all(payments::TYPES, Arc::new(payments::PaymentFailures))
+            .register_all(notifications::TYPES, Arc::new(notifications::Notifications))
+            .register_all(disputes::TYPES, Arc::new(disputes::Disputes))
+    }
+
+    /// The event types some handler is registered for, sorted.
+    pub fn event_types(&self) -> Vec<&str> {
+        let mut types: Vec<&str> = self.handlers.keys().map(String::as_str).collect();
+        types.sort_unstable();
+        types
+    }
+
+    /// The event to apply: as the API has it, or the verified payload without a key.
+    async fn read_event(&self, execution: &Claimed) -> Result<(Event, &'static str), JobError> {
+        let stored = Event::parse(&execution.payload).map_err(JobError::permanent)?;
+        let Some(client) = &self.stripe else {
+            return Ok((stored, "payload"));
+        };
+        let account = stored.account.as_deref().or(execution.account.as_deref());
+        let fetched = client.event(&stored.id, account).await?;
+        if fetched.id != stored.id || fetched.event_type != stored.event_type {
+            return Err(JobError::permanent(format!(
+                "Stripe answered with {} ({}) when asked for {} ({})",
+                fetched.id, fetched.event_type, stored.id, stored.event_type
+            )));
+        }
+        Ok((fetched, "api"))
     }
 }
 
@@ -36,10 +189,26 @@ impl Processor {
 impl Job for Processor {
     async fn run(&self, execution: &Claimed) -> Result<JobOutput, JobError> {
         let ty = &execution.row.event_type;
-        let result = match self.handlers.get(ty) {
-            Some(h) => h.handle(execution).await?,
-            None => format!("skipped: no handler for {ty}"),
+        let Some(handlers) = self.handlers.get(ty) else {
+            // Nothing to apply, so nothing worth a call to Stripe.
+            return Ok(JobOutput {
+                result: format!("skipped: no handler for {ty}"),
+                source: Some("payload".into()),
+            });
         };
-        Ok(JobOutput { result, source: Some("payload".into()) })
+        let (event, source) = self.read_event(execution).await?;
+        let cx = Context {
+            event: &event,
+            store: &self.store,
+            stripe: self.stripe.as_ref(),
+        };
+        let mut results = Vec::with_capacity(handlers.len());
+        for handler in handlers {
+            results.push(handler.handle(&cx).await?);
+        }
+        Ok(JobOutput {
+            result: results.join("; "),
+            source: Some(source.into()),
+        })
     }
 }

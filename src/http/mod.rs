@@ -49,12 +49,13 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(app::App);
     let options = state.leptos_options.clone();
+    let console = crate::console::ConsoleService::new(state.clone()).into_context();
     Router::new()
         .merge(health::router())
         .merge(metrics::router())
         .merge(crate::webhook::router())
         .merge(crate::api::router())
-        .leptos_routes_with_context(&state, routes, || {}, move || app::shell(options.clone()))
+        .leptos_routes_with_context(&state, routes, move || provide_context(console.clone()), move || app::shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
         .with_state(state)
 }

@@ -8,6 +8,7 @@
 mod dialect;
 pub mod executions;
 pub mod ingest;
+pub mod records;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -1,23 +1,85 @@
 use leptos::prelude::*;
+use leptos_router::components::A;
+use leptos_router::hooks::use_query_map;
 
-/// The executions list. Auto-refresh is a client-side toggle: it only responds once the
-/// wasm bundle has hydrated the page.
+use crate::components::{
+    auto_refresh::AutoRefresh, error_view::ErrorView, execution_table::ExecutionTable, filter_form::FilterForm,
+    notice::Notice, pager::Pager, state_counts::StateCounts,
+};
+use crate::error::ConsoleError;
+use crate::model::{Action, ExecutionFilter};
+use crate::query::filter_from;
+use crate::server::{get_facets, list_executions};
+
+/// The executions list: filter form, counts per status, the table and keyset pagination.
+/// The filter lives in the URL query.
 #[component]
 pub fn ExecutionsPage() -> impl IntoView {
-    let (auto_refresh, set_auto_refresh) = signal(false);
+    let query = use_query_map();
+    let filter = Memo::new(move |_| filter_from(&query.read()));
+    // Bumped by auto-refresh: reloads the list (not the form) with the same filter.
+    let tick = RwSignal::new(0u64);
+    let facets = Resource::new(|| (), |_| get_facets());
+    let list = Resource::new(
+        move || (filter.get(), tick.get()),
+        |(filter, _)| async move {
+            match filter {
+                Ok(filter) => list_executions(filter).await,
+                Err(e) => Err(ConsoleError::Invalid(e)),
+            }
+        },
+    );
+
+    let form = move || {
+        let filter = filter.get().unwrap_or_default();
+        Suspend::new(async move {
+            let facets = facets.await.unwrap_or_default();
+            view! { <FilterForm filter facets/> }
+        })
+    };
+    let results = move || {
+        Suspend::new(async move {
+            match (list.await, filter.get_untracked()) {
+                (Ok(view), Ok(filter)) => view! {
+                    <StateCounts counts=view.counts filter=filter.clone()/>
+                    <BulkLinks filter=filter.clone()/>
+                    <ExecutionTable rows=view.page.data/>
+                    <Pager filter prev=view.page.prev_cursor next=view.page.next_cursor/>
+                }
+                .into_any(),
+                (Err(error), _) => view! { <ErrorView error/> }.into_any(),
+                (_, Err(e)) => view! { <ErrorView error=ConsoleError::Invalid(e)/> }.into_any(),
+            }
+        })
+    };
+
     view! {
         <section class="executions">
             <div class="toolbar">
                 <h1>"Executions"</h1>
-                <button
-                    class="auto-refresh"
-                    aria-pressed=move || auto_refresh.get().to_string()
-                    on:click=move |_| set_auto_refresh.update(|on| *on = !*on)
-                >
-                    {move || if auto_refresh.get() { "Auto-refresh: on" } else { "Auto-refresh: off" }}
-                </button>
+                <AutoRefresh tick/>
             </div>
-            <p class="empty">"No executions yet. Point Stripe at /webhooks/stripe to see them here."</p>
+            <Notice/>
+            <Transition fallback=|| ()>{form}</Transition>
+            <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>{results}</Transition>
         </section>
+    }
+}
+
+/// Links to the confirmation of a bulk action over the current filter.
+#[component]
+fn BulkLinks(filter: ExecutionFilter) -> impl IntoView {
+    let href = |action: Action| {
+        let qs = filter.query_string(None);
+        let sep = if qs.is_empty() { "" } else { "&" };
+        format!("/bulk?action={}{sep}{qs}", action.as_str())
+    };
+    view! {
+        <p class="bulk-links">
+            "Every execution matching this filter: "
+            <A href=href(Action::Rerun) attr:class="bulk-rerun">"Re-run all…"</A>
+            " "
+            <A href=href(Action::Cancel) attr:class="bulk-cancel">"Cancel all…"</A>
+        </p>
     }
 }

@@ -1,2 +1,5 @@
+pub mod bulk;
+pub mod detail;
 pub mod executions;
+pub mod login;
 pub mod not_found;

@@ -1,0 +1,100 @@
+use leptos::prelude::*;
+use leptos_router::components::{A, Form};
+
+use crate::model::{ExecutionFilter, State};
+use crate::view::Facets;
+
+/// The filter as a GET form: its fields are the REST API's query parameters, so the result
+/// is a URL that can be bookmarked. Without JavaScript it is a plain form submission.
+#[component]
+pub fn FilterForm(filter: ExecutionFilter, facets: Facets) -> impl IntoView {
+    // Selected values stay offered even when no execution has them any more.
+    let mut types = facets.types;
+    types.extend(filter.types.iter().cloned());
+    types.sort();
+    types.dedup();
+    let mut versions = facets.api_versions;
+    versions.extend(filter.api_version.iter().cloned());
+    versions.sort();
+    versions.dedup();
+
+    let livemode = filter.livemode;
+    let type_boxes = types
+        .into_iter()
+        .map(|t| {
+            let checked = filter.types.contains(&t);
+            view! {
+                <label class="check">
+                    <input type="checkbox" name="type" value=t.clone() checked=checked/>
+                    {t.clone()}
+                </label>
+            }
+        })
+        .collect_view();
+    let version_options = versions
+        .into_iter()
+        .map(|v| {
+            let selected = filter.api_version.as_deref() == Some(v.as_str());
+            view! { <option value=v.clone() selected=selected>{v.clone()}</option> }
+        })
+        .collect_view();
+    let status_boxes = State::ALL
+        .into_iter()
+        .map(|s| {
+            let checked = filter.statuses.contains(&s);
+            view! {
+                <label class="check">
+                    <input type="checkbox" name="status" value=s.as_str() checked=checked/>
+                    {s.as_str()}
+                </label>
+            }
+        })
+        .collect_view();
+    let q = filter.q.clone().unwrap_or_default();
+    let from = filter.from.as_deref().map(datetime_local).unwrap_or_default();
+    let to = filter.to.as_deref().map(datetime_local).unwrap_or_default();
+
+    view! {
+        <Form method="GET" action="/" attr:class="filters" attr:aria-label="Filter executions">
+            <label>
+                "Mode "
+                <select name="livemode">
+                    <option value="" selected=livemode.is_none()>"all"</option>
+                    <option value="true" selected=livemode == Some(true)>"live"</option>
+                    <option value="false" selected=livemode == Some(false)>"test"</option>
+                </select>
+            </label>
+            <fieldset class="types">
+                <legend>"Event type"</legend>
+                {type_boxes}
+            </fieldset>
+            <label>
+                "API version "
+                <select name="api_version">
+                    <option value="" selected=filter.api_version.is_none()>"all"</option>
+                    {version_options}
+                </select>
+            </label>
+            <fieldset class="statuses">
+                <legend>"Status"</legend>
+                {status_boxes}
+            </fieldset>
+            <label>
+                "Search "
+                <input type="search" name="q" value=q placeholder="execution, event or object id"/>
+            </label>
+            <label>"Created from (UTC) " <input type="datetime-local" name="from" value=from/></label>
+            <label>"to " <input type="datetime-local" name="to" value=to/></label>
+            <button type="submit" class="apply">"Apply"</button>
+            <A href="/" attr:class="clear">"Clear"</A>
+        </Form>
+    }
+}
+
+/// A bound as a `datetime-local` input shows it (`YYYY-MM-DDTHH:MM`); other forms as typed.
+fn datetime_local(s: &str) -> String {
+    match s.get(..16) {
+        Some(head) if s.as_bytes().get(10) == Some(&b'T') => head.to_string(),
+        _ => s.to_string(),
+    }
+}

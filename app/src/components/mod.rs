@@ -1,0 +1,12 @@
+pub mod action_buttons;
+pub mod attempts;
+pub mod auto_refresh;
+pub mod error_view;
+pub mod execution_table;
+pub mod filter_form;
+pub mod format;
+pub mod header;
+pub mod notice;
+pub mod pager;
+pub mod require_session;
+pub mod state_counts;

@@ -1,0 +1,54 @@
+//! The URL query of console pages: the REST API's filter parameters, plus a few of the
+//! console's own (outcome notices and Leptos's no-JavaScript error echo) that are not filters.
+
+use leptos_router::params::ParamsMap;
+
+use crate::model::ExecutionFilter;
+
+/// Query keys that belong to the console, not to the filter.
+const CONSOLE_KEYS: [&str; 7] = ["done", "n", "skipped", "from_id", "action", "__err", "__path"];
+
+/// The filter in a page's query; unknown parameters or values are errors shown on the page.
+pub fn filter_from(query: &ParamsMap) -> Result<ExecutionFilter, String> {
+    ExecutionFilter::from_pairs(
+        query
+            .into_iter()
+            .filter(|(k, _)| !CONSOLE_KEYS.contains(&k.as_ref()))
+            .map(|(k, v)| (k.as_ref(), v)),
+    )
+}
+
+/// `/` with the filter (and cursor) as its query.
+pub fn list_href(filter: &ExecutionFilter, cursor: Option<&str>) -> String {
+    let qs = filter.query_string(cursor);
+    if qs.is_empty() { "/".into() } else { format!("/?{qs}") }
+}
+
+/// A local path to return to after logging in; anything else (another host) becomes `/`.
+pub fn safe_next(next: &str) -> String {
+    let ok = next.starts_with('/') && !next.starts_with("//") && !next.contains('\\');
+    if ok { next.to_string() } else { "/".into() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_keys_are_not_filters() {
+        let q: ParamsMap = [("status", "failed"), ("done", "rerun"), ("n", "3")]
+            .into_iter()
+            .collect();
+        let f = filter_from(&q).unwrap();
+        assert_eq!(f.statuses.len(), 1);
+        assert_eq!(list_href(&f, Some("b9")), "/?status=failed&cursor=b9");
+    }
+
+    #[test]
+    fn next_stays_on_this_site() {
+        assert_eq!(safe_next("/executions/x?y=1"), "/executions/x?y=1");
+        assert_eq!(safe_next("//evil.example"), "/");
+        assert_eq!(safe_next("https://evil.example"), "/");
+        assert_eq!(safe_next("/\\evil.example"), "/");
+    }
+}

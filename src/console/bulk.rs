@@ -1,0 +1,119 @@
+//! Bulk actions over a filter. The preview counts and fixes an upper bound (a cursor just
+//! past the newest match), so the confirmed action touches only what was counted and never
+//! the executions it creates itself.
+
+use app::error::ConsoleError;
+use app::model::{Action, Cursor, ExecutionFilter, State};
+use app::view::{BulkOutcome, BulkPreview, applies_to};
+
+use super::store_error;
+use crate::http::AppState;
+use crate::store::{ActionError, Store};
+
+/// The most executions one bulk action may touch.
+pub const BULK_MAX: i64 = 10_000;
+const BATCH: u32 = 500;
+
+/// The filter narrowed to the states the action applies to; `None` when none is left.
+fn eligible(filter: &ExecutionFilter, action: Action) -> Option<ExecutionFilter> {
+    let allowed = applies_to(action);
+    let statuses: Vec<State> = if filter.statuses.is_empty() {
+        allowed.to_vec()
+    } else {
+        filter
+            .statuses
+            .iter()
+            .copied()
+            .filter(|s| allowed.contains(s))
+            .collect()
+    };
+    (!statuses.is_empty()).then(|| ExecutionFilter {
+        statuses,
+        ..filter.clone()
+    })
+}
+
+fn check_action(action: Action) -> Result<(), ConsoleError> {
+    match action {
+        Action::Retry => Err(ConsoleError::Invalid("a bulk action is `rerun` or `cancel`".into())),
+        _ => Ok(()),
+    }
+}
+
+pub async fn preview(store: &Store, filter: &ExecutionFilter, action: Action) -> Result<BulkPreview, ConsoleError> {
+    check_action(action)?;
+    let Some(mut f) = eligible(filter, action) else {
+        return Ok(BulkPreview {
+            action,
+            count: 0,
+            too_many: false,
+            up_to: None,
+        });
+    };
+    f.cursor = None;
+    let count: i64 = store
+        .count_states(&f, BULK_MAX + 1)
+        .await
+        .map_err(store_error)?
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
+    f.limit = Some(1);
+    let newest = store.list(&f).await.map_err(store_error)?.0.first().map(|r| r.seq);
+    Ok(BulkPreview {
+        action,
+        count: count.min(BULK_MAX),
+        too_many: count > BULK_MAX,
+        up_to: newest.map(|seq| Cursor::Before(seq + 1).encode()),
+    })
+}
+
+pub async fn apply(state: &AppState, filter: &ExecutionFilter, action: Action) -> Result<BulkOutcome, ConsoleError> {
+    check_action(action)?;
+    if !matches!(filter.cursor, Some(Cursor::Before(_))) {
+        return Err(ConsoleError::Invalid(
+            "a bulk action needs the bound from its confirmation".into(),
+        ));
+    }
+    let mut outcome = BulkOutcome {
+        action,
+        applied: 0,
+        skipped: 0,
+    };
+    let Some(mut f) = eligible(filter, action) else {
+        return Ok(outcome);
+    };
+    f.limit = Some(BATCH);
+    loop {
+        let (rows, more) = state.store.list(&f).await.map_err(store_error)?;
+        for row in &rows {
+            match state.store.act(&row.id, action).await {
+                Ok(_) => {
+                    outcome.applied += 1;
+                    if action == Action::Cancel {
+                        state.executor.abort(&row.id);
+                    }
+                }
+                // Its state changed since it was listed: nothing was done to it.
+                Err(ActionError::Refused { .. } | ActionError::NotFound(_)) => outcome.skipped += 1,
+                Err(ActionError::Store(e)) => return Err(store_error(e)),
+            }
+        }
+        match rows.last() {
+            Some(last) if more && outcome.applied + outcome.skipped < BULK_MAX => {
+                f.cursor = Some(Cursor::Before(last.seq))
+            }
+            _ => break,
+        }
+    }
+    if action == Action::Rerun && outcome.applied > 0 {
+        state.executor.wake();
+    }
+    tracing::info!(
+        action = action.as_str(),
+        applied = outcome.applied,
+        skipped = outcome.skipped,
+        "console bulk action"
+    );
+    Ok(outcome)
+}

@@ -1,0 +1,302 @@
+//! The console's server functions and pages refuse callers without a session, and the login
+//! that opens one is checked, rate limited and revocable.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{TestApp, event};
+
+/// Every data server function, with a body it would accept from a signed-in caller.
+const DATA_FUNCTIONS: [(&str, &str, &str); 6] = [
+    (
+        "list_executions",
+        "application/json",
+        r#"{"filter":{"livemode":null,"types":[],"api_version":null,"statuses":[],"q":null,"from":null,"to":null,"cursor":null,"limit":null}}"#,
+    ),
+    ("get_execution", "application/x-www-form-urlencoded", "id=EXECUTION"),
+    ("facets", "application/x-www-form-urlencoded", ""),
+    ("act", "application/x-www-form-urlencoded", "id=EXECUTION&action=cancel"),
+    (
+        "bulk_preview",
+        "application/x-www-form-urlencoded",
+        "action=cancel&query=",
+    ),
+    (
+        "bulk_apply",
+        "application/x-www-form-urlencoded",
+        "action=cancel&query=cursor%3Db999999",
+    ),
+];
+
+async fn call(app: &TestApp, name: &str, content_type: &str, body: &str, session: Option<&str>) -> (u16, String) {
+    let mut req = app
+        .client
+        .post(format!("{}/console/fn/{name}", app.url))
+        .header("content-type", content_type)
+        .body(body.to_string());
+    if let Some(token) = session {
+        req = req.header("cookie", format!("deferral_session={token}"));
+    }
+    let resp = req.send().await.unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+/// Logs in with the test password and returns the session token.
+async fn log_in(app: &TestApp) -> String {
+    let resp = app
+        .client
+        .post(format!("{}/console/fn/login", app.url))
+        .form(&[("password", "test-password"), ("next", "/")])
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        resp.status().is_success() || resp.status().is_redirection(),
+        "{}",
+        resp.status()
+    );
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_string();
+    cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("deferral_session=")
+        .to_string()
+}
+
+/// A scheduled execution that stays scheduled (its event runs an hour from now).
+async fn scheduled_execution(app: &TestApp) -> String {
+    let created = chrono::Utc::now().timestamp() + 3600;
+    let id = app
+        .deliver_ok(&event("evt_console_1", "customer.created", "cus_1", created))
+        .await;
+    app.wait_for(&id, "scheduled", Duration::from_secs(5)).await;
+    id
+}
+
+async fn spawn() -> TestApp {
+    TestApp::spawn_with(|c| c.process_delay = Duration::from_secs(1)).await
+}
+
+#[tokio::test]
+async fn server_functions_answer_401_without_a_session_and_change_nothing() {
+    let app = spawn().await;
+    let id = scheduled_execution(&app).await;
+    for (name, content_type, body) in DATA_FUNCTIONS {
+        let body = body.replace("EXECUTION", &id);
+        for session in [None, Some("garbage"), Some("4102444800.00.forged")] {
+            let (status, text) = call(&app, name, content_type, &body, session).await;
+            assert_eq!(status, 401, "{name} with {session:?}: {text}");
+            assert!(text.contains("SignedOut"), "{name}: {text}");
+        }
+    }
+    // The cancel and bulk cancel above were refused: the execution is still scheduled.
+    assert_eq!(app.store.execution(&id).await.unwrap().unwrap().state, "scheduled");
+
+    // The same calls with a session are answered.
+    let token = log_in(&app).await;
+    for (name, content_type, body) in DATA_FUNCTIONS
+        .into_iter()
+        .filter(|(n, ..)| !n.starts_with("bulk_apply"))
+    {
+        let body = body.replace("EXECUTION", &id);
+        let (status, text) = call(&app, name, content_type, &body, Some(&token)).await;
+        assert!(status == 200 || status == 302, "{name}: {status} {text}");
+    }
+    assert_eq!(app.store.execution(&id).await.unwrap().unwrap().state, "cancelled");
+}
+
+#[tokio::test]
+async fn pages_redirect_to_the_login_page_without_a_session() {
+    let app = spawn().await;
+    for (path, next) in [
+        ("/", "%2F"),
+        (
+            "/?status=failed&type=invoice.paid",
+            "%2F%3Fstatus%3Dfailed%26type%3Dinvoice.paid",
+        ),
+        ("/executions/exe_x", "%2Fexecutions%2Fexe_x"),
+        ("/bulk?action=rerun", "%2Fbulk%3Faction%3Drerun"),
+    ] {
+        let resp = app.client.get(format!("{}{path}", app.url)).send().await.unwrap();
+        assert_eq!(resp.status(), 302, "{path}");
+        assert_eq!(
+            resp.headers()["location"],
+            format!("/login?next={next}").as_str(),
+            "{path}"
+        );
+    }
+    let token = log_in(&app).await;
+    let resp = app
+        .client
+        .get(format!("{}/?status=failed", app.url))
+        .header("cookie", format!("deferral_session={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().contains("No executions match this filter."));
+}
+
+#[tokio::test]
+async fn login_sets_a_strict_http_only_cookie_and_logout_revokes_it() {
+    let app = spawn().await;
+    let resp = app
+        .client
+        .post(format!("{}/console/fn/login", app.url))
+        .header("accept", "text/html")
+        .form(&[("password", "test-password"), ("next", "/executions/x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 302);
+    assert_eq!(resp.headers()["location"], "/executions/x");
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
+    let token = cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("deferral_session=")
+        .to_string();
+
+    // Behind a proxy that terminates HTTPS the cookie is Secure; `next` never leaves the site.
+    let resp = app
+        .client
+        .post(format!("{}/console/fn/login", app.url))
+        .header("accept", "text/html")
+        .header("x-forwarded-proto", "https")
+        .form(&[("password", "test-password"), ("next", "//evil.example/")])
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.headers()["set-cookie"].to_str().unwrap().contains("; Secure"));
+    assert_eq!(resp.headers()["location"], "/");
+
+    let (status, _) = call(&app, "facets", "application/x-www-form-urlencoded", "", Some(&token)).await;
+    assert_eq!(status, 200);
+    let resp = app
+        .client
+        .post(format!("{}/console/fn/logout", app.url))
+        .header("cookie", format!("deferral_session={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
+    let (status, _) = call(&app, "facets", "application/x-www-form-urlencoded", "", Some(&token)).await;
+    assert_eq!(status, 401, "the token was revoked");
+}
+
+#[tokio::test]
+async fn failed_logins_are_rate_limited() {
+    let app = spawn().await;
+    let attempt = |password: &'static str| {
+        let app = &app;
+        async move {
+            let resp = app
+                .client
+                .post(format!("{}/console/fn/login", app.url))
+                .form(&[("password", password)])
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        }
+    };
+    for _ in 0..5 {
+        let (status, body) = attempt("wrong").await;
+        assert_eq!(status, 401, "{body}");
+        assert!(body.contains("WrongPassword"), "{body}");
+    }
+    // Even the right password waits until the window has moved on.
+    let (status, body) = attempt("test-password").await;
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("TooManyAttempts"), "{body}");
+}
+
+#[tokio::test]
+async fn refused_actions_and_bad_input_are_clear_errors() {
+    let app = spawn().await;
+    let id = scheduled_execution(&app).await;
+    let token = log_in(&app).await;
+    let (status, body) = call(
+        &app,
+        "act",
+        "application/x-www-form-urlencoded",
+        &format!("id={id}&action=rerun"),
+        Some(&token),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("cannot rerun: the execution is scheduled"), "{body}");
+    let (status, body) = call(
+        &app,
+        "act",
+        "application/x-www-form-urlencoded",
+        "id=nope&action=cancel",
+        Some(&token),
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = call(
+        &app,
+        "act",
+        "application/x-www-form-urlencoded",
+        &format!("id={id}&action=explode"),
+        Some(&token),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = call(
+        &app,
+        "bulk_preview",
+        "application/x-www-form-urlencoded",
+        "action=cancel&query=colour%3Dred",
+        Some(&token),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("unknown filter parameter"), "{body}");
+    let (status, body) = call(
+        &app,
+        "bulk_apply",
+        "application/x-www-form-urlencoded",
+        "action=cancel&query=",
+        Some(&token),
+    )
+    .await;
+    assert_eq!(status, 400, "unbounded bulk action: {body}");
+    assert_eq!(app.store.execution(&id).await.unwrap().unwrap().state, "scheduled");
+
+    // Without JavaScript a refusal travels back to the page in the redirect.
+    let resp = app
+        .client
+        .post(format!("{}/console/fn/act", app.url))
+        .header("cookie", format!("deferral_session={token}"))
+        .header("accept", "text/html")
+        .header("referer", format!("{}/executions/{id}", app.url))
+        .form(&[("id", id.as_str()), ("action", "rerun")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 302);
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.contains("__err="), "{location}");
+    let page = app
+        .client
+        .get(location)
+        .header("cookie", format!("deferral_session={token}"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("cannot rerun: the execution is scheduled"), "{page}");
+}
