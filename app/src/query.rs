@@ -13,7 +13,8 @@ pub fn filter_from(query: &ParamsMap) -> Result<ExecutionFilter, String> {
     ExecutionFilter::from_pairs(
         query
             .into_iter()
-            .filter(|(k, _)| !CONSOLE_KEYS.contains(&k.as_ref()))
+            // An empty key comes from the router's form submission (the nameless submit button).
+            .filter(|(k, _)| !k.is_empty() && !CONSOLE_KEYS.contains(&k.as_ref()))
             .map(|(k, v)| (k.as_ref(), v)),
     )
 }
