@@ -22,13 +22,28 @@ pub struct Cli {
 pub enum Command {
     /// Serve the webhook endpoint, the executor and the console (the default).
     Serve(Config),
+    /// Serve for local development: without STRIPE_WEBHOOK_SECRET, a generated one is used and printed.
+    Dev(crate::tools::dev::DevArgs),
+    /// Send a signed sample event of a type to a running Deferral, as Stripe would.
+    Trigger(crate::tools::trigger::TriggerArgs),
+    /// Fill a fresh database with a varied history of executions to explore the console.
+    Demo(crate::tools::demo::DemoArgs),
 }
 
 impl Cli {
     pub async fn run(self) -> anyhow::Result<()> {
         match self.command {
-            None => crate::serve(self.serve).await,
-            Some(Command::Serve(config)) => crate::serve(config).await,
+            None => serve(self.serve).await,
+            Some(Command::Serve(config)) => serve(config).await,
+            Some(Command::Dev(args)) => crate::tools::dev::run(args).await,
+            Some(Command::Trigger(args)) => crate::tools::trigger::run(args).await,
+            Some(Command::Demo(args)) => crate::tools::demo::run(args).await,
         }
     }
+}
+
+/// Production: never an invented webhook secret.
+async fn serve(config: Config) -> anyhow::Result<()> {
+    crate::tools::dev::check_production(&config)?;
+    crate::serve(config).await
 }

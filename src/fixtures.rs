@@ -193,6 +193,22 @@ impl Fixture {
     }
 }
 
+/// An event of a type no built-in handler knows (about a product), to show "skipped".
+pub fn unhandled(event_type: &str) -> Fixture {
+    let created = chrono::Utc::now().timestamp();
+    let product = json!({
+        "id": stripe_id("prod", 14), "object": "product", "active": true, "created": created,
+        "default_price": "price_1PqXd0LkdIwHu7ixPro001", "description": "Everything in Basic, and priority support.",
+        "livemode": false, "metadata": {}, "name": "Pro plan", "type": "service", "updated": created
+    });
+    let event = json!({
+        "id": stripe_id("evt", 24), "object": "event", "api_version": API_VERSION, "created": created,
+        "data": { "object": product }, "livemode": false, "pending_webhooks": 1,
+        "request": { "id": stripe_id("req", 14), "idempotency_key": uuid_like() }, "type": event_type,
+    });
+    Fixture { event }
+}
+
 fn uuid_like() -> String {
     let hex: String = hex::encode(rand::random::<[u8; 16]>());
     format!(

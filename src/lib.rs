@@ -12,6 +12,7 @@ pub mod http;
 pub mod store;
 pub mod stripe;
 pub mod telemetry;
+pub mod tools;
 pub mod webhook;
 
 use std::net::SocketAddr;
