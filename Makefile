@@ -1,14 +1,13 @@
 # The two commands of the README, and the benchmarks.
 .PHONY: run test test-rust test-e2e bench-ingest bench-executor bench-console lint
 
-DATABASE_URL ?= sqlite://deferral.db
 export LEPTOS_OUTPUT_NAME := deferral
 
 ## run: build (release) and start Deferral on http://127.0.0.1:3000
 run:
 	scripts/setup.sh build
 	cargo leptos build --release
-	LEPTOS_SITE_ROOT=target/site DATABASE_URL=$(DATABASE_URL) target/release/deferral
+	LEPTOS_SITE_ROOT=target/site target/release/deferral
 
 ## test: every test: Rust (SQLite, then PostgreSQL), then Playwright in Chromium
 test:
@@ -22,6 +21,13 @@ test-rust:
 
 test-e2e:
 	cd end2end && npx playwright test
+
+## bench-*: release-build benchmarks; DATABASE_URL=postgres://… runs them on PostgreSQL
+bench-ingest:
+	cargo bench --bench ingest
+
+bench-executor:
+	cargo bench --bench executor
 
 lint:
 	cargo fmt --all --check

@@ -344,3 +344,13 @@ async fn the_api_pages_newest_first_and_filters() {
     let (status, _) = app.api("/api/v1/executions/exe_nope").await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn an_unreachable_database_answers_503_so_stripe_retries() {
+    let app = TestApp::spawn().await;
+    app.store.close().await;
+    let resp = app.deliver(&event("evt_down", "customer.created", "cus_1", now())).await;
+    assert_eq!(resp.status(), 503);
+    let json: Value = resp.json().await.unwrap();
+    assert_eq!(json["error"], "unavailable");
+}

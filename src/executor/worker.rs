@@ -13,6 +13,8 @@ use crate::store::{Claimed, Completion, Finish, Store, now_ms};
 
 /// Most executions claimed in one query.
 const CLAIM_BATCH: usize = 256;
+/// Longest a busy dispatcher waits for more workers to free up before claiming.
+const CLAIM_GATHER: Duration = Duration::from_millis(2);
 /// Most completions written in one transaction.
 const COMPLETE_BATCH: usize = 1024;
 
@@ -42,11 +44,14 @@ pub(super) async fn dispatch(ctx: Arc<Context>, done: mpsc::UnboundedSender<Comp
             _ = shutdown.cancelled() => return,
         };
         let mut permits = vec![first];
-        while permits.len() < CLAIM_BATCH {
-            match ctx.permits.clone().try_acquire_owned() {
-                Ok(p) => permits.push(p),
-                Err(_) => break,
-            }
+        take_free(&ctx.permits, &mut permits);
+        // Busy: rather than claiming for one freed worker at a time, let a batch's worth free up
+        // (briefly) so each claim query serves many workers.
+        let worth = (ctx.settings.workers as usize / 4).clamp(1, CLAIM_BATCH);
+        let gather_until = tokio::time::Instant::now() + CLAIM_GATHER;
+        while permits.len() < worth && tokio::time::Instant::now() < gather_until {
+            tokio::time::sleep(Duration::from_micros(200)).await;
+            take_free(&ctx.permits, &mut permits);
         }
         let mut claimed = Vec::new();
         let mut result = Ok(());
@@ -97,6 +102,16 @@ pub(super) async fn dispatch(ctx: Arc<Context>, done: mpsc::UnboundedSender<Comp
             _ = ctx.handle.wake.notified() => {}
             _ = tokio::time::sleep(sleep) => {}
             _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Takes every free permit, up to a claim batch.
+fn take_free(semaphore: &Arc<Semaphore>, permits: &mut Vec<OwnedSemaphorePermit>) {
+    while permits.len() < CLAIM_BATCH {
+        match semaphore.clone().try_acquire_owned() {
+            Ok(p) => permits.push(p),
+            Err(_) => break,
         }
     }
 }

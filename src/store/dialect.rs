@@ -78,6 +78,15 @@ pub(super) fn skip_locked(db: &Db) -> &'static str {
     }
 }
 
+/// Without statistics SQLite may walk the state index and sort every scheduled row;
+/// the partial index of due executions gives the oldest first directly.
+fn due_index_hint(db: &Db) -> &'static str {
+    match db {
+        Db::Sqlite(_) => "INDEXED BY executions_due",
+        Db::Postgres(_) => "",
+    }
+}
+
 fn skip_clause(skip_types: &[String], first: usize) -> String {
     if skip_types.is_empty() {
         return String::new();
@@ -96,12 +105,13 @@ pub(super) async fn claim(
     skip_types: &[String],
 ) -> Result<Vec<ExecutionRow>> {
     let skip = skip_clause(skip_types, 5);
+    let hint = due_index_hint(db);
     let columns = match db {
         Db::Sqlite(_) => "e.seq",
         Db::Postgres(_) => "e.seq, e.object_id",
     };
     let candidates = format!(
-        "SELECT {columns} FROM executions e WHERE e.state = 'scheduled' AND e.next_run_at <= $1 AND {NOT_OVERDUE} AND {OBJECT_IS_FREE}{skip}
+        "SELECT {columns} FROM executions e {hint} WHERE e.state = 'scheduled' AND e.next_run_at <= $1 AND {NOT_OVERDUE} AND {OBJECT_IS_FREE}{skip}
          ORDER BY e.next_run_at, e.seq LIMIT $4"
     );
     let rows = match db {
@@ -146,6 +156,7 @@ pub(super) async fn claim_type(
     type_limit: i64,
     max: i64,
 ) -> Result<Vec<ExecutionRow>> {
+    let hint = due_index_hint(db);
     let (least, greatest) = match db {
         Db::Sqlite(_) => ("MIN", "MAX"),
         Db::Postgres(_) => ("LEAST", "GREATEST"),
@@ -155,7 +166,7 @@ pub(super) async fn claim_type(
         Db::Postgres(_) => "e.seq, e.object_id",
     };
     let candidates = format!(
-        "SELECT {columns} FROM executions e WHERE e.state = 'scheduled' AND e.next_run_at <= $1 AND e.event_type = $4 AND {NOT_OVERDUE} AND {OBJECT_IS_FREE}
+        "SELECT {columns} FROM executions e {hint} WHERE e.state = 'scheduled' AND e.next_run_at <= $1 AND e.event_type = $4 AND {NOT_OVERDUE} AND {OBJECT_IS_FREE}
          ORDER BY e.next_run_at, e.seq
          LIMIT {least}($6, {greatest}(0, $5 - (SELECT COUNT(*) FROM executions r WHERE r.state = 'running' AND r.event_type = $4)))"
     );

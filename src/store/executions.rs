@@ -136,8 +136,10 @@ impl Store {
     /// Claims up to `limit` due executions for `owner`, oldest first, one per Stripe object
     /// at a time and in the order of the events' `created`.
     pub async fn claim(&self, owner: &str, limit: i64, lease_ms: i64, skip_types: &[String]) -> Result<Vec<Claimed>> {
+        let turn = self.write_turn().await;
         let now = now_ms();
         let rows: Vec<ExecutionRow> = dialect::claim(&self.db, owner, now, now + lease_ms, limit, skip_types).await?;
+        drop(turn);
         if rows.is_empty() {
             return Ok(Vec::new());
         }
@@ -161,8 +163,10 @@ impl Store {
         lease_ms: i64,
         max: i64,
     ) -> Result<Vec<Claimed>> {
+        let turn = self.write_turn().await;
         let now = now_ms();
         let rows = dialect::claim_type(&self.db, owner, now, now + lease_ms, event_type, type_limit, max).await?;
+        drop(turn);
         if rows.is_empty() {
             return Ok(Vec::new());
         }
@@ -197,64 +201,71 @@ impl Store {
         Ok(out)
     }
 
-    /// Records finished attempts in one transaction. A completion whose lease was lost
-    /// (rescued meanwhile, even if claimed again by this same owner: the attempt number
-    /// differs then) changes nothing. Returns how many applied.
+    /// Records finished attempts in one transaction, a few multi-row statements per batch.
+    /// A completion whose lease was lost (rescued meanwhile, even if claimed again by this same
+    /// owner: the attempt number differs then) changes nothing. Returns how many applied.
     pub async fn complete(&self, owner: &str, batch: &[Completion]) -> Result<usize> {
+        let _turn = self.write_turn().await;
+        let rows: Vec<CompletionRow> = batch.iter().map(CompletionRow::from).collect();
         on_db!(&self.db, pool => {
             let mut tx = pool.begin().await?;
-            let mut applied = 0;
-            for c in batch {
-                let (state, next_run_at, finished_at, last_error, result, source, outcome, kind, message): (
-                    &str, Option<i64>, Option<i64>, Option<&str>, Option<&str>, Option<&str>, &str, Option<&str>, Option<&str>,
-                ) = match &c.finish {
-                    Finish::Succeeded { result, source } => ("succeeded", None, Some(c.finished_at), None, Some(result), source.as_deref(), "succeeded", None, None),
-                    Finish::Retry { at, kind, message } => ("scheduled", Some(*at), None, Some(message), None, None, "error", Some(kind), Some(message)),
-                    Finish::Failed { kind, message } => ("failed", None, Some(c.finished_at), Some(message), None, None, "error", Some(kind), Some(message)),
-                    Finish::Aborted => ("cancelled", None, Some(c.finished_at), Some("cancelled by an operator while running"), None, None, "aborted", Some("aborted"), Some("cancelled by an operator while running")),
-                    Finish::Released => ("scheduled", Some(c.finished_at), None, None, None, None, "", None, None),
-                };
-                let released = matches!(c.finish, Finish::Released);
-                let done = sqlx::query(
-                    "UPDATE executions SET state = $1, next_run_at = $2, finished_at = $3,
-                         last_error = COALESCE($4, last_error), result = COALESCE($5, result), source = COALESCE($6, source),
-                         attempts = attempts - $7, lease_owner = NULL, lease_expires_at = NULL, cancel_requested = FALSE
-                     WHERE id = $8 AND lease_owner = $9 AND state = 'running' AND attempts = $10",
-                )
-                .bind(state)
-                .bind(next_run_at)
-                .bind(finished_at)
-                .bind(last_error)
-                .bind(result)
-                .bind(source)
-                .bind(released as i64)
-                .bind(&c.execution_id)
-                .bind(owner)
-                .bind(c.attempt)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if done == 1 && !released {
-                    sqlx::query(
-                        "INSERT INTO attempts (execution_id, number, started_at, finished_at, duration_us, outcome, error_kind, error_message, worker)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                    )
-                    .bind(&c.execution_id)
-                    .bind(c.attempt)
-                    .bind(c.started_at)
-                    .bind(c.finished_at)
-                    .bind(c.duration_us)
-                    .bind(outcome)
-                    .bind(kind)
-                    .bind(message)
-                    .bind(owner)
-                    .execute(&mut *tx)
-                    .await?;
+            let mut applied = std::collections::HashSet::new();
+            for chunk in rows.chunks(COMPLETION_CHUNK) {
+                let values = values_list(chunk.len(), 9, 1);
+                let owner_param = chunk.len() * 9 + 1;
+                let sql = format!(
+                    "UPDATE executions SET state = v.column2, next_run_at = v.column3, finished_at = v.column4,
+                         last_error = COALESCE(v.column5, executions.last_error),
+                         result = COALESCE(v.column6, executions.result),
+                         source = COALESCE(v.column7, executions.source),
+                         attempts = executions.attempts - v.column8,
+                         lease_owner = NULL, lease_expires_at = NULL, cancel_requested = FALSE
+                     FROM (VALUES {values}) AS v
+                     WHERE executions.id = v.column1 AND executions.attempts = v.column9
+                       AND executions.lease_owner = ${owner_param} AND executions.state = 'running'
+                     RETURNING executions.id"
+                );
+                let mut q = sqlx::query_as::<_, (String,)>(&sql);
+                for r in chunk {
+                    q = q
+                        .bind(r.id)
+                        .bind(r.state)
+                        .bind(r.next_run_at)
+                        .bind(r.finished_at)
+                        .bind(r.last_error)
+                        .bind(r.result)
+                        .bind(r.source)
+                        .bind(r.uncount)
+                        .bind(r.attempt);
                 }
-                applied += done as usize;
+                applied.extend(q.bind(owner).fetch_all(&mut *tx).await?.into_iter().map(|(id,)| id));
+
+                let recorded: Vec<&CompletionRow> = chunk.iter().filter(|r| r.outcome.is_some() && applied.contains(r.id)).collect();
+                if recorded.is_empty() {
+                    continue;
+                }
+                let values = values_list(recorded.len(), 9, 1);
+                let sql = format!(
+                    "INSERT INTO attempts (execution_id, number, started_at, finished_at, duration_us, outcome, error_kind, error_message, worker)
+                     VALUES {values}"
+                );
+                let mut q = sqlx::query(&sql);
+                for r in recorded {
+                    q = q
+                        .bind(r.id)
+                        .bind(r.attempt)
+                        .bind(r.started_at)
+                        .bind(r.finished_at.unwrap_or(r.ended_at))
+                        .bind(r.duration_us)
+                        .bind(r.outcome)
+                        .bind(r.kind)
+                        .bind(r.message)
+                        .bind(owner);
+                }
+                q.execute(&mut *tx).await?;
             }
             tx.commit().await?;
-            Ok(applied)
+            Ok(applied.len())
         })
     }
 
@@ -262,6 +273,7 @@ impl Store {
     /// one claimed but never started, e.g. the connection broke before its payload was read,
     /// expires and is rescued); answers the running executions an operator asked to cancel.
     pub async fn heartbeat(&self, owner: &str, running: &[String], lease_ms: i64) -> Result<Vec<String>> {
+        let _turn = self.write_turn().await;
         let until = now_ms() + lease_ms;
         let lock = dialect::skip_locked(&self.db);
         for chunk in running.chunks(500) {
@@ -295,6 +307,7 @@ impl Store {
     /// Puts executions whose lease expired (their worker died) back to `scheduled`, recording
     /// the lost attempt; those out of attempts fail. Returns the rescued ids.
     pub async fn rescue(&self) -> Result<Vec<String>> {
+        let _turn = self.write_turn().await;
         let now = now_ms();
         on_db!(&self.db, pool => {
             let mut tx = pool.begin().await?;
@@ -349,6 +362,7 @@ impl Store {
 
     /// Scheduled executions never started before their deadline become `discarded`.
     pub async fn discard_overdue(&self) -> Result<u64> {
+        let _turn = self.write_turn().await;
         let now = now_ms();
         on_db!(&self.db, pool => Ok(sqlx::query(
             "UPDATE executions SET state = 'discarded', next_run_at = NULL, finished_at = $1,
@@ -364,6 +378,7 @@ impl Store {
     /// Deletes up to `batch` finished executions older than `before` (with their attempts),
     /// then the events no execution uses any more that are older too. Returns executions deleted.
     pub async fn prune(&self, before: i64, batch: i64) -> Result<u64> {
+        let _turn = self.write_turn().await;
         on_db!(&self.db, pool => {
             let mut tx = pool.begin().await?;
             let ids: Vec<(String,)> = sqlx::query_as(
@@ -577,6 +592,7 @@ impl Store {
     /// Operator actions. Refused ones change nothing.
     pub async fn act(&self, id: &str, action: app::model::Action) -> Result<ExecutionRow, ActionError> {
         use app::model::Action;
+        let _turn = self.write_turn().await;
         let now = now_ms();
         let row = self
             .execution(id)
@@ -718,4 +734,94 @@ fn filter_sql(f: &ExecutionFilter, with_cursor: bool) -> Result<(String, Vec<Arg
         &mut args,
     );
     Ok((clauses.join(" AND "), args))
+}
+
+/// Rows per multi-row statement: well under SQLite's and PostgreSQL's bind-parameter limits.
+const COMPLETION_CHUNK: usize = 512;
+
+/// `($1, $2, …), ($k, …)`: `rows` tuples of `width` placeholders, numbered from `first`.
+fn values_list(rows: usize, width: usize, first: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let cols: Vec<String> = (0..width).map(|c| format!("${}", first + r * width + c)).collect();
+            format!("({})", cols.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A completion as the columns it writes.
+struct CompletionRow<'a> {
+    id: &'a str,
+    state: &'static str,
+    next_run_at: Option<i64>,
+    finished_at: Option<i64>,
+    last_error: Option<&'a str>,
+    result: Option<&'a str>,
+    source: Option<&'a str>,
+    /// 1 when the attempt is given back (released at shutdown), else 0.
+    uncount: i64,
+    /// The attempt row's outcome; none for a released attempt.
+    outcome: Option<&'static str>,
+    kind: Option<&'a str>,
+    message: Option<&'a str>,
+    attempt: i64,
+    started_at: i64,
+    ended_at: i64,
+    duration_us: i64,
+}
+
+const ABORTED: &str = "cancelled by an operator while running";
+
+impl<'a> From<&'a Completion> for CompletionRow<'a> {
+    fn from(c: &'a Completion) -> Self {
+        let mut row = CompletionRow {
+            id: &c.execution_id,
+            state: "scheduled",
+            next_run_at: None,
+            finished_at: None,
+            last_error: None,
+            result: None,
+            source: None,
+            uncount: 0,
+            outcome: None,
+            kind: None,
+            message: None,
+            attempt: c.attempt,
+            started_at: c.started_at,
+            ended_at: c.finished_at,
+            duration_us: c.duration_us,
+        };
+        match &c.finish {
+            Finish::Succeeded { result, source } => {
+                row.state = "succeeded";
+                row.finished_at = Some(c.finished_at);
+                row.result = Some(result.as_str());
+                row.source = source.as_deref();
+                row.outcome = Some("succeeded");
+            }
+            Finish::Retry { at, kind, message } => {
+                row.next_run_at = Some(*at);
+                row.last_error = Some(message.as_str());
+                (row.outcome, row.kind, row.message) = (Some("error"), Some(*kind), Some(message.as_str()));
+            }
+            Finish::Failed { kind, message } => {
+                row.state = "failed";
+                row.finished_at = Some(c.finished_at);
+                row.last_error = Some(message.as_str());
+                (row.outcome, row.kind, row.message) = (Some("error"), Some(*kind), Some(message.as_str()));
+            }
+            Finish::Aborted => {
+                row.state = "cancelled";
+                row.finished_at = Some(c.finished_at);
+                row.last_error = Some(ABORTED);
+                (row.outcome, row.kind, row.message) = (Some("aborted"), Some("aborted"), Some(ABORTED));
+            }
+            Finish::Released => {
+                row.next_run_at = Some(c.finished_at);
+                row.uncount = 1;
+            }
+        }
+        row
+    }
 }

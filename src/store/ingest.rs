@@ -51,6 +51,7 @@ impl Store {
     /// an execution, a known one answers with its existing execution. All or nothing.
     pub async fn ingest(&self, events: &[NewEvent]) -> Result<Vec<IngestOutcome>> {
         let now = super::now_ms();
+        let turn = self.write_turn().await;
         let out = on_db!(&self.db, pool => {
             let mut tx = pool.begin().await?;
             // In event id order: concurrent batches (other processes) holding the same ids
@@ -102,6 +103,7 @@ impl Store {
             tx.commit().await?;
             out.into_iter().map(|o| o.expect("every event has an outcome")).collect::<Vec<_>>()
         });
+        drop(turn);
         if out.iter().any(|o| !o.duplicate) {
             self.notify_due().await?;
         }

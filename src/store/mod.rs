@@ -88,6 +88,8 @@ pub(crate) use on_db;
 #[derive(Clone, Debug)]
 pub struct Store {
     pub(crate) db: Db,
+    /// SQLite allows one writer; taking turns here avoids its busy-wait (sleeps of up to 100 ms).
+    write_turn: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -114,6 +116,8 @@ impl Store {
                 .await
                 .map_err(open_err)?;
             SQLITE_MIGRATIONS.run(&pool).await?;
+            // Fresh statistics for the query planner (cheap: SQLite limits the work it does).
+            sqlx::query("PRAGMA optimize=0x10002").execute(&pool).await?;
             Db::Sqlite(pool)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url).map_err(open_err)?;
@@ -129,7 +133,15 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_string()));
         };
-        Ok(Store { db })
+        Ok(Store { db, write_turn: Default::default() })
+    }
+
+    /// Held while writing to SQLite; PostgreSQL takes concurrent writers, so nothing to wait for.
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.db {
+            Db::Sqlite(_) => Some(self.write_turn.lock().await),
+            Db::Postgres(_) => None,
+        }
     }
 
     pub fn backend(&self) -> &'static str {
