@@ -32,3 +32,7 @@ bench-executor:
 lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+
+## bench-console: the console's list page with 1,000,000 executions in SQLite (see docs/benchmarks-console.md)
+bench-console:
+	cargo test --release --test console_bench -- --ignored --nocapture

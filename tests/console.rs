@@ -300,3 +300,60 @@ async fn refused_actions_and_bad_input_are_clear_errors() {
         .unwrap();
     assert!(page.contains("cannot rerun: the execution is scheduled"), "{page}");
 }
+
+#[tokio::test]
+async fn pages_of_several_types_keep_newest_first_order_both_ways() {
+    let app = spawn().await;
+    let token = log_in(&app).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let kind = if i % 2 == 0 { "e2e.a" } else { "e2e.b" };
+        ids.push(
+            app.deliver_ok(&event(
+                &format!("evt_page_{i}"),
+                kind,
+                &format!("cus_{i}"),
+                1_700_000_000,
+            ))
+            .await,
+        );
+    }
+    app.deliver_ok(&event("evt_page_other", "e2e.c", "cus_x", 1_700_000_000))
+        .await;
+    ids.reverse(); // newest first
+    let page = |cursor: Option<String>| {
+        // The filter travels as JSON, its cursor as the enum (the URL form is `b4`).
+        let cursor = cursor.map(|c| app::model::Cursor::decode(&c).unwrap());
+        let cursor = serde_json::to_string(&cursor).unwrap();
+        format!(
+            r#"{{"filter":{{"livemode":null,"types":["e2e.a","e2e.b"],"api_version":null,"statuses":[],"q":null,"from":null,"to":null,"cursor":{cursor},"limit":2}}}}"#
+        )
+    };
+    let fetch = |body: String| {
+        let app = &app;
+        let token = token.clone();
+        async move {
+            let (status, text) = call(app, "list_executions", "application/json", &body, Some(&token)).await;
+            assert_eq!(status, 200, "{text}");
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let shown: Vec<String> = v["page"]["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].as_str().unwrap().to_string())
+                .collect();
+            let cursor = |k: &str| v["page"][k].as_str().map(String::from);
+            (shown, cursor("prev_cursor"), cursor("next_cursor"))
+        }
+    };
+    let (first, prev, next) = fetch(page(None)).await;
+    assert_eq!(first, ids[0..2]);
+    assert!(prev.is_none());
+    let (second, prev, next) = fetch(page(next)).await;
+    assert_eq!(second, ids[2..4]);
+    let (third, _, last) = fetch(page(next)).await;
+    assert_eq!(third, ids[4..5]);
+    assert!(last.is_none());
+    let (back, _, _) = fetch(page(prev)).await;
+    assert_eq!(back, ids[0..2], "newer from the second page");
+}

@@ -3,6 +3,7 @@
 
 mod auth;
 mod bulk;
+mod list;
 
 use app::api::{Console, ConsoleApi, Session};
 use app::error::ConsoleError;
@@ -25,6 +26,7 @@ pub struct ConsoleService {
 impl ConsoleService {
     /// Uses the configured password, or generates one and logs it.
     pub fn new(state: AppState) -> Self {
+        app::server::register();
         let password = match &state.config.console_password {
             Some(p) if !p.is_empty() => p.clone(),
             _ => {
@@ -90,7 +92,7 @@ impl ConsoleApi for ConsoleService {
     async fn list(&self, filter: &ExecutionFilter) -> Result<ListView, ConsoleError> {
         check_filter(filter)?;
         let store = &self.state.store;
-        let (rows, more) = store.list(filter).await.map_err(store_error)?;
+        let (rows, more) = list::page(store, filter).await.map_err(store_error)?;
         let data = store.views(&rows).await.map_err(store_error)?;
         let (first, last) = (rows.first().map(|r| r.seq), rows.last().map(|r| r.seq));
         // Rows come newest first. `more` means more in the direction the cursor points.

@@ -13,3 +13,19 @@ pub use executions::{get_execution, get_facets, list_executions};
 
 /// Where the server functions are mounted.
 pub const PREFIX: &str = "/console/fn";
+
+/// Registers every server function by hand. They normally register themselves at link time
+/// (`inventory`), which some builds drop (a release test binary was seen answering 404);
+/// the server calls this before its router is built so the routes exist in every build.
+#[cfg(feature = "ssr")]
+pub fn register() {
+    use leptos::server_fn::axum::register_explicit;
+    register_explicit::<LogIn>();
+    register_explicit::<LogOut>();
+    register_explicit::<executions::ListExecutions>();
+    register_explicit::<executions::GetExecution>();
+    register_explicit::<executions::GetFacets>();
+    register_explicit::<RunAction>();
+    register_explicit::<PreviewBulk>();
+    register_explicit::<ApplyBulk>();
+}
