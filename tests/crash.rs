@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use axum::extract::{Path, State};
 use axum::routing::get;
 use deferral::store::Store;
-use serde_json::json;
 
 /// A Stripe API stand-in: `GET /v1/events/{id}` hangs while `hang` is set, else answers the event.
 async fn fake_stripe(hang: Arc<AtomicBool>) -> String {
@@ -20,11 +19,7 @@ async fn fake_stripe(hang: Arc<AtomicBool>) -> String {
         while hang.load(Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        axum::Json(json!({
-            "id": id, "object": "event", "api_version": "2024-06-20", "created": 1_700_000_000,
-            "livemode": false, "type": "ping.crash_test",
-            "data": { "object": { "id": "obj_crash", "object": "thing" } }
-        }))
+        axum::Json(serde_json::from_str(&support::event(&id, "customer.created", "cus_crash", 1_700_000_000)).unwrap())
     }
     let app = axum::Router::new().route("/v1/events/{id}", get(event)).with_state(hang);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -78,7 +73,8 @@ async fn a_killed_worker_loses_its_attempt_and_the_execution_still_finishes() {
     let stripe = fake_stripe(hang.clone()).await;
 
     let (mut first, url) = spawn(&database_url, &stripe);
-    let body = support::event("evt_crash", "ping.crash_test", "obj_crash", chrono::Utc::now().timestamp());
+    // A handled type, so the handler re-fetches the event from the (hanging) API.
+    let body = support::event("evt_crash", "customer.created", "cus_crash", 1_700_000_000);
     let header = deferral::webhook::signature::header_for(support::SECRET, chrono::Utc::now().timestamp(), body.as_bytes());
     let resp = reqwest::Client::new()
         .post(format!("{url}/webhooks/stripe"))
