@@ -3,11 +3,12 @@
 
 export LEPTOS_OUTPUT_NAME := deferral
 
-## run: build (release) and start Deferral on http://127.0.0.1:3000
+## run: build (release) and start Deferral on http://127.0.0.1:3000 (development: a generated
+## webhook secret is printed when STRIPE_WEBHOOK_SECRET is unset; production runs `deferral serve`)
 run:
 	scripts/setup.sh build
 	cargo leptos build --release
-	LEPTOS_SITE_ROOT=target/site target/release/deferral
+	LEPTOS_SITE_ROOT=target/site target/release/deferral dev
 
 ## test: every test: Rust (SQLite, then PostgreSQL), then Playwright in Chromium
 test:
@@ -18,6 +19,8 @@ test:
 test-rust:
 	cargo test --workspace
 	DEFERRAL_TEST_BACKEND=postgres cargo test --workspace
+	# Restarts the shared PostgreSQL: alone, after everything else that uses it.
+	DEFERRAL_TEST_BACKEND=postgres DEFERRAL_TEST_PG_RESTART=1 cargo test --test postgres_resilience
 
 test-e2e:
 	cd end2end && npx playwright test

@@ -2,7 +2,7 @@
 
 use app::model::{Attempt, Cursor, Execution, ExecutionFilter, State};
 
-use super::{Result, Store, dialect, now_ms, on_db};
+use super::{Result, Store, dialect, now_ms, on_db, values_list};
 
 /// An execution row as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -738,17 +738,6 @@ fn filter_sql(f: &ExecutionFilter, with_cursor: bool) -> Result<(String, Vec<Arg
 
 /// Rows per multi-row statement: well under SQLite's and PostgreSQL's bind-parameter limits.
 const COMPLETION_CHUNK: usize = 512;
-
-/// `($1, $2, …), ($k, …)`: `rows` tuples of `width` placeholders, numbered from `first`.
-fn values_list(rows: usize, width: usize, first: usize) -> String {
-    (0..rows)
-        .map(|r| {
-            let cols: Vec<String> = (0..width).map(|c| format!("${}", first + r * width + c)).collect();
-            format!("({})", cols.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 /// A completion as the columns it writes.
 struct CompletionRow<'a> {

@@ -1,6 +1,8 @@
 //! Storing verified events: one execution per Stripe event id, in the same transaction.
 
-use super::{Result, Store, on_db};
+use std::collections::{HashMap, HashSet};
+
+use super::{Result, Store, on_db, placeholders, values_list};
 
 /// What the ingest keeps of a verified event.
 #[derive(Debug, Clone)]
@@ -40,11 +42,11 @@ pub fn new_execution_id() -> String {
     format!("exe_{tail}")
 }
 
-const INSERT_EVENT: &str = "INSERT INTO events (id, type, created, livemode, api_version, account, object_id, object_type, payload, received_at, execution_id)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING";
-const EXISTING: &str = "SELECT execution_id FROM events WHERE id = $1";
 pub(super) const INSERT_EXECUTION: &str = "INSERT INTO executions (id, event_id, event_type, event_created, livemode, api_version, object_id, state, max_attempts, created_at, scheduled_at, next_run_at, discard_at, rerun_of)
      VALUES ($1, $2, $3, $4, $5, $6, $7, 'scheduled', $8, $9, $10, $10, $11, $12)";
+
+/// Events per multi-row statement: 11 parameters each, far below either backend's limit.
+const CHUNK: usize = 256;
 
 impl Store {
     /// Stores a batch of events in one transaction (group commit): each new event id gets
@@ -52,57 +54,101 @@ impl Store {
     pub async fn ingest(&self, events: &[NewEvent]) -> Result<Vec<IngestOutcome>> {
         let now = super::now_ms();
         let turn = self.write_turn().await;
-        let out = on_db!(&self.db, pool => {
+        // The first delivery of each id in the batch, in id order: concurrent batches (other
+        // processes) holding the same ids (Stripe retries) then wait on each other in one order
+        // instead of deadlocking. Later copies in the batch are duplicates of the first.
+        let mut firsts: Vec<usize> = (0..events.len()).collect();
+        firsts.sort_by(|&a, &b| events[a].id.cmp(&events[b].id));
+        firsts.dedup_by(|a, b| events[*a].id == events[*b].id);
+        let new_ids: Vec<String> = firsts.iter().map(|_| new_execution_id()).collect();
+        let mut created: HashMap<&str, &str> = HashMap::new();
+        let mut existing: HashMap<String, String> = HashMap::new();
+        on_db!(&self.db, pool => {
             let mut tx = pool.begin().await?;
-            // In event id order: concurrent batches (other processes) holding the same ids
-            // (Stripe retries) then wait on each other in one order instead of deadlocking.
-            let mut order: Vec<usize> = (0..events.len()).collect();
-            order.sort_by(|&a, &b| events[a].id.cmp(&events[b].id));
-            let mut out = vec![None; events.len()];
-            for i in order {
-                let e = &events[i];
-                let execution_id = new_execution_id();
-                let inserted = sqlx::query(INSERT_EVENT)
-                    .bind(&e.id)
-                    .bind(&e.event_type)
-                    .bind(e.created)
-                    .bind(e.livemode)
-                    .bind(&e.api_version)
-                    .bind(&e.account)
-                    .bind(&e.object_id)
-                    .bind(&e.object_type)
-                    .bind(&e.payload)
-                    .bind(now)
-                    .bind(&execution_id)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected()
-                    == 1;
-                if inserted {
-                    sqlx::query(INSERT_EXECUTION)
-                        .bind(&execution_id)
+            for (chunk, ids) in firsts.chunks(CHUNK).zip(new_ids.chunks(CHUNK)) {
+                let sql = format!(
+                    "INSERT INTO events (id, type, created, livemode, api_version, account, object_id, object_type, payload, received_at, execution_id)
+                     VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
+                    values_list(chunk.len(), 11, 1)
+                );
+                let mut q = sqlx::query_scalar::<_, String>(&sql);
+                for (&i, execution_id) in chunk.iter().zip(ids) {
+                    let e = &events[i];
+                    q = q
                         .bind(&e.id)
                         .bind(&e.event_type)
                         .bind(e.created)
                         .bind(e.livemode)
                         .bind(&e.api_version)
+                        .bind(&e.account)
                         .bind(&e.object_id)
-                        .bind(e.max_attempts)
+                        .bind(&e.object_type)
+                        .bind(&e.payload)
                         .bind(now)
-                        .bind(e.run_at)
-                        .bind(e.discard_at)
-                        .bind(None::<String>)
-                        .execute(&mut *tx)
-                        .await?;
-                    out[i] = Some(IngestOutcome { execution_id, duplicate: false });
-                } else {
-                    let (existing,): (String,) = sqlx::query_as(EXISTING).bind(&e.id).fetch_one(&mut *tx).await?;
-                    out[i] = Some(IngestOutcome { execution_id: existing, duplicate: true });
+                        .bind(execution_id);
+                }
+                let inserted: HashSet<String> = q.fetch_all(&mut *tx).await?.into_iter().collect();
+
+                let new: Vec<(&NewEvent, &String)> = chunk
+                    .iter()
+                    .zip(ids)
+                    .map(|(&i, id)| (&events[i], id))
+                    .filter(|(e, _)| inserted.contains(&e.id))
+                    .collect();
+                if !new.is_empty() {
+                    let sql = format!(
+                        "INSERT INTO executions (id, event_id, event_type, event_created, livemode, api_version, object_id, state,
+                             max_attempts, created_at, scheduled_at, next_run_at, discard_at)
+                         VALUES {}",
+                        values_list(new.len(), 13, 1)
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for (e, execution_id) in &new {
+                        q = q
+                            .bind(*execution_id)
+                            .bind(&e.id)
+                            .bind(&e.event_type)
+                            .bind(e.created)
+                            .bind(e.livemode)
+                            .bind(&e.api_version)
+                            .bind(&e.object_id)
+                            .bind("scheduled")
+                            .bind(e.max_attempts)
+                            .bind(now)
+                            .bind(e.run_at)
+                            .bind(e.run_at)
+                            .bind(e.discard_at);
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+                created.extend(new.iter().map(|(e, id)| (e.id.as_str(), id.as_str())));
+
+                let known: Vec<&str> = chunk.iter().map(|&i| events[i].id.as_str()).filter(|id| !inserted.contains(*id)).collect();
+                if !known.is_empty() {
+                    let sql = format!("SELECT id, execution_id FROM events WHERE id IN ({})", placeholders(known.len()));
+                    let mut q = sqlx::query_as::<_, (String, String)>(&sql);
+                    for id in known {
+                        q = q.bind(id);
+                    }
+                    existing.extend(q.fetch_all(&mut *tx).await?);
                 }
             }
             tx.commit().await?;
-            out.into_iter().map(|o| o.expect("every event has an outcome")).collect::<Vec<_>>()
         });
+        let mut seen = HashSet::new();
+        let mut out = Vec::with_capacity(events.len());
+        for e in events {
+            out.push(match created.get(e.id.as_str()) {
+                Some(id) => IngestOutcome { execution_id: id.to_string(), duplicate: !seen.insert(e.id.as_str()) },
+                None => IngestOutcome {
+                    // Gone between the conflict and the read: only a prune of a long-expired id does that.
+                    execution_id: existing.get(&e.id).cloned().ok_or_else(|| {
+                        super::StoreError::Db(sqlx::Error::RowNotFound)
+                    })?,
+                    duplicate: true,
+                },
+            });
+        }
         drop(turn);
         if out.iter().any(|o| !o.duplicate) {
             self.notify_due().await?;

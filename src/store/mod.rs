@@ -177,6 +177,24 @@ impl Store {
     }
 }
 
+/// `($1, $2, …), ($k, …)`: `rows` tuples of `width` placeholders, numbered from `first`,
+/// for multi-row statements.
+pub(crate) fn values_list(rows: usize, width: usize, first: usize) -> String {
+    (0..rows)
+        .map(|r| format!("({})", placeholders_from(width, first + r * width)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `$1, $2, …, $n`.
+pub(crate) fn placeholders(n: usize) -> String {
+    placeholders_from(n, 1)
+}
+
+fn placeholders_from(n: usize, first: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
