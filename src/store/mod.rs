@@ -107,7 +107,9 @@ impl Store {
                 // FULL: a commit is on disk before Stripe hears 200, even across power loss.
                 .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(5));
+                .busy_timeout(Duration::from_secs(5))
+                // Every execution touches many index pages; keep them in memory (64 MiB per connection).
+                .pragma("cache_size", "-65536");
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
                 .min_connections(1)
