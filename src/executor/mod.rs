@@ -32,6 +32,8 @@ struct RunningAttempt {
     stop: CancellationToken,
     /// Stopped for shutdown (released, not counted) rather than aborted by an operator.
     released: Arc<AtomicBool>,
+    /// The attempt number: the entry stays until this attempt's completion is recorded.
+    attempt: i64,
 }
 
 /// Lets other parts of the process wake idle workers and abort local attempts.
@@ -60,7 +62,8 @@ impl ExecutorHandle {
         }
     }
 
-    /// The executions with an attempt running in this process: the leases the heartbeat renews.
+    /// The executions with an attempt running in this process or finished but not yet recorded:
+    /// the leases the heartbeat renews.
     fn running_ids(&self) -> Vec<String> {
         self.running
             .attempts

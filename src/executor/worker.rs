@@ -132,6 +132,7 @@ async fn run_attempt(
         RunningAttempt {
             stop: stop.clone(),
             released: released.clone(),
+            attempt: row.attempts,
         },
     );
 
@@ -148,12 +149,6 @@ async fn run_attempt(
         _ = stop.cancelled() => if released.load(Ordering::SeqCst) { Outcome::Released } else { Outcome::Aborted },
     };
     let elapsed = clock.elapsed();
-    ctx.handle
-        .running
-        .attempts
-        .lock()
-        .expect("running registry")
-        .remove(&row.id);
 
     let finish = decide(&ctx.settings, row.attempts, outcome, &mut rand::thread_rng());
     record_metrics(&finish, elapsed);
@@ -257,6 +252,16 @@ pub(super) async fn complete_batches(ctx: Arc<Context>, mut rx: mpsc::UnboundedR
                     let wait = Duration::from_millis(100 * 2u64.pow(failures.min(6)));
                     tracing::warn!(error = %e, retry_in = ?wait, pending = batch.len(), "cannot record completions");
                     tokio::time::sleep(wait).await;
+                }
+            }
+        }
+        // Recorded: no lease left to renew (the heartbeat renews until here, so a slow
+        // completer does not let finished executions expire and run again).
+        {
+            let mut running = ctx.handle.running.attempts.lock().expect("running registry");
+            for c in &batch {
+                if running.get(&c.execution_id).is_some_and(|a| a.attempt == c.attempt) {
+                    running.remove(&c.execution_id);
                 }
             }
         }
