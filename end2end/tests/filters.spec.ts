@@ -110,7 +110,8 @@ test('the filter round-trips through the URL and the counts follow it', async ({
   // The same URL opened afresh (a bookmark, a shared link) shows the same view and form.
   const page2 = await page.context().newPage();
   await page2.goto(url.pathname + url.search);
-  expect(sorted(await shownIds(page2))).toEqual(sorted(await shownIds(page)));
+  const shown = sorted(await shownIds(page));
+  await expect.poll(async () => sorted(await shownIds(page2))).toEqual(shown);
   await expect(page2.locator(`input[name="type"][value="${alpha}"]`)).toBeChecked();
   await expect(page2.locator(`input[name="type"][value="${beta}"]`)).toBeChecked();
   await expect(page2.locator('select[name="livemode"]')).toHaveValue('false');

@@ -98,12 +98,8 @@ export async function hydrated(page: Page): Promise<void> {
 
 /** The ids of the executions shown in the list. */
 export async function shownIds(page: Page): Promise<string[]> {
-  const rows = page.locator('tr.execution');
-  const ids: string[] = [];
-  for (let i = 0; i < (await rows.count()); i++) {
-    ids.push((await rows.nth(i).getAttribute('data-id')) ?? '');
-  }
-  return ids;
+  // One read of every row at once: counting then reading row by row races a re-render.
+  return page.locator('tr.execution').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-id') ?? ''));
 }
 
 /** Submits the filter form (a client-side navigation with JavaScript, a GET without). */
