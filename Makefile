@@ -18,6 +18,7 @@ test:
 
 test-rust:
 	cargo test --workspace
+	scripts/drop-test-databases.sh
 	DEFERRAL_TEST_BACKEND=postgres cargo test --workspace
 	# Restarts the shared PostgreSQL: alone, after everything else that uses it.
 	DEFERRAL_TEST_BACKEND=postgres DEFERRAL_TEST_PG_RESTART=1 cargo test --test postgres_resilience
