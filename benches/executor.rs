@@ -65,23 +65,41 @@ impl Job for Probe {
     async fn run(&self, _: &Claimed) -> Result<JobOutput, JobError> {
         let _ = self.started.send(Instant::now());
         self.runs.fetch_add(1, Ordering::Relaxed);
-        Ok(JobOutput { result: "ok".into(), source: None })
+        Ok(JobOutput {
+            result: "ok".into(),
+            source: None,
+        })
     }
 }
 
 async fn succeeded(store: &Store) -> i64 {
-    store.count_by_state().await.unwrap().into_iter().find(|(s, _)| s == "succeeded").map_or(0, |(_, n)| n)
+    store
+        .count_by_state()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|(s, _)| s == "succeeded")
+        .map_or(0, |(_, n)| n)
 }
 
 #[tokio::main]
 async fn main() {
-    let n: u64 = std::env::var("EXECUTIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
-    let workers: u32 = std::env::var("WORKERS").ok().and_then(|v| v.parse().ok()).unwrap_or(512);
+    let n: u64 = std::env::var("EXECUTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let workers: u32 = std::env::var("WORKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(512);
     let (url, _dir) = support::database_url();
     support::reset(&url).await;
     let store = Store::open(&url).await.unwrap();
     let backend = store.backend();
-    println!("Executor benchmark, release build, {backend}, {} cores\n", std::thread::available_parallelism().unwrap());
+    println!(
+        "Executor benchmark, release build, {backend}, {} cores\n",
+        std::thread::available_parallelism().unwrap()
+    );
 
     // 1. Throughput.
     let enqueue = Instant::now();
@@ -93,7 +111,10 @@ async fn main() {
     }
     let enqueue = enqueue.elapsed();
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let probe = Arc::new(Probe { runs: AtomicU64::new(0), started: tx });
+    let probe = Arc::new(Probe {
+        runs: AtomicU64::new(0),
+        started: tx,
+    });
     let stop = CancellationToken::new();
     let started = Instant::now();
     let executor = Executor::start_with(store.clone(), settings(workers), probe.clone(), stop.clone());
@@ -105,8 +126,14 @@ async fn main() {
     let elapsed = started.elapsed();
     println!("| measure | value |");
     println!("|---|---|");
-    println!("| enqueue {n} executions (batches of 1,000) | {:.0}/s |", n as f64 / enqueue.as_secs_f64());
-    println!("| run {n} no-op executions, {workers} workers, end to end | {:.0}/s |", n as f64 / elapsed.as_secs_f64());
+    println!(
+        "| enqueue {n} executions (batches of 1,000) | {:.0}/s |",
+        n as f64 / enqueue.as_secs_f64()
+    );
+    println!(
+        "| run {n} no-op executions, {workers} workers, end to end | {:.0}/s |",
+        n as f64 / elapsed.as_secs_f64()
+    );
 
     // 2. Enqueue-to-start when idle.
     while rx.try_recv().is_ok() {}

@@ -53,18 +53,30 @@ impl Run {
 }
 
 /// `connections` workers, each sending requests back to back (or paced to `rate` in total).
-async fn load(url: String, webhook: bool, connections: u64, duration: Duration, rate: Option<u64>, next: Arc<AtomicU64>) -> Run {
+async fn load(
+    url: String,
+    webhook: bool,
+    connections: u64,
+    duration: Duration,
+    rate: Option<u64>,
+    next: Arc<AtomicU64>,
+) -> Run {
     let started = Instant::now();
     let tasks: Vec<_> = (0..connections)
         .map(|w| {
             let url = url.clone();
             let next = next.clone();
             tokio::spawn(async move {
-                let client = reqwest::Client::builder().pool_max_idle_per_host(1).tcp_nodelay(true).build().unwrap();
+                let client = reqwest::Client::builder()
+                    .pool_max_idle_per_host(1)
+                    .tcp_nodelay(true)
+                    .build()
+                    .unwrap();
                 let mut lat = Vec::new();
                 let mut errors = 0;
                 let interval = rate.map(|r| Duration::from_secs_f64(connections as f64 / r as f64));
-                let mut due = Instant::now() + interval.map_or(Duration::ZERO, |i| i.mul_f64(w as f64 / connections as f64));
+                let mut due =
+                    Instant::now() + interval.map_or(Duration::ZERO, |i| i.mul_f64(w as f64 / connections as f64));
                 while started.elapsed() < duration {
                     if let Some(i) = interval {
                         tokio::time::sleep_until(due.into()).await;
@@ -74,7 +86,12 @@ async fn load(url: String, webhook: bool, connections: u64, duration: Duration, 
                     let resp = if webhook {
                         let b = body(next.fetch_add(1, Ordering::Relaxed));
                         let header = header_for(SECRET, chrono::Utc::now().timestamp(), b.as_bytes());
-                        client.post(&url).header("Stripe-Signature", header).body(b).send().await
+                        client
+                            .post(&url)
+                            .header("Stripe-Signature", header)
+                            .body(b)
+                            .send()
+                            .await
                     } else {
                         client.get(&url).send().await
                     };
@@ -98,7 +115,12 @@ async fn load(url: String, webhook: bool, connections: u64, duration: Duration, 
         errors += e;
     }
     latencies.sort();
-    Run { requests: latencies.len() as u64, elapsed: started.elapsed(), latencies, errors }
+    Run {
+        requests: latencies.len() as u64,
+        elapsed: started.elapsed(),
+        latencies,
+        errors,
+    }
 }
 
 #[tokio::main]
@@ -126,18 +148,40 @@ async fn main() {
         }
     };
     std::thread::spawn(move || for _ in lines {});
-    let backend = if database_url.starts_with("postgres") { "PostgreSQL" } else { "SQLite" };
-    println!("Ingest benchmark, release build, {backend}, {} cores, {}s per run\n", std::thread::available_parallelism().unwrap(), seconds.as_secs());
+    let backend = if database_url.starts_with("postgres") {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
+    println!(
+        "Ingest benchmark, release build, {backend}, {} cores, {}s per run\n",
+        std::thread::available_parallelism().unwrap(),
+        seconds.as_secs()
+    );
     println!("| run | connections | throughput | p50 | p99 | errors |");
     println!("|---|---|---|---|---|---|");
 
     let next = Arc::new(AtomicU64::new(0));
     let health = format!("http://{addr}/healthz");
     let hook = format!("http://{addr}/webhooks/stripe");
-    load(hook.clone(), true, connections, Duration::from_secs(2), None, next.clone()).await; // warm-up
-    load(health.clone(), false, connections, seconds, None, next.clone()).await.report("GET /healthz", connections);
-    load(hook.clone(), true, connections, seconds, None, next.clone()).await.report("POST /webhooks/stripe, max", connections);
-    load(hook.clone(), true, 16, seconds, Some(1000), next.clone()).await.report("POST /webhooks/stripe at 1,000/s", 16);
+    load(
+        hook.clone(),
+        true,
+        connections,
+        Duration::from_secs(2),
+        None,
+        next.clone(),
+    )
+    .await; // warm-up
+    load(health.clone(), false, connections, seconds, None, next.clone())
+        .await
+        .report("GET /healthz", connections);
+    load(hook.clone(), true, connections, seconds, None, next.clone())
+        .await
+        .report("POST /webhooks/stripe, max", connections);
+    load(hook.clone(), true, 16, seconds, Some(1000), next.clone())
+        .await
+        .report("POST /webhooks/stripe at 1,000/s", 16);
 
     let _ = server.kill();
     let _ = server.wait();

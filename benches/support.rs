@@ -6,7 +6,8 @@ use std::time::Duration;
 /// `DATABASE_URL` if set, else a fresh SQLite file in a temporary folder.
 pub fn database_url() -> (String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| format!("sqlite://{}", dir.path().join("bench.db").display()));
+    let url =
+        std::env::var("DATABASE_URL").unwrap_or_else(|_| format!("sqlite://{}", dir.path().join("bench.db").display()));
     (url, dir)
 }
 

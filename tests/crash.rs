@@ -21,7 +21,9 @@ async fn fake_stripe(hang: Arc<AtomicBool>) -> String {
         }
         axum::Json(serde_json::from_str(&support::event(&id, "customer.created", "cus_crash", 1_700_000_000)).unwrap())
     }
-    let app = axum::Router::new().route("/v1/events/{id}", get(event)).with_state(hang);
+    let app = axum::Router::new()
+        .route("/v1/events/{id}", get(event))
+        .with_state(hang);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -75,7 +77,8 @@ async fn a_killed_worker_loses_its_attempt_and_the_execution_still_finishes() {
     let (mut first, url) = spawn(&database_url, &stripe);
     // A handled type, so the handler re-fetches the event from the (hanging) API.
     let body = support::event("evt_crash", "customer.created", "cus_crash", 1_700_000_000);
-    let header = deferral::webhook::signature::header_for(support::SECRET, chrono::Utc::now().timestamp(), body.as_bytes());
+    let header =
+        deferral::webhook::signature::header_for(support::SECRET, chrono::Utc::now().timestamp(), body.as_bytes());
     let resp = reqwest::Client::new()
         .post(format!("{url}/webhooks/stripe"))
         .header("Stripe-Signature", header)
@@ -84,7 +87,10 @@ async fn a_killed_worker_loses_its_attempt_and_the_execution_still_finishes() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let id = resp.json::<serde_json::Value>().await.unwrap()["execution_id"].as_str().unwrap().to_string();
+    let id = resp.json::<serde_json::Value>().await.unwrap()["execution_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     let store = Store::open(&database_url).await.unwrap();
     wait_for(&store, &id, "running").await;
@@ -112,6 +118,10 @@ async fn a_killed_worker_loses_its_attempt_and_the_execution_still_finishes() {
 }
 
 fn unsafe_sigterm(pid: u32) {
-    let ok = Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success();
+    let ok = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
     assert!(ok);
 }

@@ -350,7 +350,9 @@ async fn the_api_pages_newest_first_and_filters() {
 async fn an_unreachable_database_answers_503_so_stripe_retries() {
     let app = TestApp::spawn().await;
     app.store.close().await;
-    let resp = app.deliver(&event("evt_down", "customer.created", "cus_1", now())).await;
+    let resp = app
+        .deliver(&event("evt_down", "customer.created", "cus_1", now()))
+        .await;
     assert_eq!(resp.status(), 503);
     let json: Value = resp.json().await.unwrap();
     assert_eq!(json["error"], "unavailable");

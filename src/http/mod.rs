@@ -55,7 +55,12 @@ pub fn router(state: AppState) -> Router {
         .merge(metrics::router())
         .merge(crate::webhook::router())
         .merge(crate::api::router())
-        .leptos_routes_with_context(&state, routes, move || provide_context(console.clone()), move || app::shell(options.clone()))
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || provide_context(console.clone()),
+            move || app::shell(options.clone()),
+        )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
         .with_state(state)
 }

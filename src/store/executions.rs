@@ -32,6 +32,10 @@ pub struct ExecutionRow {
 
 pub(super) const COLUMNS: &str = "seq, id, event_id, event_type, event_created, livemode, api_version, object_id, state, attempts, max_attempts, created_at, scheduled_at, next_run_at, discard_at, started_at, finished_at, last_error, result, source, rerun_of";
 
+/// A running execution's lease, as the rescuer reads it: id, attempts, max attempts,
+/// when the attempt started, and who held it.
+type LeaseRow = (String, i64, i64, Option<i64>, Option<String>);
+
 /// An execution a worker has claimed, with what its handler needs.
 #[derive(Debug, Clone)]
 pub struct Claimed {
@@ -311,7 +315,7 @@ impl Store {
         let now = now_ms();
         on_db!(&self.db, pool => {
             let mut tx = pool.begin().await?;
-            let expired: Vec<(String, i64, i64, Option<i64>, Option<String>)> = sqlx::query_as(&format!(
+            let expired: Vec<LeaseRow> = sqlx::query_as(&format!(
                 "SELECT id, attempts, max_attempts, started_at, lease_owner FROM executions
                  WHERE state = 'running' AND lease_expires_at < $1 ORDER BY seq LIMIT 1000{}",
                 dialect::skip_locked(&self.db)
@@ -639,17 +643,16 @@ impl Store {
                     .map(|_| ())
                     .map_err(super::StoreError::from)?);
                 self.notify_due().await?;
-                return Ok(self.execution(&new_id).await?.ok_or(ActionError::NotFound(new_id))?);
+                return self.execution(&new_id).await?.ok_or(ActionError::NotFound(new_id));
             }
         };
         if changed == 0 {
             let state = self.execution(id).await?.map_or(row.state(), |r| r.state());
             return Err(refused(state));
         }
-        Ok(self
-            .execution(id)
+        self.execution(id)
             .await?
-            .ok_or_else(|| ActionError::NotFound(id.to_string()))?)
+            .ok_or_else(|| ActionError::NotFound(id.to_string()))
     }
 }
 

@@ -139,12 +139,16 @@ impl Store {
         let mut out = Vec::with_capacity(events.len());
         for e in events {
             out.push(match created.get(e.id.as_str()) {
-                Some(id) => IngestOutcome { execution_id: id.to_string(), duplicate: !seen.insert(e.id.as_str()) },
+                Some(id) => IngestOutcome {
+                    execution_id: id.to_string(),
+                    duplicate: !seen.insert(e.id.as_str()),
+                },
                 None => IngestOutcome {
                     // Gone between the conflict and the read: only a prune of a long-expired id does that.
-                    execution_id: existing.get(&e.id).cloned().ok_or_else(|| {
-                        super::StoreError::Db(sqlx::Error::RowNotFound)
-                    })?,
+                    execution_id: existing
+                        .get(&e.id)
+                        .cloned()
+                        .ok_or_else(|| super::StoreError::Db(sqlx::Error::RowNotFound))?,
                     duplicate: true,
                 },
             });

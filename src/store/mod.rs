@@ -98,7 +98,10 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 impl Store {
     /// Opens (creating an SQLite file if needed) and migrates the database.
     pub async fn open(url: &str) -> Result<Store> {
-        let open_err = |source| StoreError::Open { url: url.to_string(), source };
+        let open_err = |source| StoreError::Open {
+            url: url.to_string(),
+            source,
+        };
         let db = if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)
                 .map_err(open_err)?
@@ -135,7 +138,10 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_string()));
         };
-        Ok(Store { db, write_turn: Default::default() })
+        Ok(Store {
+            db,
+            write_turn: Default::default(),
+        })
     }
 
     /// Held while writing to SQLite; PostgreSQL takes concurrent writers, so nothing to wait for.
@@ -169,7 +175,10 @@ impl Store {
     /// PostgreSQL: wake idle workers in every process (LISTEN/NOTIFY). SQLite: one process, nothing to do.
     pub async fn notify_due(&self) -> Result<()> {
         if let Db::Postgres(pool) = &self.db {
-            sqlx::query("SELECT pg_notify($1, '')").bind(WAKE_CHANNEL).execute(pool).await?;
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(WAKE_CHANNEL)
+                .execute(pool)
+                .await?;
         }
         Ok(())
     }
@@ -194,7 +203,10 @@ pub(crate) fn placeholders(n: usize) -> String {
 }
 
 fn placeholders_from(n: usize, first: usize) -> String {
-    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Milliseconds since the Unix epoch.

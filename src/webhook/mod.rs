@@ -55,15 +55,25 @@ async fn receive(
     }
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            reject(e.status(), "payload_too_large", format!("the body is larger than {MAX_BODY} bytes"))
+            reject(
+                e.status(),
+                "payload_too_large",
+                format!("the body is larger than {MAX_BODY} bytes"),
+            )
         } else {
             reject(StatusCode::BAD_REQUEST, "unreadable_body", e.body_text())
         }
     })?;
     let header = headers.get("stripe-signature").map(|h| h.to_str().unwrap_or(""));
     let now = now_ms();
-    signature::verify(header, &body, &config.stripe_webhook_secret, config.stripe_webhook_tolerance, now / 1000)
-        .map_err(|e| reject(StatusCode::BAD_REQUEST, e.code(), e.to_string()))?;
+    signature::verify(
+        header,
+        &body,
+        &config.stripe_webhook_secret,
+        config.stripe_webhook_tolerance,
+        now / 1000,
+    )
+    .map_err(|e| reject(StatusCode::BAD_REQUEST, e.code(), e.to_string()))?;
     let event = Envelope::parse(&body).map_err(|m| reject(StatusCode::BAD_REQUEST, "invalid_event", m))?;
 
     if !config.event_types.is_empty() && !config.event_types.contains(&event.event_type) {
@@ -78,12 +88,16 @@ async fn receive(
         Ok(stored) => {
             outcome(if stored.duplicate { "duplicate" } else { "accepted" });
             tracing::debug!(event_id, execution_id = %stored.execution_id, duplicate = stored.duplicate, "webhook stored");
-            Ok(Json(json!({ "execution_id": stored.execution_id, "duplicate": stored.duplicate })))
+            Ok(Json(
+                json!({ "execution_id": stored.execution_id, "duplicate": stored.duplicate }),
+            ))
         }
         Err(e) => {
             outcome("unavailable");
             tracing::error!(event_id, error = %e, "cannot store the event; Stripe will retry");
-            Err(ApiError::unavailable("the event could not be stored; Stripe will retry the delivery"))
+            Err(ApiError::unavailable(
+                "the event could not be stored; Stripe will retry the delivery",
+            ))
         }
     }
 }
@@ -91,7 +105,11 @@ async fn receive(
 /// What the store keeps, with the first run time: `delay` after the event's creation, never in the past.
 fn new_event(event: Envelope, body: &[u8], now_ms: i64, config: &crate::config::Config) -> NewEvent {
     let delay = config.process_delay;
-    let run_at = if delay.is_zero() { now_ms } else { (event.created * 1000 + millis(delay)).max(now_ms) };
+    let run_at = if delay.is_zero() {
+        now_ms
+    } else {
+        (event.created * 1000 + millis(delay)).max(now_ms)
+    };
     NewEvent {
         id: event.id,
         event_type: event.event_type,
