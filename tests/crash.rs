@@ -31,7 +31,17 @@ async fn fake_stripe(hang: Arc<AtomicBool>) -> String {
 }
 
 /// Starts the binary and returns it with its base URL once it listens.
-fn spawn(database_url: &str, stripe: &str) -> (Child, String) {
+/// The process, killed if the test ends early (a failed assertion must not leave it running).
+struct Deferral(Child);
+
+impl Drop for Deferral {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(database_url: &str, stripe: &str) -> (Deferral, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_deferral"))
         .env("DATABASE_URL", database_url)
         .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
@@ -52,7 +62,7 @@ fn spawn(database_url: &str, stripe: &str) -> (Child, String) {
         }
     };
     std::thread::spawn(move || for _ in lines {});
-    (child, format!("http://{addr}"))
+    (Deferral(child), format!("http://{addr}"))
 }
 
 async fn wait_for(store: &Store, id: &str, state: &str) -> deferral::store::ExecutionRow {
@@ -94,8 +104,8 @@ async fn a_killed_worker_loses_its_attempt_and_the_execution_still_finishes() {
 
     let store = Store::open(&database_url).await.unwrap();
     wait_for(&store, &id, "running").await;
-    first.kill().unwrap(); // SIGKILL: no shutdown code runs
-    first.wait().unwrap();
+    first.0.kill().unwrap(); // SIGKILL: no shutdown code runs
+    first.0.wait().unwrap();
     assert_eq!(store.execution(&id).await.unwrap().unwrap().state, "running");
 
     hang.store(false, Ordering::SeqCst);
@@ -111,13 +121,13 @@ async fn a_killed_worker_loses_its_attempt_and_the_execution_still_finishes() {
 
     // SIGTERM: a clean, prompt exit.
     let started = Instant::now();
-    unsafe_sigterm(second.id());
-    let status = second.wait().unwrap();
+    sigterm(second.0.id());
+    let status = second.0.wait().unwrap();
     assert!(status.success(), "{status:?}");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
-fn unsafe_sigterm(pid: u32) {
+fn sigterm(pid: u32) {
     let ok = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status()
