@@ -6,7 +6,7 @@
 //! claimers of one Stripe object take turns (see `pg_lock_candidates`).
 
 use super::executions::{COLUMNS, ExecutionRow};
-use super::{Db, Result};
+use super::{Db, Result, placeholders_from};
 
 /// A scheduled execution may start only when no other unfinished execution for the same
 /// Stripe object is running or comes before it (event `created`, then arrival).
@@ -91,8 +91,10 @@ fn skip_clause(skip_types: &[String], first: usize) -> String {
     if skip_types.is_empty() {
         return String::new();
     }
-    let ph: Vec<String> = (0..skip_types.len()).map(|k| format!("${}", first + k)).collect();
-    format!(" AND e.event_type NOT IN ({})", ph.join(", "))
+    format!(
+        " AND e.event_type NOT IN ({})",
+        placeholders_from(skip_types.len(), first)
+    )
 }
 
 /// Claims up to `limit` due executions, skipping types that have their own limit.

@@ -2,7 +2,22 @@
 
 use app::model::{Attempt, Cursor, Execution, ExecutionFilter, State};
 
-use super::{Result, Store, dialect, now_ms, on_db, values_list};
+use super::{Result, Store, dialect, now_ms, on_db, placeholders, placeholders_from, values_list};
+
+/// Binds filter arguments in order; a macro because the query type differs per backend.
+macro_rules! bind_args {
+    ($query:expr, $args:expr) => {{
+        let mut q = $query;
+        for a in $args {
+            q = match a {
+                Arg::Int(i) => q.bind(*i),
+                Arg::Text(t) => q.bind(t.clone()),
+                Arg::Bool(b) => q.bind(*b),
+            };
+        }
+        q
+    }};
+}
 
 /// An execution row as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -144,17 +159,7 @@ impl Store {
         let now = now_ms();
         let rows: Vec<ExecutionRow> = dialect::claim(&self.db, owner, now, now + lease_ms, limit, skip_types).await?;
         drop(turn);
-        if rows.is_empty() {
-            return Ok(Vec::new());
-        }
-        let payloads = self.payloads(rows.iter().map(|r| r.event_id.as_str())).await?;
-        Ok(rows
-            .into_iter()
-            .map(|row| {
-                let (payload, account) = payloads.get(&row.event_id).cloned().unwrap_or_default();
-                Claimed { row, payload, account }
-            })
-            .collect())
+        self.with_payloads(rows).await
     }
 
     /// Claims for types with a concurrency limit: at most `limit - running` of `event_type`,
@@ -171,38 +176,37 @@ impl Store {
         let now = now_ms();
         let rows = dialect::claim_type(&self.db, owner, now, now + lease_ms, event_type, type_limit, max).await?;
         drop(turn);
-        if rows.is_empty() {
-            return Ok(Vec::new());
-        }
-        let payloads = self.payloads(rows.iter().map(|r| r.event_id.as_str())).await?;
-        Ok(rows
-            .into_iter()
-            .map(|row| {
-                let (payload, account) = payloads.get(&row.event_id).cloned().unwrap_or_default();
-                Claimed { row, payload, account }
-            })
-            .collect())
+        self.with_payloads(rows).await
     }
 
-    async fn payloads<'a>(
-        &self,
-        event_ids: impl Iterator<Item = &'a str>,
-    ) -> Result<std::collections::HashMap<String, (String, Option<String>)>> {
-        let ids: Vec<&str> = event_ids.collect();
-        let mut out = std::collections::HashMap::with_capacity(ids.len());
-        for chunk in ids.chunks(500) {
-            let placeholders = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(",");
-            let sql = format!("SELECT id, payload, account FROM events WHERE id IN ({placeholders})");
-            let rows: Vec<(String, String, Option<String>)> = on_db!(&self.db, pool => {
+    /// Adds each claimed execution's stored payload and Connect account, read in chunks.
+    async fn with_payloads(&self, rows: Vec<ExecutionRow>) -> Result<Vec<Claimed>> {
+        let mut found = std::collections::HashMap::with_capacity(rows.len());
+        for chunk in rows.chunks(500) {
+            let sql = format!(
+                "SELECT id, payload, account FROM events WHERE id IN ({})",
+                placeholders(chunk.len())
+            );
+            let payloads: Vec<(String, String, Option<String>)> = on_db!(&self.db, pool => {
                 let mut q = sqlx::query_as(&sql);
-                for id in chunk {
-                    q = q.bind(*id);
+                for row in chunk {
+                    q = q.bind(&row.event_id);
                 }
                 q.fetch_all(pool).await?
             });
-            out.extend(rows.into_iter().map(|(id, payload, account)| (id, (payload, account))));
+            found.extend(
+                payloads
+                    .into_iter()
+                    .map(|(id, payload, account)| (id, (payload, account))),
+            );
         }
-        Ok(out)
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let (payload, account) = found.remove(&row.event_id).unwrap_or_default();
+                Claimed { row, payload, account }
+            })
+            .collect())
     }
 
     /// Records finished attempts in one transaction, a few multi-row statements per batch.
@@ -281,10 +285,7 @@ impl Store {
         let until = now_ms() + lease_ms;
         let lock = dialect::skip_locked(&self.db);
         for chunk in running.chunks(500) {
-            let ids = (3..chunk.len() + 3)
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(",");
+            let ids = placeholders_from(chunk.len(), 3);
             let sql = format!(
                 "UPDATE executions SET lease_expires_at = $1 WHERE seq IN (SELECT seq FROM executions
                  WHERE lease_owner = $2 AND state = 'running' AND id IN ({ids}){lock})"
@@ -497,10 +498,10 @@ impl Store {
         if ids.is_empty() {
             return Ok(out);
         }
-        let placeholders = (1..=ids.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(",");
+        let in_ids = placeholders(ids.len());
         let sql = format!(
             "SELECT a.execution_id, a.duration_us FROM attempts a JOIN executions x ON x.id = a.execution_id
-             WHERE a.execution_id IN ({placeholders}) AND a.number = x.attempts"
+             WHERE a.execution_id IN ({in_ids}) AND a.number = x.attempts"
         );
         let rows: Vec<(String, i64)> = on_db!(&self.db, pool => {
             let mut q = sqlx::query_as(&sql);
@@ -531,15 +532,7 @@ impl Store {
             limit + 1
         );
         let mut rows: Vec<ExecutionRow> = on_db!(&self.db, pool => {
-            let mut q = sqlx::query_as(&sql);
-            for a in &args {
-                q = match a {
-                    Arg::Int(i) => q.bind(*i),
-                    Arg::Text(t) => q.bind(t.clone()),
-                    Arg::Bool(b) => q.bind(*b),
-                };
-            }
-            q.fetch_all(pool).await?
+            bind_args!(sqlx::query_as(&sql), &args).fetch_all(pool).await?
         });
         let more = rows.len() as i64 > limit;
         rows.truncate(limit as usize);
@@ -565,15 +558,7 @@ impl Store {
             let sql =
                 format!("SELECT COUNT(*) FROM (SELECT 1 FROM executions WHERE {where_sql} LIMIT {cap}) AS capped");
             let (n,): (i64,) = on_db!(&self.db, pool => {
-                let mut q = sqlx::query_as(&sql);
-                for a in &args {
-                    q = match a {
-                        Arg::Int(i) => q.bind(*i),
-                        Arg::Text(t) => q.bind(t.clone()),
-                        Arg::Bool(b) => q.bind(*b),
-                    };
-                }
-                q.fetch_one(pool).await?
+                bind_args!(sqlx::query_as(&sql), &args).fetch_one(pool).await?
             });
             out.push((state, n));
         }
@@ -724,10 +709,11 @@ fn filter_sql(f: &ExecutionFilter, with_cursor: bool) -> Result<(String, Vec<Arg
         if values.is_empty() {
             return;
         }
-        let start = args.len();
-        let ph: Vec<String> = (0..values.len()).map(|k| format!("${}", start + k + 1)).collect();
+        clauses.push(format!(
+            "{col} IN ({})",
+            placeholders_from(values.len(), args.len() + 1)
+        ));
         args.extend(values.into_iter().map(Arg::Text));
-        clauses.push(format!("{col} IN ({})", ph.join(", ")));
     };
     in_list("event_type", f.types.clone(), &mut clauses, &mut args);
     in_list(

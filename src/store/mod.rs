@@ -202,7 +202,8 @@ pub(crate) fn placeholders(n: usize) -> String {
     placeholders_from(n, 1)
 }
 
-fn placeholders_from(n: usize, first: usize) -> String {
+/// `$first, …, $(first + n - 1)`.
+pub(crate) fn placeholders_from(n: usize, first: usize) -> String {
     (first..first + n)
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()

@@ -124,7 +124,6 @@ fn versioned_upsert(table: &str, newer: &[&str], sticky: &[&str]) -> String {
         .chain(sticky.iter().copied())
         .chain(stamp)
         .collect();
-    let placeholders: Vec<String> = (1..=columns.len()).map(|i| format!("${i}")).collect();
     let is_newer = format!("excluded.stripe_updated_at >= {table}.stripe_updated_at");
     let sets: Vec<String> = newer
         .iter()
@@ -135,7 +134,7 @@ fn versioned_upsert(table: &str, newer: &[&str], sticky: &[&str]) -> String {
     format!(
         "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT (id) DO UPDATE SET {} RETURNING last_event_id",
         columns.join(", "),
-        placeholders.join(", "),
+        super::placeholders(columns.len()),
         sets.join(", ")
     )
 }
