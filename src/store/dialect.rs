@@ -9,17 +9,20 @@ use super::executions::{COLUMNS, ExecutionRow};
 use super::{Db, Result, placeholders_from};
 
 /// A scheduled execution may start only when no other unfinished execution for the same
-/// Stripe object is running or comes before it (event `created`, then arrival).
+/// Stripe object is running or comes before it (event `created`, then arrival). Unfinished is
+/// `finished_at IS NULL`, the condition of the `executions_object_active` index.
 const OBJECT_IS_FREE: &str = "(e.object_id IS NULL OR NOT EXISTS (
     SELECT 1 FROM executions o
-    WHERE o.object_id = e.object_id AND o.state IN ('scheduled', 'running') AND o.seq <> e.seq
+    WHERE o.object_id = e.object_id AND o.finished_at IS NULL AND o.seq <> e.seq
       AND (o.state = 'running' OR o.event_created < e.event_created
            OR (o.event_created = e.event_created AND o.seq < e.seq))))";
 
 /// Past its discard deadline without a start: left for the discarder, never started late.
 const NOT_OVERDUE: &str = "(e.discard_at IS NULL OR e.attempts > 0 OR e.discard_at >= $1)";
 
-const SET_RUNNING: &str = "state = 'running', attempts = attempts + 1, started_at = $1, finished_at = NULL,
+/// `finished_at` is already NULL while scheduled; leaving it out of the SET keeps the claim from
+/// rewriting the indexes on it.
+const SET_RUNNING: &str = "state = 'running', attempts = attempts + 1, started_at = $1,
     lease_owner = $2, lease_expires_at = $3, next_run_at = NULL, cancel_requested = FALSE";
 
 /// PostgreSQL stamps `started_at` after the claim's snapshot: `$1` is read before the statement

@@ -183,10 +183,10 @@ impl Store {
     async fn with_payloads(&self, rows: Vec<ExecutionRow>) -> Result<Vec<Claimed>> {
         let mut found = std::collections::HashMap::with_capacity(rows.len());
         for chunk in rows.chunks(500) {
-            let sql = format!(
+            let sql = self.db.sql(format!(
                 "SELECT id, payload, account FROM events WHERE id IN ({})",
                 placeholders(chunk.len())
-            );
+            ));
             let payloads: Vec<(String, String, Option<String>)> = on_db!(&self.db, pool => {
                 let mut q = sqlx::query_as(&sql);
                 for row in chunk {
@@ -221,7 +221,7 @@ impl Store {
             for chunk in rows.chunks(COMPLETION_CHUNK) {
                 let values = values_list(chunk.len(), 9, 1);
                 let owner_param = chunk.len() * 9 + 1;
-                let sql = format!(
+                let sql = self.db.sql(format!(
                     "UPDATE executions SET state = v.column2, next_run_at = v.column3, finished_at = v.column4,
                          last_error = COALESCE(v.column5, executions.last_error),
                          result = COALESCE(v.column6, executions.result),
@@ -232,7 +232,7 @@ impl Store {
                      WHERE executions.id = v.column1 AND executions.attempts = v.column9
                        AND executions.lease_owner = ${owner_param} AND executions.state = 'running'
                      RETURNING executions.id"
-                );
+                ));
                 let mut q = sqlx::query_as::<_, (String,)>(&sql);
                 for r in chunk {
                     q = q
@@ -253,10 +253,10 @@ impl Store {
                     continue;
                 }
                 let values = values_list(recorded.len(), 9, 1);
-                let sql = format!(
+                let sql = self.db.sql(format!(
                     "INSERT INTO attempts (execution_id, number, started_at, finished_at, duration_us, outcome, error_kind, error_message, worker)
                      VALUES {values}"
-                );
+                ));
                 let mut q = sqlx::query(&sql);
                 for r in recorded {
                     q = q
@@ -286,10 +286,10 @@ impl Store {
         let lock = dialect::skip_locked(&self.db);
         for chunk in running.chunks(500) {
             let ids = placeholders_from(chunk.len(), 3);
-            let sql = format!(
+            let sql = self.db.sql(format!(
                 "UPDATE executions SET lease_expires_at = $1 WHERE seq IN (SELECT seq FROM executions
                  WHERE lease_owner = $2 AND state = 'running' AND id IN ({ids}){lock})"
-            );
+            ));
             on_db!(&self.db, pool => {
                 let mut q = sqlx::query(&sql).bind(until).bind(owner);
                 for id in chunk {
@@ -499,10 +499,10 @@ impl Store {
             return Ok(out);
         }
         let in_ids = placeholders(ids.len());
-        let sql = format!(
+        let sql = self.db.sql(format!(
             "SELECT a.execution_id, a.duration_us FROM attempts a JOIN executions x ON x.id = a.execution_id
              WHERE a.execution_id IN ({in_ids}) AND a.number = x.attempts"
-        );
+        ));
         let rows: Vec<(String, i64)> = on_db!(&self.db, pool => {
             let mut q = sqlx::query_as(&sql);
             for id in ids {

@@ -31,15 +31,23 @@ pub struct IngestOutcome {
     pub duplicate: bool,
 }
 
-/// `exe_` and 24 random characters.
+/// `exe_`, the creation time (9 base-36 digits of unix ms) and 15 random characters: ids sort
+/// by creation, so new rows land at the end of the id index instead of on random pages.
 pub fn new_execution_id() -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut id = String::with_capacity(28);
+    id.push_str("exe_");
+    let mut time = [b'0'; 9];
+    let mut ms = super::now_ms().max(0) as u64;
+    for digit in time.iter_mut().rev() {
+        *digit = ALPHABET[(ms % 36) as usize];
+        ms /= 36;
+    }
+    id.extend(time.iter().map(|&b| b as char));
     let mut rng = rand::thread_rng();
-    let tail: String = (0..24)
-        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
-        .collect();
-    format!("exe_{tail}")
+    id.extend((0..15).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char));
+    id
 }
 
 pub(super) const INSERT_EXECUTION: &str = "INSERT INTO executions (id, event_id, event_type, event_created, livemode, api_version, object_id, state, max_attempts, created_at, scheduled_at, next_run_at, discard_at, rerun_of)
@@ -66,11 +74,11 @@ impl Store {
         on_db!(&self.db, pool => {
             let mut tx = pool.begin().await?;
             for (chunk, ids) in firsts.chunks(CHUNK).zip(new_ids.chunks(CHUNK)) {
-                let sql = format!(
+                let sql = self.db.sql(format!(
                     "INSERT INTO events (id, type, created, livemode, api_version, account, object_id, object_type, payload, received_at, execution_id)
                      VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
                     values_list(chunk.len(), 11, 1)
-                );
+                ));
                 let mut q = sqlx::query_scalar::<_, String>(&sql);
                 for (&i, execution_id) in chunk.iter().zip(ids) {
                     let e = &events[i];
@@ -96,12 +104,12 @@ impl Store {
                     .filter(|(e, _)| inserted.contains(&e.id))
                     .collect();
                 if !new.is_empty() {
-                    let sql = format!(
+                    let sql = self.db.sql(format!(
                         "INSERT INTO executions (id, event_id, event_type, event_created, livemode, api_version, object_id, state,
                              max_attempts, created_at, scheduled_at, next_run_at, discard_at)
                          VALUES {}",
                         values_list(new.len(), 13, 1)
-                    );
+                    ));
                     let mut q = sqlx::query(&sql);
                     for (e, execution_id) in &new {
                         q = q
@@ -125,7 +133,7 @@ impl Store {
 
                 let known: Vec<&str> = chunk.iter().map(|&i| events[i].id.as_str()).filter(|id| !inserted.contains(*id)).collect();
                 if !known.is_empty() {
-                    let sql = format!("SELECT id, execution_id FROM events WHERE id IN ({})", placeholders(known.len()));
+                    let sql = self.db.sql(format!("SELECT id, execution_id FROM events WHERE id IN ({})", placeholders(known.len())));
                     let mut q = sqlx::query_as::<_, (String, String)>(&sql);
                     for id in known {
                         q = q.bind(id);
@@ -158,5 +166,26 @@ impl Store {
             self.notify_due().await?;
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::new_execution_id;
+
+    #[test]
+    fn execution_ids_sort_by_creation_time() {
+        let first = new_execution_id();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let second = new_execution_id();
+        assert!(first < second, "{first} then {second}");
+        assert_eq!(first.len(), 28);
+        assert!(first.starts_with("exe_"));
+        assert!(first[4..].bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()));
+        assert_ne!(
+            new_execution_id(),
+            new_execution_id(),
+            "same millisecond, different ids"
+        );
     }
 }
