@@ -9,3 +9,21 @@ CREATE INDEX executions_object_active ON executions (object_id, event_created, s
 
 -- Leases are found by execution id (heartbeat) or expiry (rescuer); nothing looks up an owner.
 DROP INDEX executions_leases;
+
+-- The console's filters (0003) were keyed by state, so claim and completion each rewrote all
+-- five for every execution. Now finished rows, which never change state again, have the
+-- state-keyed indexes (written once, at completion), and unfinished rows (scheduled or
+-- running: the backlog, usually a small part of the table) have two without state, which a
+-- claim leaves alone. Queries name the part they read (`finished_at IS [NOT] NULL`).
+DROP INDEX executions_state;
+DROP INDEX executions_state_type;
+DROP INDEX executions_state_livemode;
+DROP INDEX executions_state_api_version;
+DROP INDEX executions_state_created;
+CREATE INDEX executions_finished_state ON executions (state, seq) WHERE finished_at IS NOT NULL;
+CREATE INDEX executions_finished_type ON executions (state, event_type, seq) WHERE finished_at IS NOT NULL;
+CREATE INDEX executions_finished_livemode ON executions (state, livemode, seq) WHERE finished_at IS NOT NULL;
+CREATE INDEX executions_finished_api_version ON executions (state, api_version, seq) WHERE finished_at IS NOT NULL;
+CREATE INDEX executions_finished_created ON executions (state, created_at) WHERE finished_at IS NOT NULL;
+CREATE INDEX executions_unfinished ON executions (seq) WHERE finished_at IS NULL;
+CREATE INDEX executions_unfinished_type ON executions (event_type, seq) WHERE finished_at IS NULL;

@@ -5,7 +5,7 @@
 //! claimers in other processes take different rows instead of waiting on each other, and
 //! claimers of one Stripe object take turns (see `pg_lock_candidates`).
 
-use super::executions::{COLUMNS, ExecutionRow};
+use super::executions::{CLAIMED_COLUMNS, COLUMNS, ClaimedRow};
 use super::{Db, Result, placeholders_from};
 
 /// A scheduled execution may start only when no other unfinished execution for the same
@@ -54,12 +54,12 @@ async fn pg_start_picked(
     now: i64,
     owner: &str,
     lease_until: i64,
-) -> Result<Vec<ExecutionRow>> {
+) -> Result<Vec<ClaimedRow>> {
     if picked.is_empty() {
         return Ok(Vec::new());
     }
     let sql = format!(
-        "UPDATE executions e SET {} WHERE e.seq = ANY($4) AND e.state = 'scheduled' AND {OBJECT_IS_FREE} RETURNING {COLUMNS}",
+        "UPDATE executions e SET {} WHERE e.seq = ANY($4) AND e.state = 'scheduled' AND {OBJECT_IS_FREE} RETURNING {CLAIMED_COLUMNS}",
         pg_set_running()
     );
     Ok(sqlx::query_as(&sql)
@@ -71,6 +71,63 @@ async fn pg_start_picked(
         .await?)
 }
 
+/// SQLite, step 1 of a claim: the candidates' `seq` as one JSON array. SQLite claims move
+/// whole batches as one value per statement, never a row each: every returned row is a
+/// hand-off between SQLite's thread and the caller's, which cost more than the claim itself.
+fn sqlite_pick(candidates: &str) -> String {
+    format!("SELECT json_group_array(seq) FROM ({candidates})")
+}
+
+/// SQLite, step 2: starts the picked executions (one writer: they are still due) and reads
+/// them back, with their payloads, as one JSON array.
+async fn sqlite_start_picked(
+    tx: &mut sqlx::SqliteConnection,
+    picked: &str,
+    now: i64,
+    owner: &str,
+    lease_until: i64,
+) -> Result<Vec<ClaimedRow>> {
+    if picked == "[]" {
+        return Ok(Vec::new());
+    }
+    sqlx::query(&format!(
+        "UPDATE executions SET {SET_RUNNING} WHERE seq IN (SELECT value FROM json_each($4))"
+    ))
+    .bind(now)
+    .bind(owner)
+    .bind(lease_until)
+    .bind(picked)
+    .execute(&mut *tx)
+    .await?;
+    let json: String = sqlx::query_scalar(&format!(
+        "SELECT json_group_array(json_object({})) FROM executions WHERE seq IN (SELECT value FROM json_each($1))",
+        claimed_json_object()
+    ))
+    .bind(picked)
+    .fetch_one(&mut *tx)
+    .await?;
+    serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(Box::new(e)).into())
+}
+
+/// `'row', json_object('seq', seq, …), 'payload', …, 'account', …`: a `ClaimedRow` in JSON.
+fn claimed_json_object() -> &'static str {
+    static OBJECT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    OBJECT.get_or_init(|| {
+        let fields: Vec<String> = COLUMNS
+            .split(", ")
+            .map(|c| match c {
+                // Stored as 0/1; JSON wants true/false.
+                "livemode" => "'livemode', json(CASE WHEN livemode THEN 'true' ELSE 'false' END)".to_string(),
+                c => format!("'{c}', {c}"),
+            })
+            .collect();
+        format!(
+            "'row', json_object({}), 'payload', (SELECT ev.payload FROM events ev WHERE ev.id = event_id), 'account', (SELECT ev.account FROM events ev WHERE ev.id = event_id)",
+            fields.join(", ")
+        )
+    })
+}
+
 /// PostgreSQL: lock only rows no other transaction holds. Statements that take many rows
 /// (heartbeat, rescue) would otherwise wait on a completion that waits on them: a deadlock.
 /// A skipped row is being finished or rescued meanwhile; the next round sees it again.
@@ -78,6 +135,20 @@ pub(super) fn skip_locked(db: &Db) -> &'static str {
     match db {
         Db::Sqlite(_) => "",
         Db::Postgres(_) => " FOR UPDATE SKIP LOCKED",
+    }
+}
+
+/// SQLite: one process and one writer connection, so a transaction sees no concurrent writes.
+pub(super) fn single_writer(db: &Db) -> bool {
+    matches!(db, Db::Sqlite(_))
+}
+
+/// PostgreSQL: lock the rows of `alias` a statement reads (until the commit), so a later
+/// statement of the transaction finds them as this one did. SQLite has a single writer already.
+pub(super) fn lock_joined(db: &Db, alias: &str) -> String {
+    match db {
+        Db::Sqlite(_) => String::new(),
+        Db::Postgres(_) => format!(" FOR UPDATE OF {alias}"),
     }
 }
 
@@ -108,7 +179,7 @@ pub(super) async fn claim(
     lease_until: i64,
     limit: i64,
     skip_types: &[String],
-) -> Result<Vec<ExecutionRow>> {
+) -> Result<Vec<ClaimedRow>> {
     let skip = skip_clause(skip_types, 5);
     let hint = due_index_hint(db);
     let columns = match db {
@@ -121,12 +192,20 @@ pub(super) async fn claim(
     );
     let rows = match db {
         Db::Sqlite(pool) => {
-            let sql = format!("UPDATE executions SET {SET_RUNNING} WHERE seq IN ({candidates}) RETURNING {COLUMNS}");
-            let mut q = sqlx::query_as(&sql).bind(now).bind(owner).bind(lease_until).bind(limit);
+            let mut tx = pool.begin().await?;
+            let pick = sqlite_pick(&candidates);
+            let mut q = sqlx::query_scalar(&pick)
+                .bind(now)
+                .bind(owner)
+                .bind(lease_until)
+                .bind(limit);
             for t in skip_types {
                 q = q.bind(t);
             }
-            q.fetch_all(pool).await?
+            let picked: String = q.fetch_one(&mut *tx).await?;
+            let rows = sqlite_start_picked(&mut tx, &picked, now, owner, lease_until).await?;
+            tx.commit().await?;
+            rows
         }
         Db::Postgres(pool) => {
             let mut tx = pool.begin().await?;
@@ -160,7 +239,7 @@ pub(super) async fn claim_type(
     event_type: &str,
     type_limit: i64,
     max: i64,
-) -> Result<Vec<ExecutionRow>> {
+) -> Result<Vec<ClaimedRow>> {
     let hint = due_index_hint(db);
     let (least, greatest) = match db {
         Db::Sqlite(_) => ("MIN", "MAX"),
@@ -177,16 +256,19 @@ pub(super) async fn claim_type(
     );
     match db {
         Db::Sqlite(pool) => {
-            let sql = format!("UPDATE executions SET {SET_RUNNING} WHERE seq IN ({candidates}) RETURNING {COLUMNS}");
-            Ok(sqlx::query_as(&sql)
+            let mut tx = pool.begin().await?;
+            let picked: String = sqlx::query_scalar(&sqlite_pick(&candidates))
                 .bind(now)
                 .bind(owner)
                 .bind(lease_until)
                 .bind(event_type)
                 .bind(type_limit)
                 .bind(max)
-                .fetch_all(pool)
-                .await?)
+                .fetch_one(&mut *tx)
+                .await?;
+            let rows = sqlite_start_picked(&mut tx, &picked, now, owner, lease_until).await?;
+            tx.commit().await?;
+            Ok(rows)
         }
         Db::Postgres(pool) => {
             // Serialise claimers of this type for the transaction so the running count holds.

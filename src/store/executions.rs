@@ -20,7 +20,7 @@ macro_rules! bind_args {
 }
 
 /// An execution row as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct ExecutionRow {
     pub seq: i64,
     pub id: String,
@@ -45,7 +45,30 @@ pub struct ExecutionRow {
     pub rerun_of: Option<String>,
 }
 
-pub(super) const COLUMNS: &str = "seq, id, event_id, event_type, event_created, livemode, api_version, object_id, state, attempts, max_attempts, created_at, scheduled_at, next_run_at, discard_at, started_at, finished_at, last_error, result, source, rerun_of";
+/// The columns of `ExecutionRow`, as a literal so that `concat!` can extend it.
+macro_rules! execution_columns {
+    () => {
+        "seq, id, event_id, event_type, event_created, livemode, api_version, object_id, state, attempts, max_attempts, created_at, scheduled_at, next_run_at, discard_at, started_at, finished_at, last_error, result, source, rerun_of"
+    };
+}
+
+pub(super) const COLUMNS: &str = execution_columns!();
+
+/// What a claim returns: the row, and its event's stored payload and Connect account, read in
+/// the same statement (scalar subqueries in `RETURNING`; `event_id` is the claimed row's).
+pub(super) const CLAIMED_COLUMNS: &str = concat!(
+    execution_columns!(),
+    ", (SELECT ev.payload FROM events ev WHERE ev.id = event_id) AS payload",
+    ", (SELECT ev.account FROM events ev WHERE ev.id = event_id) AS account"
+);
+
+#[derive(sqlx::FromRow, serde::Deserialize)]
+pub(super) struct ClaimedRow {
+    #[sqlx(flatten)]
+    row: ExecutionRow,
+    payload: Option<String>,
+    account: Option<String>,
+}
 
 /// A running execution's lease, as the rescuer reads it: id, attempts, max attempts,
 /// when the attempt started, and who held it.
@@ -57,6 +80,16 @@ pub struct Claimed {
     pub row: ExecutionRow,
     pub payload: String,
     pub account: Option<String>,
+}
+
+impl From<ClaimedRow> for Claimed {
+    fn from(c: ClaimedRow) -> Self {
+        Claimed {
+            row: c.row,
+            payload: c.payload.unwrap_or_default(),
+            account: c.account,
+        }
+    }
 }
 
 /// How an attempt ended, as the executor decided.
@@ -155,11 +188,9 @@ impl Store {
     /// Claims up to `limit` due executions for `owner`, oldest first, one per Stripe object
     /// at a time and in the order of the events' `created`.
     pub async fn claim(&self, owner: &str, limit: i64, lease_ms: i64, skip_types: &[String]) -> Result<Vec<Claimed>> {
-        let turn = self.write_turn().await;
         let now = now_ms();
-        let rows: Vec<ExecutionRow> = dialect::claim(&self.db, owner, now, now + lease_ms, limit, skip_types).await?;
-        drop(turn);
-        self.with_payloads(rows).await
+        let rows = dialect::claim(&self.writer, owner, now, now + lease_ms, limit, skip_types).await?;
+        Ok(rows.into_iter().map(Claimed::from).collect())
     }
 
     /// Claims for types with a concurrency limit: at most `limit - running` of `event_type`,
@@ -172,68 +203,63 @@ impl Store {
         lease_ms: i64,
         max: i64,
     ) -> Result<Vec<Claimed>> {
-        let turn = self.write_turn().await;
         let now = now_ms();
-        let rows = dialect::claim_type(&self.db, owner, now, now + lease_ms, event_type, type_limit, max).await?;
-        drop(turn);
-        self.with_payloads(rows).await
+        let rows = dialect::claim_type(&self.writer, owner, now, now + lease_ms, event_type, type_limit, max).await?;
+        Ok(rows.into_iter().map(Claimed::from).collect())
     }
 
-    /// Adds each claimed execution's stored payload and Connect account, read in chunks.
-    async fn with_payloads(&self, rows: Vec<ExecutionRow>) -> Result<Vec<Claimed>> {
-        let mut found = std::collections::HashMap::with_capacity(rows.len());
-        for chunk in rows.chunks(500) {
-            let sql = self.db.sql(format!(
-                "SELECT id, payload, account FROM events WHERE id IN ({})",
-                placeholders(chunk.len())
-            ));
-            let payloads: Vec<(String, String, Option<String>)> = on_db!(&self.db, pool => {
-                let mut q = sqlx::query_as(&sql);
-                for row in chunk {
-                    q = q.bind(&row.event_id);
-                }
-                q.fetch_all(pool).await?
-            });
-            found.extend(
-                payloads
-                    .into_iter()
-                    .map(|(id, payload, account)| (id, (payload, account))),
-            );
-        }
-        Ok(rows
-            .into_iter()
-            .map(|row| {
-                let (payload, account) = found.remove(&row.event_id).unwrap_or_default();
-                Claimed { row, payload, account }
-            })
-            .collect())
-    }
-
-    /// Records finished attempts in one transaction, a few multi-row statements per batch.
-    /// A completion whose lease was lost (rescued meanwhile, even if claimed again by this same
-    /// owner: the attempt number differs then) changes nothing. Returns how many applied.
-    pub async fn complete(&self, owner: &str, batch: &[Completion]) -> Result<usize> {
-        let _turn = self.write_turn().await;
+    /// Records finished attempts in one transaction, two multi-row statements per chunk: the
+    /// attempt rows, then the executions. A completion whose lease was lost (rescued meanwhile,
+    /// even if claimed again by this same owner: the attempt number differs then) changes
+    /// nothing. Neither statement returns rows: on SQLite each returned row is a hand-off
+    /// between threads, which cost more than the rest of the completion. Returns how many applied.
+    pub async fn complete(&self, owner: &str, batch: &[Completion]) -> Result<u64> {
         let rows: Vec<CompletionRow> = batch.iter().map(CompletionRow::from).collect();
-        on_db!(&self.db, pool => {
+        let lock = dialect::lock_joined(&self.writer, "x");
+        on_db!(&self.writer, pool => {
             let mut tx = pool.begin().await?;
-            let mut applied = std::collections::HashSet::new();
+            let mut applied = 0;
             for chunk in rows.chunks(COMPLETION_CHUNK) {
-                let values = values_list(chunk.len(), 9, 1);
+                // Attempts first, while the lease still says whose they are (and, on PostgreSQL,
+                // with those executions locked until the commit, so the update below sees the same).
+                let owner_param = chunk.len() * 8 + 1;
+                let sql = self.writer.sql(format!(
+                    "INSERT INTO attempts (execution_id, number, started_at, finished_at, duration_us, outcome, error_kind, error_message, worker)
+                     SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8, x.lease_owner
+                     FROM (VALUES {}) AS v
+                     JOIN executions x ON x.id = v.column1 AND x.attempts = v.column2
+                     WHERE v.column6 IS NOT NULL AND x.lease_owner = ${owner_param} AND x.state = 'running'{lock}
+                     ON CONFLICT DO NOTHING",
+                    values_list(chunk.len(), 8, 1)
+                ));
+                let mut q = sqlx::query(&sql);
+                for r in chunk {
+                    q = q
+                        .bind(r.id)
+                        .bind(r.attempt)
+                        .bind(r.started_at)
+                        .bind(r.finished_at.unwrap_or(r.ended_at))
+                        .bind(r.duration_us)
+                        .bind(r.outcome)
+                        .bind(r.kind)
+                        .bind(r.message);
+                }
+                q.bind(owner).execute(&mut *tx).await?;
+
                 let owner_param = chunk.len() * 9 + 1;
-                let sql = self.db.sql(format!(
+                let sql = self.writer.sql(format!(
                     "UPDATE executions SET state = v.column2, next_run_at = v.column3, finished_at = v.column4,
                          last_error = COALESCE(v.column5, executions.last_error),
                          result = COALESCE(v.column6, executions.result),
                          source = COALESCE(v.column7, executions.source),
                          attempts = executions.attempts - v.column8,
                          lease_owner = NULL, lease_expires_at = NULL, cancel_requested = FALSE
-                     FROM (VALUES {values}) AS v
+                     FROM (VALUES {}) AS v
                      WHERE executions.id = v.column1 AND executions.attempts = v.column9
-                       AND executions.lease_owner = ${owner_param} AND executions.state = 'running'
-                     RETURNING executions.id"
+                       AND executions.lease_owner = ${owner_param} AND executions.state = 'running'",
+                    values_list(chunk.len(), 9, 1)
                 ));
-                let mut q = sqlx::query_as::<_, (String,)>(&sql);
+                let mut q = sqlx::query(&sql);
                 for r in chunk {
                     q = q
                         .bind(r.id)
@@ -246,34 +272,10 @@ impl Store {
                         .bind(r.uncount)
                         .bind(r.attempt);
                 }
-                applied.extend(q.bind(owner).fetch_all(&mut *tx).await?.into_iter().map(|(id,)| id));
-
-                let recorded: Vec<&CompletionRow> = chunk.iter().filter(|r| r.outcome.is_some() && applied.contains(r.id)).collect();
-                if recorded.is_empty() {
-                    continue;
-                }
-                let values = values_list(recorded.len(), 9, 1);
-                let sql = self.db.sql(format!(
-                    "INSERT INTO attempts (execution_id, number, started_at, finished_at, duration_us, outcome, error_kind, error_message, worker)
-                     VALUES {values}"
-                ));
-                let mut q = sqlx::query(&sql);
-                for r in recorded {
-                    q = q
-                        .bind(r.id)
-                        .bind(r.attempt)
-                        .bind(r.started_at)
-                        .bind(r.finished_at.unwrap_or(r.ended_at))
-                        .bind(r.duration_us)
-                        .bind(r.outcome)
-                        .bind(r.kind)
-                        .bind(r.message)
-                        .bind(owner);
-                }
-                q.execute(&mut *tx).await?;
+                applied += q.bind(owner).execute(&mut *tx).await?.rows_affected();
             }
             tx.commit().await?;
-            Ok(applied.len())
+            Ok(applied)
         })
     }
 
@@ -281,16 +283,15 @@ impl Store {
     /// one claimed but never started, e.g. the connection broke before its payload was read,
     /// expires and is rescued); answers the running executions an operator asked to cancel.
     pub async fn heartbeat(&self, owner: &str, running: &[String], lease_ms: i64) -> Result<Vec<String>> {
-        let _turn = self.write_turn().await;
         let until = now_ms() + lease_ms;
-        let lock = dialect::skip_locked(&self.db);
+        let lock = dialect::skip_locked(&self.writer);
         for chunk in running.chunks(500) {
             let ids = placeholders_from(chunk.len(), 3);
             let sql = self.db.sql(format!(
                 "UPDATE executions SET lease_expires_at = $1 WHERE seq IN (SELECT seq FROM executions
                  WHERE lease_owner = $2 AND state = 'running' AND id IN ({ids}){lock})"
             ));
-            on_db!(&self.db, pool => {
+            on_db!(&self.writer, pool => {
                 let mut q = sqlx::query(&sql).bind(until).bind(owner);
                 for id in chunk {
                     q = q.bind(id);
@@ -312,14 +313,13 @@ impl Store {
     /// Puts executions whose lease expired (their worker died) back to `scheduled`, recording
     /// the lost attempt; those out of attempts fail. Returns the rescued ids.
     pub async fn rescue(&self) -> Result<Vec<String>> {
-        let _turn = self.write_turn().await;
         let now = now_ms();
-        on_db!(&self.db, pool => {
+        on_db!(&self.writer, pool => {
             let mut tx = pool.begin().await?;
             let expired: Vec<LeaseRow> = sqlx::query_as(&format!(
                 "SELECT id, attempts, max_attempts, started_at, lease_owner FROM executions
                  WHERE state = 'running' AND lease_expires_at < $1 ORDER BY seq LIMIT 1000{}",
-                dialect::skip_locked(&self.db)
+                dialect::skip_locked(&self.writer)
             ))
             .bind(now)
             .fetch_all(&mut *tx)
@@ -367,9 +367,8 @@ impl Store {
 
     /// Scheduled executions never started before their deadline become `discarded`.
     pub async fn discard_overdue(&self) -> Result<u64> {
-        let _turn = self.write_turn().await;
         let now = now_ms();
-        on_db!(&self.db, pool => Ok(sqlx::query(
+        on_db!(&self.writer, pool => Ok(sqlx::query(
             "UPDATE executions SET state = 'discarded', next_run_at = NULL, finished_at = $1,
                  last_error = 'not started before its deadline'
              WHERE state = 'scheduled' AND attempts = 0 AND discard_at IS NOT NULL AND discard_at < $1",
@@ -383,8 +382,7 @@ impl Store {
     /// Deletes up to `batch` finished executions older than `before` (with their attempts),
     /// then the events no execution uses any more that are older too. Returns executions deleted.
     pub async fn prune(&self, before: i64, batch: i64) -> Result<u64> {
-        let _turn = self.write_turn().await;
-        on_db!(&self.db, pool => {
+        on_db!(&self.writer, pool => {
             let mut tx = pool.begin().await?;
             let ids: Vec<(String,)> = sqlx::query_as(
                 "SELECT id FROM executions WHERE finished_at IS NOT NULL AND finished_at < $1
@@ -438,9 +436,13 @@ impl Store {
 
     /// Executions per state, for metrics.
     pub async fn count_by_state(&self) -> Result<Vec<(String, i64)>> {
-        on_db!(&self.db, pool => Ok(sqlx::query_as("SELECT state, COUNT(*) FROM executions GROUP BY state")
-            .fetch_all(pool)
-            .await?))
+        // In two parts, each walking its own partial index (0004) rather than the table.
+        on_db!(&self.db, pool => Ok(sqlx::query_as(
+            "SELECT state, COUNT(*) FROM executions WHERE finished_at IS NOT NULL GROUP BY state
+             UNION ALL SELECT state, COUNT(*) FROM executions WHERE finished_at IS NULL GROUP BY state",
+        )
+        .fetch_all(pool)
+        .await?))
     }
 
     pub async fn execution(&self, id: &str) -> Result<Option<ExecutionRow>> {
@@ -581,7 +583,6 @@ impl Store {
     /// Operator actions. Refused ones change nothing.
     pub async fn act(&self, id: &str, action: app::model::Action) -> Result<ExecutionRow, ActionError> {
         use app::model::Action;
-        let _turn = self.write_turn().await;
         let now = now_ms();
         let row = self
             .execution(id)
@@ -592,10 +593,10 @@ impl Store {
             state,
         };
         let changed = match action {
-            Action::Retry => on_db!(&self.db, pool => sqlx::query(
+            Action::Retry => on_db!(&self.writer, pool => sqlx::query(
                 "UPDATE executions SET next_run_at = $1 WHERE id = $2 AND state = 'scheduled'",
             ).bind(now).bind(id).execute(pool).await.map_err(super::StoreError::from)?.rows_affected()),
-            Action::Cancel => on_db!(&self.db, pool => sqlx::query(
+            Action::Cancel => on_db!(&self.writer, pool => sqlx::query(
                 "UPDATE executions SET
                      state = CASE WHEN state = 'scheduled' THEN 'cancelled' ELSE state END,
                      next_run_at = CASE WHEN state = 'scheduled' THEN NULL ELSE next_run_at END,
@@ -610,7 +611,7 @@ impl Store {
                 }
                 let new_id = super::ingest::new_execution_id();
                 let max_attempts = row.max_attempts;
-                on_db!(&self.db, pool => sqlx::query(super::ingest::INSERT_EXECUTION)
+                on_db!(&self.writer, pool => sqlx::query(super::ingest::INSERT_EXECUTION)
                     .bind(&new_id)
                     .bind(&row.event_id)
                     .bind(&row.event_type)
@@ -722,6 +723,15 @@ fn filter_sql(f: &ExecutionFilter, with_cursor: bool) -> Result<(String, Vec<Arg
         &mut clauses,
         &mut args,
     );
+    // Says which part of the table the states live in, so the partial indexes of that part
+    // (migration 0004) can serve: the states are bound parameters, which the planner cannot read.
+    if !f.statuses.is_empty() {
+        if f.statuses.iter().all(|s| s.is_final()) {
+            clauses.push("finished_at IS NOT NULL".into());
+        } else if !f.statuses.iter().any(|s| s.is_final()) {
+            clauses.push("finished_at IS NULL".into());
+        }
+    }
     Ok((clauses.join(" AND "), args))
 }
 

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::{Result, Store, on_db, placeholders, values_list};
+use super::{Result, Store, dialect, on_db, placeholders, values_list};
 
 /// What the ingest keeps of a verified event.
 #[derive(Debug, Clone)]
@@ -53,6 +53,31 @@ pub fn new_execution_id() -> String {
 pub(super) const INSERT_EXECUTION: &str = "INSERT INTO executions (id, event_id, event_type, event_created, livemode, api_version, object_id, state, max_attempts, created_at, scheduled_at, next_run_at, discard_at, rerun_of)
      VALUES ($1, $2, $3, $4, $5, $6, $7, 'scheduled', $8, $9, $10, $10, $11, $12)";
 
+const INSERT_EVENTS: &str = "INSERT INTO events (id, type, created, livemode, api_version, account, object_id, object_type, payload, received_at, execution_id) VALUES";
+
+/// Binds `(event, execution id)` pairs to an `INSERT_EVENTS` statement; a macro because the
+/// query type differs (rows returned or not).
+macro_rules! bind_events {
+    ($query:expr, $pairs:expr, $now:expr) => {{
+        let mut q = $query;
+        for (e, execution_id) in $pairs {
+            q = q
+                .bind(&e.id)
+                .bind(&e.event_type)
+                .bind(e.created)
+                .bind(e.livemode)
+                .bind(&e.api_version)
+                .bind(&e.account)
+                .bind(&e.object_id)
+                .bind(&e.object_type)
+                .bind(&e.payload)
+                .bind($now)
+                .bind(execution_id);
+        }
+        q
+    }};
+}
+
 /// Events per multi-row statement: 11 parameters each, far below either backend's limit.
 const CHUNK: usize = 256;
 
@@ -61,7 +86,6 @@ impl Store {
     /// an execution, a known one answers with its existing execution. All or nothing.
     pub async fn ingest(&self, events: &[NewEvent]) -> Result<Vec<IngestOutcome>> {
         let now = super::now_ms();
-        let turn = self.write_turn().await;
         // The first delivery of each id in the batch, in id order: concurrent batches (other
         // processes) holding the same ids (Stripe retries) then wait on each other in one order
         // instead of deadlocking. Later copies in the batch are duplicates of the first.
@@ -71,31 +95,30 @@ impl Store {
         let new_ids: Vec<String> = firsts.iter().map(|_| new_execution_id()).collect();
         let mut created: HashMap<&str, &str> = HashMap::new();
         let mut existing: HashMap<String, String> = HashMap::new();
-        on_db!(&self.db, pool => {
+        on_db!(&self.writer, pool => {
             let mut tx = pool.begin().await?;
             for (chunk, ids) in firsts.chunks(CHUNK).zip(new_ids.chunks(CHUNK)) {
-                let sql = self.db.sql(format!(
-                    "INSERT INTO events (id, type, created, livemode, api_version, account, object_id, object_type, payload, received_at, execution_id)
-                     VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
-                    values_list(chunk.len(), 11, 1)
-                ));
-                let mut q = sqlx::query_scalar::<_, String>(&sql);
-                for (&i, execution_id) in chunk.iter().zip(ids) {
-                    let e = &events[i];
-                    q = q
-                        .bind(&e.id)
-                        .bind(&e.event_type)
-                        .bind(e.created)
-                        .bind(e.livemode)
-                        .bind(&e.api_version)
-                        .bind(&e.account)
-                        .bind(&e.object_id)
-                        .bind(&e.object_type)
-                        .bind(&e.payload)
-                        .bind(now)
-                        .bind(execution_id);
-                }
-                let inserted: HashSet<String> = q.fetch_all(&mut *tx).await?.into_iter().collect();
+                let inserted: HashSet<String> = if dialect::single_writer(&self.writer) {
+                    // Nobody else writes meanwhile: what is not there yet is what gets inserted.
+                    // Reading the known ids (usually none) spares a returned row per event.
+                    let sql = self.writer.sql(format!("SELECT id, execution_id FROM events WHERE id IN ({})", placeholders(chunk.len())));
+                    let mut q = sqlx::query_as::<_, (String, String)>(&sql);
+                    for &i in chunk {
+                        q = q.bind(&events[i].id);
+                    }
+                    existing.extend(q.fetch_all(&mut *tx).await?);
+                    let fresh: Vec<(usize, &String)> = chunk.iter().copied().zip(ids).filter(|(i, _)| !existing.contains_key(&events[*i].id)).collect();
+                    if !fresh.is_empty() {
+                        let sql = self.writer.sql(format!("{INSERT_EVENTS} {}", values_list(fresh.len(), 11, 1)));
+                        bind_events!(sqlx::query(&sql), fresh.iter().map(|(i, id)| (&events[*i], *id)), now).execute(&mut *tx).await?;
+                    }
+                    fresh.iter().map(|(i, _)| events[*i].id.clone()).collect()
+                } else {
+                    // Other processes insert the same ids concurrently: the conflict decides.
+                    let sql = format!("{INSERT_EVENTS} {} ON CONFLICT (id) DO NOTHING RETURNING id", values_list(chunk.len(), 11, 1));
+                    let q = bind_events!(sqlx::query_scalar::<_, String>(&sql), chunk.iter().map(|&i| &events[i]).zip(ids), now);
+                    q.fetch_all(&mut *tx).await?.into_iter().collect()
+                };
 
                 let new: Vec<(&NewEvent, &String)> = chunk
                     .iter()
@@ -104,7 +127,7 @@ impl Store {
                     .filter(|(e, _)| inserted.contains(&e.id))
                     .collect();
                 if !new.is_empty() {
-                    let sql = self.db.sql(format!(
+                    let sql = self.writer.sql(format!(
                         "INSERT INTO executions (id, event_id, event_type, event_created, livemode, api_version, object_id, state,
                              max_attempts, created_at, scheduled_at, next_run_at, discard_at)
                          VALUES {}",
@@ -131,9 +154,13 @@ impl Store {
                 }
                 created.extend(new.iter().map(|(e, id)| (e.id.as_str(), id.as_str())));
 
-                let known: Vec<&str> = chunk.iter().map(|&i| events[i].id.as_str()).filter(|id| !inserted.contains(*id)).collect();
+                let known: Vec<&str> = chunk
+                    .iter()
+                    .map(|&i| events[i].id.as_str())
+                    .filter(|id| !inserted.contains(*id) && !existing.contains_key(*id))
+                    .collect();
                 if !known.is_empty() {
-                    let sql = self.db.sql(format!("SELECT id, execution_id FROM events WHERE id IN ({})", placeholders(known.len())));
+                    let sql = self.writer.sql(format!("SELECT id, execution_id FROM events WHERE id IN ({})", placeholders(known.len())));
                     let mut q = sqlx::query_as::<_, (String, String)>(&sql);
                     for id in known {
                         q = q.bind(id);
@@ -161,7 +188,6 @@ impl Store {
                 },
             });
         }
-        drop(turn);
         if out.iter().any(|o| !o.duplicate) {
             self.notify_due().await?;
         }

@@ -87,9 +87,12 @@ pub(crate) use on_db;
 
 #[derive(Clone, Debug)]
 pub struct Store {
+    /// Reads (on PostgreSQL, writes too).
     pub(crate) db: Db,
-    /// SQLite allows one writer; taking turns here avoids its busy-wait (sleeps of up to 100 ms).
-    write_turn: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Writes. On SQLite a pool of one connection: writers take turns in order instead of
+    /// busy-waiting on SQLite's lock (sleeps of up to 100 ms), and the writer's page cache stays
+    /// warm (a connection drops its cache whenever another one has written).
+    pub(crate) writer: Db,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -102,7 +105,7 @@ impl Store {
             url: url.to_string(),
             source,
         };
-        let db = if url.starts_with("sqlite:") {
+        let (db, writer) = if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)
                 .map_err(open_err)?
                 .create_if_missing(true)
@@ -112,18 +115,27 @@ impl Store {
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(5))
                 // Every execution touches many index pages; keep them in memory (64 MiB per connection).
-                .pragma("cache_size", "-65536");
-            let pool = SqlitePoolOptions::new()
+                .pragma("cache_size", "-65536")
+                // Rows cross from SQLite's thread in buffers of this many: a claim returns hundreds.
+                .row_buffer_size(1024);
+            let writer = SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(options.clone())
+                .await
+                .map_err(open_err)?;
+            SQLITE_MIGRATIONS.run(&writer).await?;
+            // Fresh statistics for the query planner (cheap: SQLite limits the work it does).
+            sqlx::query("PRAGMA optimize=0x10002").execute(&writer).await?;
+            let readers = SqlitePoolOptions::new()
                 .max_connections(8)
                 .min_connections(1)
                 .acquire_timeout(Duration::from_secs(5))
                 .connect_with(options)
                 .await
                 .map_err(open_err)?;
-            SQLITE_MIGRATIONS.run(&pool).await?;
-            // Fresh statistics for the query planner (cheap: SQLite limits the work it does).
-            sqlx::query("PRAGMA optimize=0x10002").execute(&pool).await?;
-            Db::Sqlite(pool)
+            (Db::Sqlite(readers), Db::Sqlite(writer))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url).map_err(open_err)?;
             let pool = PgPoolOptions::new()
@@ -134,22 +146,11 @@ impl Store {
                 .map_err(open_err)?;
             // sqlx takes an advisory lock here, so processes starting together migrate once.
             POSTGRES_MIGRATIONS.run(&pool).await?;
-            Db::Postgres(pool)
+            (Db::Postgres(pool.clone()), Db::Postgres(pool))
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_string()));
         };
-        Ok(Store {
-            db,
-            write_turn: Default::default(),
-        })
-    }
-
-    /// Held while writing to SQLite; PostgreSQL takes concurrent writers, so nothing to wait for.
-    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        match self.db {
-            Db::Sqlite(_) => Some(self.write_turn.lock().await),
-            Db::Postgres(_) => None,
-        }
+        Ok(Store { db, writer })
     }
 
     pub fn backend(&self) -> &'static str {
@@ -184,6 +185,7 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        on_db!(&self.writer, pool => pool.close().await);
         on_db!(&self.db, pool => pool.close().await)
     }
 }

@@ -220,7 +220,7 @@ impl Store {
     /// Upserts a customer; `deleted` once set stays set.
     pub async fn upsert_customer(&self, c: &Customer, stamp: Stamp<'_>) -> Result<Upsert> {
         let sql: &str = &CUSTOMER_UPSERT;
-        let (last,): (Option<String>,) = on_db!(&self.db, pool => sqlx::query_as(sql)
+        let (last,): (Option<String>,) = on_db!(&self.writer, pool => sqlx::query_as(sql)
             .bind(&c.id)
             .bind(&c.email)
             .bind(&c.name)
@@ -237,7 +237,7 @@ impl Store {
 
     pub async fn upsert_subscription(&self, s: &Subscription, stamp: Stamp<'_>) -> Result<Upsert> {
         let sql: &str = &SUBSCRIPTION_UPSERT;
-        let (last,): (Option<String>,) = on_db!(&self.db, pool => sqlx::query_as(sql)
+        let (last,): (Option<String>,) = on_db!(&self.writer, pool => sqlx::query_as(sql)
             .bind(&s.id)
             .bind(&s.customer)
             .bind(&s.status)
@@ -260,7 +260,7 @@ impl Store {
     pub async fn upsert_dispute(&self, d: &Dispute, stamp: Stamp<'_>) -> Result<Upsert> {
         let sql: &str = &DISPUTE_UPSERT;
         let now = now_ms();
-        let last = on_db!(&self.db, pool => {
+        let last = on_db!(&self.writer, pool => {
             let mut tx = pool.begin().await?;
             let (last,): (Option<String>,) = sqlx::query_as(sql)
                 .bind(&d.id)
@@ -293,7 +293,7 @@ impl Store {
 
     /// Records (or completes) one failed payment.
     pub async fn merge_payment_failure(&self, f: &PaymentFailure) -> Result<()> {
-        on_db!(&self.db, pool => sqlx::query(PAYMENT_FAILURE_MERGE)
+        on_db!(&self.writer, pool => sqlx::query(PAYMENT_FAILURE_MERGE)
             .bind(&f.id)
             .bind(&f.customer)
             .bind(&f.invoice)
@@ -317,7 +317,7 @@ impl Store {
 
     /// Queues a notification; false when this event already queued one of this kind.
     pub async fn queue_notification(&self, n: &Notification) -> Result<bool> {
-        let inserted = on_db!(&self.db, pool => sqlx::query(NOTIFICATION_INSERT)
+        let inserted = on_db!(&self.writer, pool => sqlx::query(NOTIFICATION_INSERT)
             .bind(&n.kind)
             .bind(&n.event_id)
             .bind(&n.customer)
@@ -337,7 +337,7 @@ impl Store {
 
     /// For applications draining the outbox: marks a notification sent (false if it was not pending).
     pub async fn mark_notification_sent(&self, id: i64) -> Result<bool> {
-        let changed = on_db!(&self.db, pool => sqlx::query(
+        let changed = on_db!(&self.writer, pool => sqlx::query(
             "UPDATE notifications SET status = 'sent', sent_at = $1 WHERE id = $2 AND status = 'pending'",
         )
         .bind(now_ms())
