@@ -27,3 +27,7 @@ CREATE INDEX executions_finished_api_version ON executions (state, api_version, 
 CREATE INDEX executions_finished_created ON executions (state, created_at) WHERE finished_at IS NOT NULL;
 CREATE INDEX executions_unfinished ON executions (seq) WHERE finished_at IS NULL;
 CREATE INDEX executions_unfinished_type ON executions (event_type, seq) WHERE finished_at IS NULL;
+
+-- The discarder looks for scheduled executions past their deadline every poll interval, on
+-- the writer; without an index that read every scheduled execution. Empty unless deadlines are set.
+CREATE INDEX executions_discard ON executions (discard_at) WHERE state = 'scheduled' AND discard_at IS NOT NULL;

@@ -107,6 +107,19 @@ pub(super) fn spawn_all(ctx: Arc<Context>, stop: CancellationToken) -> Vec<JoinH
         }
     }));
 
+    // Checkpointer (SQLite): copies the write-ahead log into the database in the background.
+    // Left to the writer, each copy (every ~4 MB of log) stalls the commit that triggers it.
+    let c = ctx.clone();
+    services.push(every(
+        "checkpointer",
+        Duration::from_millis(500),
+        stop.clone(),
+        move || {
+            let c = c.clone();
+            async move { c.store.checkpoint().await }
+        },
+    ));
+
     // Gauges: executions by state, backlog and its age.
     let c = ctx.clone();
     services.push(every("gauges", Duration::from_secs(5), stop.clone(), move || {

@@ -138,6 +138,15 @@ pub(super) fn skip_locked(db: &Db) -> &'static str {
     }
 }
 
+/// `column` in a comparison no index may serve. SQLite, without statistics, would pick an index
+/// on any column compared for equality; a unary `+` rules it out. PostgreSQL plans by statistics.
+pub(super) fn not_indexed(db: &Db, column: &str) -> String {
+    match db {
+        Db::Sqlite(_) => format!("+{column}"),
+        Db::Postgres(_) => column.to_string(),
+    }
+}
+
 /// SQLite: one process and one writer connection, so a transaction sees no concurrent writes.
 pub(super) fn single_writer(db: &Db) -> bool {
     matches!(db, Db::Sqlite(_))

@@ -526,7 +526,7 @@ impl Store {
     /// One page of executions matching `filter`, newest first.
     pub async fn list(&self, filter: &ExecutionFilter) -> Result<(Vec<ExecutionRow>, bool)> {
         let limit = filter.page_size() as i64;
-        let (where_sql, args) = filter_sql(filter, true)?;
+        let (where_sql, args) = filter_sql(&self.db, filter, true)?;
         let newer = matches!(filter.cursor, Some(Cursor::After(_)));
         let order = if newer { "ASC" } else { "DESC" };
         let sql = format!(
@@ -553,10 +553,12 @@ impl Store {
             filter.statuses.clone()
         };
         for state in states {
-            let mut f = filter.clone();
-            f.statuses = vec![state];
-            f.cursor = None;
-            let (where_sql, args) = filter_sql(&f, false)?;
+            let f = ExecutionFilter {
+                statuses: vec![state],
+                cursor: None,
+                ..filter.clone()
+            };
+            let (where_sql, args) = filter_sql(&self.db, &f, false)?;
             let sql =
                 format!("SELECT COUNT(*) FROM (SELECT 1 FROM executions WHERE {where_sql} LIMIT {cap}) AS capped");
             let (n,): (i64,) = on_db!(&self.db, pool => {
@@ -665,18 +667,38 @@ pub fn parse_time_bound(s: &str) -> Option<i64> {
 }
 
 /// The WHERE clause for a filter, with its arguments in placeholder order.
-fn filter_sql(f: &ExecutionFilter, with_cursor: bool) -> Result<(String, Vec<Arg>)> {
+fn filter_sql(db: &super::Db, f: &ExecutionFilter, with_cursor: bool) -> Result<(String, Vec<Arg>)> {
+    // Which part of the table the states live in, so the partial indexes of that part
+    // (migration 0004) can serve: the states are bound parameters, which the planner cannot read.
+    let finished = (!f.statuses.is_empty()).then(|| f.statuses.iter().all(|s| s.is_final()));
+    let part = match finished {
+        Some(true) => Some("finished_at IS NOT NULL"),
+        Some(false) if !f.statuses.iter().any(|s| s.is_final()) => Some("finished_at IS NULL"),
+        _ => None,
+    };
+    // Unfinished executions (the backlog) are few next to the table: walking their own indexes
+    // beats a whole-table index on livemode, API version or time that most rows share.
+    let unfinished = part == Some("finished_at IS NULL");
+    let column = |name: &str| {
+        if unfinished {
+            dialect::not_indexed(db, name)
+        } else {
+            name.to_string()
+        }
+    };
+    let (livemode, api_version, created_at) = (column("livemode"), column("api_version"), column("created_at"));
     let mut clauses: Vec<String> = vec!["1 = 1".into()];
+    clauses.extend(part.map(String::from));
     let mut args: Vec<Arg> = Vec::new();
     let mut push = |clause: &dyn Fn(usize) -> String, arg: Arg| {
         args.push(arg);
         clauses.push(clause(args.len()));
     };
     if let Some(l) = f.livemode {
-        push(&|i| format!("livemode = ${i}"), Arg::Bool(l));
+        push(&|i| format!("{livemode} = ${i}"), Arg::Bool(l));
     }
     if let Some(v) = &f.api_version {
-        push(&|i| format!("api_version = ${i}"), Arg::Text(v.clone()));
+        push(&|i| format!("{api_version} = ${i}"), Arg::Text(v.clone()));
     }
     if let Some(q) = &f.q {
         // One placeholder used three times keeps the arguments simple.
@@ -694,10 +716,10 @@ fn filter_sql(f: &ExecutionFilter, with_cursor: bool) -> Result<(String, Vec<Arg
             .transpose()
     };
     if let Some(from) = bound(&f.from)? {
-        push(&|i| format!("created_at >= ${i}"), Arg::Int(from));
+        push(&|i| format!("{created_at} >= ${i}"), Arg::Int(from));
     }
     if let Some(to) = bound(&f.to)? {
-        push(&|i| format!("created_at < ${i}"), Arg::Int(to));
+        push(&|i| format!("{created_at} < ${i}"), Arg::Int(to));
     }
     if with_cursor {
         match f.cursor {
@@ -723,15 +745,6 @@ fn filter_sql(f: &ExecutionFilter, with_cursor: bool) -> Result<(String, Vec<Arg
         &mut clauses,
         &mut args,
     );
-    // Says which part of the table the states live in, so the partial indexes of that part
-    // (migration 0004) can serve: the states are bound parameters, which the planner cannot read.
-    if !f.statuses.is_empty() {
-        if f.statuses.iter().all(|s| s.is_final()) {
-            clauses.push("finished_at IS NOT NULL".into());
-        } else if !f.statuses.iter().any(|s| s.is_final()) {
-            clauses.push("finished_at IS NULL".into());
-        }
-    }
     Ok((clauses.join(" AND "), args))
 }
 

@@ -116,8 +116,9 @@ impl Store {
                 .busy_timeout(Duration::from_secs(5))
                 // Every execution touches many index pages; keep them in memory (64 MiB per connection).
                 .pragma("cache_size", "-65536")
-                // Rows cross from SQLite's thread in buffers of this many: a claim returns hundreds.
-                .row_buffer_size(1024);
+                // The executor's checkpointer copies the log into the database off the writers' path
+                // (`Store::checkpoint`); a commit does it itself only if the log grew this long (pages).
+                .pragma("wal_autocheckpoint", "16384");
             let writer = SqlitePoolOptions::new()
                 .max_connections(1)
                 .min_connections(1)
@@ -180,6 +181,15 @@ impl Store {
                 .bind(WAKE_CHANNEL)
                 .execute(pool)
                 .await?;
+        }
+        Ok(())
+    }
+
+    /// SQLite: copies what the write-ahead log holds into the database file, without waiting
+    /// for (or blocking) readers and the writer, so commits never stall to do it.
+    pub async fn checkpoint(&self) -> Result<()> {
+        if let Db::Sqlite(pool) = &self.db {
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(pool).await?;
         }
         Ok(())
     }
