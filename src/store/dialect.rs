@@ -1,7 +1,8 @@
-//! The SQL that differs between SQLite and PostgreSQL: claiming and row locking.
+//! The SQL that differs between SQLite and PostgreSQL: claiming, row locking, planner hints.
 //!
-//! SQLite has one writer at a time, so a single `UPDATE … WHERE seq IN (SELECT …)` is atomic.
-//! PostgreSQL has many: candidates are locked with `FOR UPDATE SKIP LOCKED` so concurrent
+//! SQLite has one writer connection, so the statements of a claim's transaction see no one
+//! else's writes; batches move as one JSON value per statement (see `sqlite_pick`).
+//! PostgreSQL has many writers: candidates are locked with `FOR UPDATE SKIP LOCKED` so concurrent
 //! claimers in other processes take different rows instead of waiting on each other, and
 //! claimers of one Stripe object take turns (see `pg_lock_candidates`).
 
