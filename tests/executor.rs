@@ -460,3 +460,73 @@ async fn a_new_execution_starts_within_milliseconds_when_idle() {
     assert!(waited < 1000, "started {waited} ms after commit");
     h.shutdown().await;
 }
+
+/// The console counts and lists scheduled and running executions in one part of the table
+/// and finished ones in another (by `finished_at`): every transition must leave each row in
+/// the part its state says, or it would vanish from the console's counts and filters.
+#[tokio::test]
+async fn status_counts_and_filters_agree_with_the_states_after_every_transition() {
+    use app::model::{Action, ExecutionFilter, State};
+    let mut h = Harness::new().await;
+    let mut s = settings();
+    s.retry.initial_interval = Duration::from_secs(3600);
+    s.retry.max_interval = Duration::from_secs(3600);
+    h.run(
+        s,
+        job(|c, _| match c.row.event_type.as_str() {
+            "ok" => Ok(JobOutput {
+                result: "done".into(),
+                source: None,
+            }),
+            "perm" => Err(JobError::permanent("resource_missing")),
+            _ => Err(JobError::retryable("try later")),
+        }),
+    );
+    let mut later = new_event("evt_future", "ok", "o4", 1);
+    later.run_at = now_ms() + 3_600_000;
+    let ids = h
+        .ingest(vec![
+            new_event("evt_ok", "ok", "o1", 1),
+            new_event("evt_perm", "perm", "o2", 1),
+            new_event("evt_retry", "retry", "o3", 1),
+            later,
+        ])
+        .await;
+    h.wait(&ids[0], "succeeded").await;
+    h.wait(&ids[1], "failed").await;
+    // The retried one is scheduled again, an hour out, after its first attempt.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while h.store.execution(&ids[2]).await.unwrap().unwrap().attempts == 0 {
+        assert!(Instant::now() < deadline, "the retried execution never ran");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    h.wait(&ids[2], "scheduled").await;
+    h.store.act(&ids[3], Action::Cancel).await.unwrap();
+    let rerun = h.store.act(&ids[0], Action::Rerun).await.unwrap();
+    h.wait(&rerun.id, "succeeded").await;
+
+    let expected = [
+        (State::Scheduled, 1),
+        (State::Running, 0),
+        (State::Succeeded, 2),
+        (State::Failed, 1),
+        (State::Cancelled, 1),
+        (State::Discarded, 0),
+    ];
+    let counts = h.store.count_states(&ExecutionFilter::default(), 1000).await.unwrap();
+    assert_eq!(counts, expected.to_vec());
+    for (state, n) in expected {
+        let filter = ExecutionFilter {
+            statuses: vec![state],
+            types: vec![],
+            livemode: Some(false),
+            ..Default::default()
+        };
+        let (rows, _) = h.store.list(&filter).await.unwrap();
+        assert_eq!(rows.len() as i64, n, "{state} listed");
+        assert!(rows.iter().all(|r| r.state() == state));
+        let counted = h.store.count_states(&filter, 1000).await.unwrap();
+        assert_eq!(counted, vec![(state, n)], "{state} counted with a filter");
+    }
+    h.shutdown().await;
+}
