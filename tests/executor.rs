@@ -530,3 +530,50 @@ async fn status_counts_and_filters_agree_with_the_states_after_every_transition(
     }
     h.shutdown().await;
 }
+
+/// Two processes writing one database (a second `deferral` on the same SQLite file, a
+/// `deferral demo --force` beside a running server): each waits for the other's write
+/// transactions instead of failing, and an event delivered to both is stored once.
+#[tokio::test]
+async fn two_stores_on_one_database_ingest_concurrently_without_errors_or_duplicates() {
+    let (url, _dir) = support::fresh_database().await;
+    let first = Store::open(&url).await.unwrap();
+    let second = Store::open(&url).await.unwrap();
+    let batches = |tag: &'static str| -> Vec<Vec<NewEvent>> {
+        (0..20)
+            .map(|b| {
+                (0..25)
+                    .map(|i| {
+                        // Every fifth event is delivered to both stores.
+                        let id = if i % 5 == 0 {
+                            format!("evt_both_{b}_{i}")
+                        } else {
+                            format!("evt_{tag}_{b}_{i}")
+                        };
+                        new_event(&id, "customer.updated", &format!("cus_{b}_{i}"), 1)
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    let run = |store: Store, batches: Vec<Vec<NewEvent>>| {
+        tokio::spawn(async move {
+            let mut answers = HashMap::new();
+            for batch in batches {
+                let outcomes = store.ingest(&batch).await.expect("ingest waits its turn");
+                for (e, o) in batch.iter().zip(outcomes) {
+                    answers.insert(e.id.clone(), o.execution_id);
+                }
+            }
+            answers
+        })
+    };
+    let (a, b) = tokio::join!(run(first.clone(), batches("a")), run(second.clone(), batches("b")));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    for (id, execution) in a.iter().filter(|(id, _)| id.starts_with("evt_both")) {
+        assert_eq!(Some(execution), b.get(id), "{id} answered with one execution by both");
+    }
+    let counts = first.count_by_state().await.unwrap();
+    let total: i64 = counts.iter().map(|(_, n)| n).sum();
+    assert_eq!(total, 20 * (20 + 20 + 5), "one execution per distinct event id");
+}

@@ -202,7 +202,7 @@ pub(super) async fn claim(
     );
     let rows = match db {
         Db::Sqlite(pool) => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(db.begin_write()).await?;
             let pick = sqlite_pick(&candidates);
             let mut q = sqlx::query_scalar(&pick)
                 .bind(now)
@@ -218,7 +218,7 @@ pub(super) async fn claim(
             rows
         }
         Db::Postgres(pool) => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(db.begin_write()).await?;
             // $2 and $3 are bound (typed) but only step 2 uses them: one numbering for both steps.
             let sql = pg_lock_candidates(&candidates);
             let mut q = sqlx::query_scalar(&sql)
@@ -266,7 +266,7 @@ pub(super) async fn claim_type(
     );
     match db {
         Db::Sqlite(pool) => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(db.begin_write()).await?;
             let picked: String = sqlx::query_scalar(&sqlite_pick(&candidates))
                 .bind(now)
                 .bind(owner)
@@ -282,7 +282,7 @@ pub(super) async fn claim_type(
         }
         Db::Postgres(pool) => {
             // Serialise claimers of this type for the transaction so the running count holds.
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(db.begin_write()).await?;
             sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
                 .bind(format!("deferral-type:{event_type}"))
                 .execute(&mut *tx)

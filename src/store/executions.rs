@@ -217,7 +217,7 @@ impl Store {
         let rows: Vec<CompletionRow> = batch.iter().map(CompletionRow::from).collect();
         let lock = dialect::lock_joined(&self.writer, "x");
         on_db!(&self.writer, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(self.writer.begin_write()).await?;
             let mut applied = 0;
             for chunk in rows.chunks(COMPLETION_CHUNK) {
                 // Attempts first, while the lease still says whose they are (and, on PostgreSQL,
@@ -315,7 +315,7 @@ impl Store {
     pub async fn rescue(&self) -> Result<Vec<String>> {
         let now = now_ms();
         on_db!(&self.writer, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(self.writer.begin_write()).await?;
             let expired: Vec<LeaseRow> = sqlx::query_as(&format!(
                 "SELECT id, attempts, max_attempts, started_at, lease_owner FROM executions
                  WHERE state = 'running' AND lease_expires_at < $1 ORDER BY seq LIMIT 1000{}",
@@ -383,7 +383,7 @@ impl Store {
     /// then the events no execution uses any more that are older too. Returns executions deleted.
     pub async fn prune(&self, before: i64, batch: i64) -> Result<u64> {
         on_db!(&self.writer, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(self.writer.begin_write()).await?;
             let ids: Vec<(String,)> = sqlx::query_as(
                 "SELECT id FROM executions WHERE finished_at IS NOT NULL AND finished_at < $1
                    AND state IN ('succeeded', 'failed', 'cancelled', 'discarded') LIMIT $2",

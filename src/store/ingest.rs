@@ -96,7 +96,7 @@ impl Store {
         let mut created: HashMap<&str, &str> = HashMap::new();
         let mut existing: HashMap<String, String> = HashMap::new();
         on_db!(&self.writer, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(self.writer.begin_write()).await?;
             for (chunk, ids) in firsts.chunks(CHUNK).zip(new_ids.chunks(CHUNK)) {
                 let inserted: HashSet<String> = if dialect::single_writer(&self.writer) {
                     // Nobody else writes meanwhile: what is not there yet is what gets inserted.

@@ -212,6 +212,16 @@ impl Db {
             Db::Sqlite(_) => anonymous_parameters(&sql).unwrap_or(sql),
         }
     }
+
+    /// How a write transaction starts. SQLite: take the write lock at once, so that another
+    /// process writing the same file is waited for (`busy_timeout`) rather than failing the
+    /// transaction when its first read turns into a write.
+    pub(crate) fn begin_write(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "BEGIN IMMEDIATE",
+            Db::Postgres(_) => "BEGIN",
+        }
+    }
 }
 
 fn anonymous_parameters(sql: &str) -> Option<String> {
