@@ -90,6 +90,8 @@ impl TestApp {
             store: running.store.clone(),
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
+                // A request that never answers fails its test with this, instead of stalling the run.
+                .timeout(std::time::Duration::from_secs(30))
                 .build()
                 .unwrap(),
             running: Some(running),
