@@ -6,7 +6,7 @@
 //! claimers in other processes take different rows instead of waiting on each other, and
 //! claimers of one Stripe object take turns (see `pg_lock_candidates`).
 
-use super::executions::{CLAIMED_COLUMNS, COLUMNS, ClaimedRow};
+use super::executions::{CLAIMED_COLUMNS, COLUMNS, ClaimedRow, event_column};
 use super::{Db, Result, placeholders_from};
 
 /// A scheduled execution may start only when no other unfinished execution for the same
@@ -123,8 +123,10 @@ fn claimed_json_object() -> &'static str {
             })
             .collect();
         format!(
-            "'row', json_object({}), 'payload', (SELECT ev.payload FROM events ev WHERE ev.id = event_id), 'account', (SELECT ev.account FROM events ev WHERE ev.id = event_id)",
-            fields.join(", ")
+            "'row', json_object({}), 'payload', {}, 'account', {}",
+            fields.join(", "),
+            event_column!("payload"),
+            event_column!("account")
         )
     })
 }

@@ -54,12 +54,23 @@ macro_rules! execution_columns {
 
 pub(super) const COLUMNS: &str = execution_columns!();
 
+/// A column of the claimed execution's event, as a scalar subquery (`event_id` is the row's).
+macro_rules! event_column {
+    ($column:literal) => {
+        concat!("(SELECT ev.", $column, " FROM events ev WHERE ev.id = event_id)")
+    };
+}
+pub(super) use event_column;
+
 /// What a claim returns: the row, and its event's stored payload and Connect account, read in
 /// the same statement (scalar subqueries in `RETURNING`; `event_id` is the claimed row's).
 pub(super) const CLAIMED_COLUMNS: &str = concat!(
     execution_columns!(),
-    ", (SELECT ev.payload FROM events ev WHERE ev.id = event_id) AS payload",
-    ", (SELECT ev.account FROM events ev WHERE ev.id = event_id) AS account"
+    ", ",
+    event_column!("payload"),
+    " AS payload, ",
+    event_column!("account"),
+    " AS account"
 );
 
 #[derive(sqlx::FromRow, serde::Deserialize)]
@@ -287,7 +298,7 @@ impl Store {
         let lock = dialect::skip_locked(&self.writer);
         for chunk in running.chunks(500) {
             let ids = placeholders_from(chunk.len(), 3);
-            let sql = self.db.sql(format!(
+            let sql = self.writer.sql(format!(
                 "UPDATE executions SET lease_expires_at = $1 WHERE seq IN (SELECT seq FROM executions
                  WHERE lease_owner = $2 AND state = 'running' AND id IN ({ids}){lock})"
             ));
@@ -670,15 +681,11 @@ pub fn parse_time_bound(s: &str) -> Option<i64> {
 fn filter_sql(db: &super::Db, f: &ExecutionFilter, with_cursor: bool) -> Result<(String, Vec<Arg>)> {
     // Which part of the table the states live in, so the partial indexes of that part
     // (migration 0004) can serve: the states are bound parameters, which the planner cannot read.
-    let finished = (!f.statuses.is_empty()).then(|| f.statuses.iter().all(|s| s.is_final()));
-    let part = match finished {
-        Some(true) => Some("finished_at IS NOT NULL"),
-        Some(false) if !f.statuses.iter().any(|s| s.is_final()) => Some("finished_at IS NULL"),
-        _ => None,
-    };
+    let any_state = f.statuses.is_empty();
+    let finished = !any_state && f.statuses.iter().all(|s| s.is_final());
+    let unfinished = !any_state && !f.statuses.iter().any(|s| s.is_final());
     // Unfinished executions (the backlog) are few next to the table: walking their own indexes
     // beats a whole-table index on livemode, API version or time that most rows share.
-    let unfinished = part == Some("finished_at IS NULL");
     let column = |name: &str| {
         if unfinished {
             dialect::not_indexed(db, name)
@@ -688,7 +695,11 @@ fn filter_sql(db: &super::Db, f: &ExecutionFilter, with_cursor: bool) -> Result<
     };
     let (livemode, api_version, created_at) = (column("livemode"), column("api_version"), column("created_at"));
     let mut clauses: Vec<String> = vec!["1 = 1".into()];
-    clauses.extend(part.map(String::from));
+    if finished {
+        clauses.push("finished_at IS NOT NULL".into());
+    } else if unfinished {
+        clauses.push("finished_at IS NULL".into());
+    }
     let mut args: Vec<Arg> = Vec::new();
     let mut push = |clause: &dyn Fn(usize) -> String, arg: Arg| {
         args.push(arg);

@@ -78,6 +78,27 @@ macro_rules! bind_events {
     }};
 }
 
+/// `(event id, execution id)` of those of `ids` already stored; a macro because the
+/// transaction type differs per backend.
+macro_rules! stored_executions {
+    ($store:expr, $tx:expr, $ids:expr) => {{
+        let ids: Vec<&str> = $ids;
+        if ids.is_empty() {
+            Vec::new()
+        } else {
+            let sql = $store.writer.sql(format!(
+                "SELECT id, execution_id FROM events WHERE id IN ({})",
+                placeholders(ids.len())
+            ));
+            let mut q = sqlx::query_as::<_, (String, String)>(&sql);
+            for id in ids {
+                q = q.bind(id);
+            }
+            q.fetch_all(&mut *$tx).await?
+        }
+    }};
+}
+
 /// Events per multi-row statement: 11 parameters each, far below either backend's limit.
 const CHUNK: usize = 256;
 
@@ -101,12 +122,7 @@ impl Store {
                 let inserted: HashSet<String> = if dialect::single_writer(&self.writer) {
                     // Nobody else writes meanwhile: what is not there yet is what gets inserted.
                     // Reading the known ids (usually none) spares a returned row per event.
-                    let sql = self.writer.sql(format!("SELECT id, execution_id FROM events WHERE id IN ({})", placeholders(chunk.len())));
-                    let mut q = sqlx::query_as::<_, (String, String)>(&sql);
-                    for &i in chunk {
-                        q = q.bind(&events[i].id);
-                    }
-                    existing.extend(q.fetch_all(&mut *tx).await?);
+                    existing.extend(stored_executions!(self, tx, chunk.iter().map(|&i| events[i].id.as_str()).collect()));
                     let fresh: Vec<(usize, &String)> = chunk.iter().copied().zip(ids).filter(|(i, _)| !existing.contains_key(&events[*i].id)).collect();
                     if !fresh.is_empty() {
                         let sql = self.writer.sql(format!("{INSERT_EVENTS} {}", values_list(fresh.len(), 11, 1)));
@@ -159,14 +175,7 @@ impl Store {
                     .map(|&i| events[i].id.as_str())
                     .filter(|id| !inserted.contains(*id) && !existing.contains_key(*id))
                     .collect();
-                if !known.is_empty() {
-                    let sql = self.writer.sql(format!("SELECT id, execution_id FROM events WHERE id IN ({})", placeholders(known.len())));
-                    let mut q = sqlx::query_as::<_, (String, String)>(&sql);
-                    for id in known {
-                        q = q.bind(id);
-                    }
-                    existing.extend(q.fetch_all(&mut *tx).await?);
-                }
+                existing.extend(stored_executions!(self, tx, known));
             }
             tx.commit().await?;
         });
