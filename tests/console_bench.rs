@@ -75,7 +75,7 @@ async fn seed(url: &str) {
          SELECT 'exe_b' || i, 'evt_b' || i, type, at / 1000, live, version, object, state,
                 CASE state WHEN 'scheduled' THEN 0 WHEN 'discarded' THEN 0 WHEN 'failed' THEN 8 ELSE 1 END, 8,
                 at, at,
-                CASE state WHEN 'scheduled' THEN {now} + 86400000 END,
+                CASE state WHEN 'scheduled' THEN {now} + 86400000 WHEN 'running' THEN at END,
                 CASE WHEN state IN ('scheduled', 'discarded') THEN NULL ELSE at + 5 END,
                 CASE WHEN state IN ('scheduled', 'running') THEN NULL ELSE at + 20 END,
                 CASE state WHEN 'running' THEN 'bench-elsewhere' END,

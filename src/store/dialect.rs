@@ -6,7 +6,7 @@
 //! claimers in other processes take different rows instead of waiting on each other, and
 //! claimers of one Stripe object take turns (see `pg_lock_candidates`).
 
-use super::executions::{CLAIMED_COLUMNS, COLUMNS, ClaimedRow, event_column};
+use super::executions::{CLAIMED_COLUMNS, COLUMNS, ClaimedRow, CompletionRow, event_column};
 use super::{Db, Result, placeholders_from};
 
 /// A scheduled execution may start only when no other unfinished execution for the same
@@ -21,10 +21,11 @@ const OBJECT_IS_FREE: &str = "(e.object_id IS NULL OR NOT EXISTS (
 /// Past its discard deadline without a start: left for the discarder, never started late.
 const NOT_OVERDUE: &str = "(e.discard_at IS NULL OR e.attempts > 0 OR e.discard_at >= $1)";
 
-/// `finished_at` is already NULL while scheduled; leaving it out of the SET keeps the claim from
-/// rewriting the indexes on it.
+/// Only columns no index reads (migration 0005): on PostgreSQL the claim is then a HOT update,
+/// which writes no index entry. `next_run_at` keeps the time the execution was due, so the row
+/// stays in `executions_due`; claimers skip it by its state.
 const SET_RUNNING: &str = "state = 'running', attempts = attempts + 1, started_at = $1,
-    lease_owner = $2, lease_expires_at = $3, next_run_at = NULL, cancel_requested = FALSE";
+    lease_owner = $2, lease_expires_at = $3, cancel_requested = FALSE";
 
 /// PostgreSQL stamps `started_at` after the claim's snapshot: `$1` is read before the statement
 /// runs, so a claim delayed (pool, CPU) could record a start earlier than the end of the attempt
@@ -70,6 +71,59 @@ async fn pg_start_picked(
         .bind(picked)
         .fetch_all(tx)
         .await?)
+}
+
+/// PostgreSQL: records finished attempts in one statement of fixed text over arrays (one per
+/// column), so it is prepared once and planned the same for any batch size. Each completion
+/// finds its execution by id (`LATERAL`, an index probe per row, locking it) while its lease
+/// still says whose the attempt was; the attempt rows and the executions' update follow. A
+/// join planned by the optimiser instead walked every running execution for each completion.
+pub(super) async fn pg_complete(pool: &sqlx::PgPool, owner: &str, rows: &[CompletionRow<'_>]) -> Result<u64> {
+    const SQL: &str = "WITH v AS MATERIALIZED (
+            SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::text[], $6::text[], $7::text[],
+                                 $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::int8[], $13::text[], $14::text[], $15::text[])
+            AS v(id, state, next_run_at, finished_at, last_error, result, source,
+                 uncount, attempt, started_at, ended_at, duration_us, outcome, kind, message)),
+        x AS MATERIALIZED (
+            SELECT x.seq, x.lease_owner, v.* FROM v CROSS JOIN LATERAL (
+                SELECT seq, lease_owner FROM executions x
+                WHERE x.id = v.id AND x.attempts = v.attempt AND x.lease_owner = $16 AND x.state = 'running'
+                FOR UPDATE) x),
+        recorded AS (
+            INSERT INTO attempts (execution_id, number, started_at, finished_at, duration_us, outcome, error_kind, error_message, worker)
+            SELECT id, attempt, started_at, ended_at, duration_us, outcome, kind, message, lease_owner FROM x
+            WHERE outcome IS NOT NULL
+            ON CONFLICT DO NOTHING)
+        UPDATE executions e SET state = x.state, next_run_at = x.next_run_at, finished_at = x.finished_at,
+            last_error = COALESCE(x.last_error, e.last_error), result = COALESCE(x.result, e.result),
+            source = COALESCE(x.source, e.source), attempts = e.attempts - x.uncount,
+            lease_owner = NULL, lease_expires_at = NULL, cancel_requested = FALSE
+        FROM x WHERE e.seq = x.seq";
+    macro_rules! column {
+        ($field:ident) => {
+            rows.iter().map(|r| r.$field).collect::<Vec<_>>()
+        };
+    }
+    let done = sqlx::query(SQL)
+        .bind(column!(id))
+        .bind(column!(state))
+        .bind(column!(next_run_at))
+        .bind(column!(finished_at))
+        .bind(column!(last_error))
+        .bind(column!(result))
+        .bind(column!(source))
+        .bind(column!(uncount))
+        .bind(column!(attempt))
+        .bind(column!(started_at))
+        .bind(column!(ended_at))
+        .bind(column!(duration_us))
+        .bind(column!(outcome))
+        .bind(column!(kind))
+        .bind(column!(message))
+        .bind(owner)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
 }
 
 /// SQLite, step 1 of a claim: the candidates' `seq` as one JSON array. SQLite claims move
@@ -155,15 +209,6 @@ pub(super) fn single_writer(db: &Db) -> bool {
     matches!(db, Db::Sqlite(_))
 }
 
-/// PostgreSQL: lock the rows of `alias` a statement reads (until the commit), so a later
-/// statement of the transaction finds them as this one did. SQLite has a single writer already.
-pub(super) fn lock_joined(db: &Db, alias: &str) -> String {
-    match db {
-        Db::Sqlite(_) => String::new(),
-        Db::Postgres(_) => format!(" FOR UPDATE OF {alias}"),
-    }
-}
-
 /// Without statistics SQLite may walk the state index and sort every scheduled row;
 /// the partial index of due executions gives the oldest first directly.
 fn due_index_hint(db: &Db) -> &'static str {
@@ -199,7 +244,7 @@ pub(super) async fn claim(
         Db::Postgres(_) => "e.seq, e.object_id",
     };
     let candidates = format!(
-        "SELECT {columns} FROM executions e {hint} WHERE e.state = 'scheduled' AND e.next_run_at <= $1 AND {NOT_OVERDUE} AND {OBJECT_IS_FREE}{skip}
+        "SELECT {columns} FROM executions e {hint} WHERE e.finished_at IS NULL AND e.next_run_at <= $1 AND e.state = 'scheduled' AND {NOT_OVERDUE} AND {OBJECT_IS_FREE}{skip}
          ORDER BY e.next_run_at, e.seq LIMIT $4"
     );
     let rows = match db {
@@ -262,9 +307,9 @@ pub(super) async fn claim_type(
         Db::Postgres(_) => "e.seq, e.object_id",
     };
     let candidates = format!(
-        "SELECT {columns} FROM executions e {hint} WHERE e.state = 'scheduled' AND e.next_run_at <= $1 AND e.event_type = $4 AND {NOT_OVERDUE} AND {OBJECT_IS_FREE}
+        "SELECT {columns} FROM executions e {hint} WHERE e.finished_at IS NULL AND e.next_run_at <= $1 AND e.state = 'scheduled' AND e.event_type = $4 AND {NOT_OVERDUE} AND {OBJECT_IS_FREE}
          ORDER BY e.next_run_at, e.seq
-         LIMIT {least}($6, {greatest}(0, $5 - (SELECT COUNT(*) FROM executions r WHERE r.state = 'running' AND r.event_type = $4)))"
+         LIMIT {least}($6, {greatest}(0, $5 - (SELECT COUNT(*) FROM executions r WHERE r.finished_at IS NULL AND r.state = 'running' AND r.event_type = $4)))"
     );
     match db {
         Db::Sqlite(pool) => {

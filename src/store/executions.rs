@@ -35,6 +35,7 @@ pub struct ExecutionRow {
     pub max_attempts: i64,
     pub created_at: i64,
     pub scheduled_at: i64,
+    /// When due. Kept while running (the time it was due); cleared once finished.
     pub next_run_at: Option<i64>,
     pub discard_at: Option<i64>,
     pub started_at: Option<i64>,
@@ -172,7 +173,11 @@ impl ExecutionRow {
             max_attempts: self.max_attempts,
             created_at: rfc3339(self.created_at),
             scheduled_at: rfc3339(self.scheduled_at),
-            next_run_at: self.next_run_at.map(rfc3339),
+            // Kept while running (the time it was due, see `SET_RUNNING`); only a scheduled one has a next run.
+            next_run_at: self
+                .next_run_at
+                .filter(|_| self.state() == State::Scheduled)
+                .map(rfc3339),
             started_at: self.started_at.map(rfc3339),
             finished_at: self.finished_at.map(rfc3339),
             duration_ms: duration_us.map(|us| us as f64 / 1000.0),
@@ -219,106 +224,103 @@ impl Store {
         Ok(rows.into_iter().map(Claimed::from).collect())
     }
 
-    /// Records finished attempts in one transaction, two multi-row statements per chunk: the
-    /// attempt rows, then the executions. A completion whose lease was lost (rescued meanwhile,
-    /// even if claimed again by this same owner: the attempt number differs then) changes
-    /// nothing. Neither statement returns rows: on SQLite each returned row is a hand-off
-    /// between threads, which cost more than the rest of the completion. Returns how many applied.
+    /// Records finished attempts: the attempt rows, then the executions, in one transaction. A
+    /// completion whose lease was lost (rescued meanwhile, even if claimed again by this same
+    /// owner: the attempt number differs then) changes nothing. Returns how many applied.
+    ///
+    /// SQLite: two multi-row statements per chunk, neither returning rows (each returned row
+    /// is a hand-off between threads, which cost more than the rest of the completion).
+    /// PostgreSQL: one statement over arrays (`dialect::pg_complete`).
     pub async fn complete(&self, owner: &str, batch: &[Completion]) -> Result<u64> {
         let rows: Vec<CompletionRow> = batch.iter().map(CompletionRow::from).collect();
-        let lock = dialect::lock_joined(&self.writer, "x");
-        on_db!(&self.writer, pool => {
-            let mut tx = pool.begin_with(self.writer.begin_write()).await?;
-            let mut applied = 0;
-            for chunk in rows.chunks(COMPLETION_CHUNK) {
-                // Attempts first, while the lease still says whose they are (and, on PostgreSQL,
-                // with those executions locked until the commit, so the update below sees the same).
-                let owner_param = chunk.len() * 8 + 1;
-                let sql = self.writer.sql(format!(
-                    "INSERT INTO attempts (execution_id, number, started_at, finished_at, duration_us, outcome, error_kind, error_message, worker)
-                     SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8, x.lease_owner
-                     FROM (VALUES {}) AS v
-                     JOIN executions x ON x.id = v.column1 AND x.attempts = v.column2
-                     WHERE v.column6 IS NOT NULL AND x.lease_owner = ${owner_param} AND x.state = 'running'{lock}
-                     ON CONFLICT DO NOTHING",
-                    values_list(chunk.len(), 8, 1)
-                ));
-                let mut q = sqlx::query(&sql);
-                for r in chunk {
-                    q = q
-                        .bind(r.id)
-                        .bind(r.attempt)
-                        .bind(r.started_at)
-                        .bind(r.finished_at.unwrap_or(r.ended_at))
-                        .bind(r.duration_us)
-                        .bind(r.outcome)
-                        .bind(r.kind)
-                        .bind(r.message);
-                }
-                q.bind(owner).execute(&mut *tx).await?;
-
-                let owner_param = chunk.len() * 9 + 1;
-                let sql = self.writer.sql(format!(
-                    "UPDATE executions SET state = v.column2, next_run_at = v.column3, finished_at = v.column4,
-                         last_error = COALESCE(v.column5, executions.last_error),
-                         result = COALESCE(v.column6, executions.result),
-                         source = COALESCE(v.column7, executions.source),
-                         attempts = executions.attempts - v.column8,
-                         lease_owner = NULL, lease_expires_at = NULL, cancel_requested = FALSE
-                     FROM (VALUES {}) AS v
-                     WHERE executions.id = v.column1 AND executions.attempts = v.column9
-                       AND executions.lease_owner = ${owner_param} AND executions.state = 'running'",
-                    values_list(chunk.len(), 9, 1)
-                ));
-                let mut q = sqlx::query(&sql);
-                for r in chunk {
-                    q = q
-                        .bind(r.id)
-                        .bind(r.state)
-                        .bind(r.next_run_at)
-                        .bind(r.finished_at)
-                        .bind(r.last_error)
-                        .bind(r.result)
-                        .bind(r.source)
-                        .bind(r.uncount)
-                        .bind(r.attempt);
-                }
-                applied += q.bind(owner).execute(&mut *tx).await?.rows_affected();
+        let pool = match &self.writer {
+            super::Db::Postgres(pool) => return dialect::pg_complete(pool, owner, &rows).await,
+            super::Db::Sqlite(pool) => pool,
+        };
+        let mut tx = pool.begin_with(self.writer.begin_write()).await?;
+        let mut applied = 0;
+        for chunk in rows.chunks(COMPLETION_CHUNK) {
+            // Attempts first, while the lease still says whose they are.
+            let owner_param = chunk.len() * 8 + 1;
+            let sql = self.writer.sql(format!(
+                "INSERT INTO attempts (execution_id, number, started_at, finished_at, duration_us, outcome, error_kind, error_message, worker)
+                 SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8, x.lease_owner
+                 FROM (VALUES {}) AS v
+                 JOIN executions x ON x.id = v.column1 AND x.attempts = v.column2
+                 WHERE v.column6 IS NOT NULL AND x.lease_owner = ${owner_param} AND x.state = 'running'
+                 ON CONFLICT DO NOTHING",
+                values_list(chunk.len(), 8, 1)
+            ));
+            let mut q = sqlx::query(&sql);
+            for r in chunk {
+                q = q
+                    .bind(r.id)
+                    .bind(r.attempt)
+                    .bind(r.started_at)
+                    .bind(r.finished_at.unwrap_or(r.ended_at))
+                    .bind(r.duration_us)
+                    .bind(r.outcome)
+                    .bind(r.kind)
+                    .bind(r.message);
             }
-            tx.commit().await?;
-            Ok(applied)
-        })
+            q.bind(owner).execute(&mut *tx).await?;
+
+            let owner_param = chunk.len() * 9 + 1;
+            let sql = self.writer.sql(format!(
+                "UPDATE executions SET state = v.column2, next_run_at = v.column3, finished_at = v.column4,
+                     last_error = COALESCE(v.column5, executions.last_error),
+                     result = COALESCE(v.column6, executions.result),
+                     source = COALESCE(v.column7, executions.source),
+                     attempts = executions.attempts - v.column8,
+                     lease_owner = NULL, lease_expires_at = NULL, cancel_requested = FALSE
+                 FROM (VALUES {}) AS v
+                 WHERE executions.id = v.column1 AND executions.attempts = v.column9
+                   AND executions.lease_owner = ${owner_param} AND executions.state = 'running'",
+                values_list(chunk.len(), 9, 1)
+            ));
+            let mut q = sqlx::query(&sql);
+            for r in chunk {
+                q = q
+                    .bind(r.id)
+                    .bind(r.state)
+                    .bind(r.next_run_at)
+                    .bind(r.finished_at)
+                    .bind(r.last_error)
+                    .bind(r.result)
+                    .bind(r.source)
+                    .bind(r.uncount)
+                    .bind(r.attempt);
+            }
+            applied += q.bind(owner).execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(applied)
     }
 
     /// Renews `owner`'s leases on the executions it is `running` right now (and only those:
     /// one claimed but never started, e.g. the connection broke before its payload was read,
-    /// expires and is rescued); answers the running executions an operator asked to cancel.
+    /// expires and is rescued); answers those of them an operator asked to cancel.
     pub async fn heartbeat(&self, owner: &str, running: &[String], lease_ms: i64) -> Result<Vec<String>> {
         let until = now_ms() + lease_ms;
         let lock = dialect::skip_locked(&self.writer);
+        let mut cancel = Vec::new();
         for chunk in running.chunks(500) {
             let ids = placeholders_from(chunk.len(), 3);
             let sql = self.writer.sql(format!(
                 "UPDATE executions SET lease_expires_at = $1 WHERE seq IN (SELECT seq FROM executions
-                 WHERE lease_owner = $2 AND state = 'running' AND id IN ({ids}){lock})"
+                 WHERE lease_owner = $2 AND state = 'running' AND id IN ({ids}){lock})
+                 RETURNING id, cancel_requested"
             ));
-            on_db!(&self.writer, pool => {
-                let mut q = sqlx::query(&sql).bind(until).bind(owner);
+            let rows: Vec<(String, bool)> = on_db!(&self.writer, pool => {
+                let mut q = sqlx::query_as(&sql).bind(until).bind(owner);
                 for id in chunk {
                     q = q.bind(id);
                 }
-                q.execute(pool).await?;
+                q.fetch_all(pool).await?
             });
+            cancel.extend(rows.into_iter().filter(|(_, c)| *c).map(|(id, _)| id));
         }
-        on_db!(&self.db, pool => {
-            let ids: Vec<(String,)> = sqlx::query_as(
-                "SELECT id FROM executions WHERE lease_owner = $1 AND state = 'running' AND cancel_requested",
-            )
-            .bind(owner)
-            .fetch_all(pool)
-            .await?;
-            Ok(ids.into_iter().map(|(id,)| id).collect())
-        })
+        Ok(cancel)
     }
 
     /// Puts executions whose lease expired (their worker died) back to `scheduled`, recording
@@ -329,7 +331,7 @@ impl Store {
             let mut tx = pool.begin_with(self.writer.begin_write()).await?;
             let expired: Vec<LeaseRow> = sqlx::query_as(&format!(
                 "SELECT id, attempts, max_attempts, started_at, lease_owner FROM executions
-                 WHERE state = 'running' AND lease_expires_at < $1 ORDER BY seq LIMIT 1000{}",
+                 WHERE finished_at IS NULL AND state = 'running' AND lease_expires_at < $1 ORDER BY seq LIMIT 1000{}",
                 dialect::skip_locked(&self.writer)
             ))
             .bind(now)
@@ -382,7 +384,7 @@ impl Store {
         on_db!(&self.writer, pool => Ok(sqlx::query(
             "UPDATE executions SET state = 'discarded', next_run_at = NULL, finished_at = $1,
                  last_error = 'not started before its deadline'
-             WHERE state = 'scheduled' AND attempts = 0 AND discard_at IS NOT NULL AND discard_at < $1",
+             WHERE finished_at IS NULL AND discard_at IS NOT NULL AND discard_at < $1 AND state = 'scheduled' AND attempts = 0",
         )
         .bind(now)
         .execute(pool)
@@ -423,9 +425,9 @@ impl Store {
     /// When the next scheduled execution falls due, if any is waiting in the future.
     pub async fn next_due_at(&self) -> Result<Option<i64>> {
         let now = now_ms();
-        on_db!(&self.db, pool => {
+        on_db!(&self.writer, pool => {
             let (at,): (Option<i64>,) = sqlx::query_as(
-                "SELECT MIN(next_run_at) FROM executions WHERE state = 'scheduled' AND next_run_at > $1",
+                "SELECT MIN(next_run_at) FROM executions WHERE finished_at IS NULL AND next_run_at > $1 AND state = 'scheduled'",
             )
             .bind(now)
             .fetch_one(pool)
@@ -438,7 +440,7 @@ impl Store {
     pub async fn backlog(&self) -> Result<(i64, Option<i64>)> {
         let now = now_ms();
         on_db!(&self.db, pool => Ok(sqlx::query_as(
-            "SELECT COUNT(*), MIN(next_run_at) FROM executions WHERE state = 'scheduled' AND next_run_at <= $1",
+            "SELECT COUNT(*), MIN(next_run_at) FROM executions WHERE finished_at IS NULL AND next_run_at <= $1 AND state = 'scheduled'",
         )
         .bind(now)
         .fetch_one(pool)
@@ -449,7 +451,7 @@ impl Store {
     pub async fn count_by_state(&self) -> Result<Vec<(String, i64)>> {
         // In two parts, each walking its own partial index (0004) rather than the table.
         on_db!(&self.db, pool => Ok(sqlx::query_as(
-            "SELECT state, COUNT(*) FROM executions WHERE finished_at IS NOT NULL GROUP BY state
+            "SELECT final_state, COUNT(*) FROM executions WHERE finished_at IS NOT NULL GROUP BY final_state
              UNION ALL SELECT state, COUNT(*) FROM executions WHERE finished_at IS NULL GROUP BY state",
         )
         .fetch_all(pool)
@@ -750,8 +752,9 @@ fn filter_sql(db: &super::Db, f: &ExecutionFilter, with_cursor: bool) -> Result<
         args.extend(values.into_iter().map(Arg::Text));
     };
     in_list("event_type", f.types.clone(), &mut clauses, &mut args);
+    // Finished rows' indexes are keyed by `final_state` (0005), which equals `state` there.
     in_list(
-        "state",
+        if finished { "final_state" } else { "state" },
         f.statuses.iter().map(|s| s.to_string()).collect(),
         &mut clauses,
         &mut args,
@@ -763,24 +766,24 @@ fn filter_sql(db: &super::Db, f: &ExecutionFilter, with_cursor: bool) -> Result<
 const COMPLETION_CHUNK: usize = 512;
 
 /// A completion as the columns it writes.
-struct CompletionRow<'a> {
-    id: &'a str,
-    state: &'static str,
-    next_run_at: Option<i64>,
-    finished_at: Option<i64>,
-    last_error: Option<&'a str>,
-    result: Option<&'a str>,
-    source: Option<&'a str>,
+pub(super) struct CompletionRow<'a> {
+    pub(super) id: &'a str,
+    pub(super) state: &'static str,
+    pub(super) next_run_at: Option<i64>,
+    pub(super) finished_at: Option<i64>,
+    pub(super) last_error: Option<&'a str>,
+    pub(super) result: Option<&'a str>,
+    pub(super) source: Option<&'a str>,
     /// 1 when the attempt is given back (released at shutdown), else 0.
-    uncount: i64,
+    pub(super) uncount: i64,
     /// The attempt row's outcome; none for a released attempt.
-    outcome: Option<&'static str>,
-    kind: Option<&'a str>,
-    message: Option<&'a str>,
-    attempt: i64,
-    started_at: i64,
-    ended_at: i64,
-    duration_us: i64,
+    pub(super) outcome: Option<&'static str>,
+    pub(super) kind: Option<&'a str>,
+    pub(super) message: Option<&'a str>,
+    pub(super) attempt: i64,
+    pub(super) started_at: i64,
+    pub(super) ended_at: i64,
+    pub(super) duration_us: i64,
 }
 
 const ABORTED: &str = "cancelled by an operator while running";

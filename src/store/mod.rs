@@ -87,11 +87,12 @@ pub(crate) use on_db;
 
 #[derive(Clone, Debug)]
 pub struct Store {
-    /// Reads (on PostgreSQL, writes too).
+    /// Reads: the console, the API, the gauges.
     pub(crate) db: Db,
-    /// Writes. On SQLite a pool of one connection: writers take turns in order instead of
-    /// busy-waiting on SQLite's lock (sleeps of up to 100 ms), and the writer's page cache stays
-    /// warm (a connection drops its cache whenever another one has written).
+    /// Writes, and the executor's reads. On SQLite a pool of one connection: writers take turns
+    /// in order instead of busy-waiting on SQLite's lock (sleeps of up to 100 ms), and the
+    /// writer's page cache stays warm (a connection drops its cache whenever another one has
+    /// written). On PostgreSQL planned for index scans only (see `Store::open`).
     pub(crate) writer: Db,
 }
 
@@ -139,15 +140,28 @@ impl Store {
             (Db::Sqlite(readers), Db::Sqlite(writer))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url).map_err(open_err)?;
-            let pool = PgPoolOptions::new()
-                .max_connections(16)
-                .acquire_timeout(Duration::from_secs(5))
-                .connect_with(options)
-                .await
-                .map_err(open_err)?;
+            let pool = |size: u32, options: PgConnectOptions| {
+                PgPoolOptions::new()
+                    .max_connections(size)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect_with(options)
+            };
+            // The writers' statements (ingest, claims, completions, leases) each find their rows
+            // by key or walk an index in order up to a LIMIT; they must never read a whole table.
+            // Without statistics (a new table, or autovacuum off) the planner takes the table for
+            // a few pages and chose sequential scans inside nested loops: 560 ms per completion
+            // of 512. A bitmap scan reads every index entry of finished rows again on every call,
+            // while a plain index scan marks each one dead the first time (26 ms per claim
+            // against 0.35 ms over 68,000 such entries). Both are ruled out on this pool only:
+            // the console's filters (the readers) can need them.
+            let writer_options = options
+                .clone()
+                .options([("enable_seqscan", "off"), ("enable_bitmapscan", "off")]);
+            let writer = pool(12, writer_options).await.map_err(open_err)?;
             // sqlx takes an advisory lock here, so processes starting together migrate once.
-            POSTGRES_MIGRATIONS.run(&pool).await?;
-            (Db::Postgres(pool.clone()), Db::Postgres(pool))
+            POSTGRES_MIGRATIONS.run(&writer).await?;
+            let readers = pool(8, options).await.map_err(open_err)?;
+            (Db::Postgres(readers), Db::Postgres(writer))
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_string()));
         };
