@@ -35,5 +35,7 @@ DROP INDEX executions_lease_expiry;
 DROP INDEX executions_discard;
 CREATE INDEX executions_discard ON executions (discard_at) WHERE finished_at IS NULL AND discard_at IS NOT NULL;
 
--- Room on each page for the claim's and heartbeats' new row versions (HOT needs the same page).
-ALTER TABLE executions SET (fillfactor = 75);
+-- Room on each page for the claim's and heartbeats' new row versions: HOT needs the same page.
+-- A claim takes a page's rows together, so each page needs about as much room again as its
+-- rows fill. Measured on the executor benchmark: 30% of claims were HOT at 75, 90% at 50.
+ALTER TABLE executions SET (fillfactor = 50);
