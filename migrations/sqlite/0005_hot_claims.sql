@@ -1,5 +1,5 @@
 -- Mirrors the PostgreSQL migration of the same name, written for PostgreSQL's HOT updates
--- (see there). On SQLite it also helps: a claim no longer rewrites the due and lease indexes.
+-- (see there). On SQLite it also helps: a claim no longer rewrites the due index.
 
 -- The final state, NULL while scheduled or running: the finished rows' indexes are keyed by it
 -- instead of `state`, which every claim changes.
@@ -22,8 +22,9 @@ CREATE INDEX executions_finished_created ON executions (final_state, created_at)
 DROP INDEX executions_due;
 CREATE INDEX executions_due ON executions (next_run_at, seq) WHERE finished_at IS NULL;
 
--- The rescuer finds expired leases among the unfinished rows (`executions_unfinished`).
-DROP INDEX executions_lease_expiry;
+-- Unlike PostgreSQL, SQLite keeps `executions_lease_expiry`: an update only touches the
+-- indexes whose columns it changes, and without it the rescuer would walk the whole backlog
+-- on the single writer connection.
 
 DROP INDEX executions_discard;
 CREATE INDEX executions_discard ON executions (discard_at) WHERE finished_at IS NULL AND discard_at IS NOT NULL;

@@ -209,12 +209,13 @@ pub(super) fn single_writer(db: &Db) -> bool {
     matches!(db, Db::Sqlite(_))
 }
 
-/// Without statistics SQLite may walk the state index and sort every scheduled row;
-/// the partial index of due executions gives the oldest first directly.
-fn due_index_hint(db: &Db) -> &'static str {
+/// SQLite: read through `index`. Without statistics SQLite may pick another index (for a claim,
+/// one it must then sort every scheduled row of; for the rescuer, the whole backlog in `seq`
+/// order). PostgreSQL's writers plan for index scans anyway (`Store::open`).
+pub(super) fn index_hint(db: &Db, index: &str) -> String {
     match db {
-        Db::Sqlite(_) => "INDEXED BY executions_due",
-        Db::Postgres(_) => "",
+        Db::Sqlite(_) => format!("INDEXED BY {index}"),
+        Db::Postgres(_) => String::new(),
     }
 }
 
@@ -238,7 +239,7 @@ pub(super) async fn claim(
     skip_types: &[String],
 ) -> Result<Vec<ClaimedRow>> {
     let skip = skip_clause(skip_types, 5);
-    let hint = due_index_hint(db);
+    let hint = index_hint(db, "executions_due");
     let columns = match db {
         Db::Sqlite(_) => "e.seq",
         Db::Postgres(_) => "e.seq, e.object_id",
@@ -297,7 +298,7 @@ pub(super) async fn claim_type(
     type_limit: i64,
     max: i64,
 ) -> Result<Vec<ClaimedRow>> {
-    let hint = due_index_hint(db);
+    let hint = index_hint(db, "executions_due");
     let (least, greatest) = match db {
         Db::Sqlite(_) => ("MIN", "MAX"),
         Db::Postgres(_) => ("LEAST", "GREATEST"),

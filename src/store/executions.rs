@@ -329,9 +329,12 @@ impl Store {
         let now = now_ms();
         on_db!(&self.writer, pool => {
             let mut tx = pool.begin_with(self.writer.begin_write()).await?;
+            // SQLite has a lease index; on PostgreSQL it would keep claims from being HOT
+            // (migration 0005), so this walks the unfinished rows there.
             let expired: Vec<LeaseRow> = sqlx::query_as(&format!(
-                "SELECT id, attempts, max_attempts, started_at, lease_owner FROM executions
+                "SELECT id, attempts, max_attempts, started_at, lease_owner FROM executions {}
                  WHERE finished_at IS NULL AND state = 'running' AND lease_expires_at < $1 ORDER BY seq LIMIT 1000{}",
+                dialect::index_hint(&self.writer, "executions_lease_expiry"),
                 dialect::skip_locked(&self.writer)
             ))
             .bind(now)
@@ -425,7 +428,14 @@ impl Store {
     /// When the next scheduled execution falls due, if any is waiting in the future.
     pub async fn next_due_at(&self) -> Result<Option<i64>> {
         let now = now_ms();
-        on_db!(&self.writer, pool => {
+        // PostgreSQL: on the writers' pool, planned for the due index's plain scan (`Store::open`).
+        // SQLite: a reader, so idle workers' polls do not queue behind the single writer.
+        let db = if dialect::single_writer(&self.db) {
+            &self.db
+        } else {
+            &self.writer
+        };
+        on_db!(db, pool => {
             let (at,): (Option<i64>,) = sqlx::query_as(
                 "SELECT MIN(next_run_at) FROM executions WHERE finished_at IS NULL AND next_run_at > $1 AND state = 'scheduled'",
             )
