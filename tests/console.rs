@@ -357,3 +357,53 @@ async fn pages_of_several_types_keep_newest_first_order_both_ways() {
     let (back, _, _) = fetch(page(prev)).await;
     assert_eq!(back, ids[0..2], "newer from the second page");
 }
+
+/// Each server start lists the console's routes by rendering the app once with resource loading
+/// switched off, and that switch is global to the process. A page rendered meanwhile by another
+/// server in the same process (as when tests run side by side) must still load its data.
+#[tokio::test]
+async fn pages_load_while_another_server_in_the_process_lists_its_routes() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let app = spawn().await;
+    let id = scheduled_execution(&app).await;
+    let token = log_in(&app).await;
+    // Stops the starter below however this test ends (the runtime waits for blocking tasks).
+    struct Stop(Arc<AtomicBool>);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    let stop = Stop(Arc::new(AtomicBool::new(false)));
+    // What `deferral::start` does for every server, over and over while the pages load.
+    let starter = tokio::task::spawn_blocking({
+        let stop = stop.0.clone();
+        move || {
+            while !stop.load(Ordering::Relaxed) {
+                assert!(!deferral::http::route_list().is_empty());
+            }
+        }
+    });
+    let mut stalled = 0;
+    for _ in 0..10 {
+        let load = async {
+            let resp = app
+                .client
+                .get(format!("{}/executions/{id}", app.url))
+                .header("cookie", format!("deferral_session={token}"))
+                .send()
+                .await
+                .unwrap();
+            resp.text().await.unwrap()
+        };
+        match tokio::time::timeout(Duration::from_secs(3), load).await {
+            Ok(page) => assert!(page.contains("state-scheduled"), "{page}"),
+            Err(_) => stalled += 1,
+        }
+    }
+    drop(stop);
+    starter.await.unwrap();
+    assert_eq!(stalled, 0, "page loads that never answered, of 10");
+}

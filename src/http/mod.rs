@@ -4,12 +4,12 @@ mod error;
 mod health;
 mod metrics;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::extract::FromRef;
 use leptos::prelude::*;
-use leptos_axum::{LeptosRoutes, generate_route_list};
+use leptos_axum::{AxumRouteListing, LeptosRoutes, generate_route_list};
 
 pub use error::ApiError;
 
@@ -46,8 +46,20 @@ impl AppState {
     }
 }
 
+/// The console's routes, listed once per process.
+///
+/// Listing them renders the app with resource loading switched off, and Leptos keeps that switch
+/// in one process-wide flag (`leptos_server`'s `SuppressResourceLoad`): a page that another server
+/// in the same process renders meanwhile (tests run several side by side) would create its
+/// resources while the flag is on, and they would wait forever. Listed once, before any router
+/// exists, the listing never overlaps a render.
+pub fn route_list() -> Vec<AxumRouteListing> {
+    static ROUTES: OnceLock<Vec<AxumRouteListing>> = OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(app::App)).clone()
+}
+
 pub fn router(state: AppState) -> Router {
-    let routes = generate_route_list(app::App);
+    let routes = route_list();
     let options = state.leptos_options.clone();
     let console = crate::console::ConsoleService::new(state.clone()).into_context();
     Router::new()
