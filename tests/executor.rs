@@ -49,6 +49,7 @@ fn new_event(id: &str, event_type: &str, object_id: &str, created: i64) -> NewEv
 }
 
 struct Harness {
+    url: String,
     store: Store,
     stop: CancellationToken,
     executor: Option<Executor>,
@@ -60,6 +61,7 @@ impl Harness {
         let (url, dir) = support::fresh_database().await;
         let store = Store::open(&url).await.unwrap();
         Harness {
+            url,
             store,
             stop: CancellationToken::new(),
             executor: None,
@@ -104,6 +106,19 @@ impl Harness {
                 row.state
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Runs SQL of the test's own on the database, beside the store.
+    async fn execute(&self, sqlite: &str, postgres: &str) {
+        if self.url.starts_with("sqlite:") {
+            let pool = sqlx::SqlitePool::connect(&self.url).await.unwrap();
+            sqlx::raw_sql(sqlite).execute(&pool).await.unwrap();
+            pool.close().await;
+        } else {
+            let pool = sqlx::PgPool::connect(&self.url).await.unwrap();
+            sqlx::raw_sql(postgres).execute(&pool).await.unwrap();
+            pool.close().await;
         }
     }
 
@@ -577,4 +592,74 @@ async fn two_stores_on_one_database_ingest_concurrently_without_errors_or_duplic
     let counts = first.count_by_state().await.unwrap();
     let total: i64 = counts.iter().map(|(_, n)| n).sum();
     assert_eq!(total, 20 * (20 + 20 + 5), "one execution per distinct event id");
+}
+
+#[tokio::test]
+async fn texts_with_nul_characters_are_stored_with_a_replacement_character() {
+    // PostgreSQL refuses NUL in text; a handler quoting a response body may produce one.
+    let mut h = Harness::new().await;
+    h.run(
+        settings(),
+        job(|c, _| {
+            if c.row.event_type == "fails" {
+                Err(JobError::permanent("bad\0byte"))
+            } else {
+                Ok(JobOutput {
+                    result: "a\0b".into(),
+                    source: Some("s\0".into()),
+                })
+            }
+        }),
+    );
+    let ids = h
+        .ingest(vec![
+            new_event("evt_n", "ok", "o1", 1),
+            new_event("evt_f", "fails", "o2", 1),
+        ])
+        .await;
+    let ok = h.wait(&ids[0], "succeeded").await;
+    assert_eq!(ok.result.as_deref(), Some("a\u{FFFD}b"));
+    assert_eq!(ok.source.as_deref(), Some("s\u{FFFD}"));
+    let failed = h.wait(&ids[1], "failed").await;
+    assert_eq!(failed.last_error.as_deref(), Some("bad\u{FFFD}byte"));
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_completion_the_database_refuses_does_not_hold_up_the_others() {
+    let mut h = Harness::new().await;
+    // The database itself refuses to record one result: a fault no retry can fix.
+    h.execute(
+        "CREATE TRIGGER refuse_poison BEFORE UPDATE OF result ON executions WHEN NEW.result = 'poison'
+         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+        "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF NEW.result = 'poison' THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER refuse_poison BEFORE UPDATE ON executions FOR EACH ROW EXECUTE FUNCTION refuse_poison()",
+    )
+    .await;
+    let mut s = settings();
+    s.lease = Duration::from_secs(1);
+    h.run(
+        s,
+        job(|c, _| {
+            Ok(JobOutput {
+                result: if c.row.event_type == "poison" { "poison" } else { "done" }.into(),
+                source: None,
+            })
+        }),
+    );
+    let mut events = vec![new_event("evt_poison", "poison", "p", 1)];
+    events.extend((0..5).map(|i| new_event(&format!("evt_ok{i}"), "ok", &format!("o{i}"), 1)));
+    let ids = h.ingest(events).await;
+    for id in &ids[1..] {
+        h.wait(id, "succeeded").await;
+    }
+    // Given up, its lease expired: each attempt counts as lost, and the last (of the event's
+    // three) fails it.
+    let poison = h.wait(&ids[0], "failed").await;
+    assert_eq!(poison.attempts, 3);
+    let attempts = h.store.attempts(&ids[0]).await.unwrap();
+    assert_eq!(attempts.len(), 3);
+    assert!(attempts.iter().all(|a| a.outcome == "lost"), "{attempts:?}");
+    h.shutdown().await;
 }

@@ -245,18 +245,22 @@ pub(super) async fn complete_batches(ctx: Arc<Context>, mut rx: mpsc::UnboundedR
         loop {
             match ctx.store.complete(&ctx.owner, &batch).await {
                 Ok(_) => break,
-                Err(e) => {
-                    // Keep the batch: the leases protect the executions meanwhile, and if they
-                    // expire the rescuer runs them again elsewhere (at-least-once).
-                    failures += 1;
-                    let wait = Duration::from_millis(100 * 2u64.pow(failures.min(6)));
-                    tracing::warn!(error = %e, retry_in = ?wait, pending = batch.len(), "cannot record completions");
-                    tokio::time::sleep(wait).await;
+                // Refused rather than unreachable: one completion may be at fault, and retrying
+                // the batch would stop every completion behind it for good.
+                Err(e) if !e.is_unavailable() => {
+                    tracing::warn!(error = %e, pending = batch.len(), "a batch of completions was refused; recording them one by one");
+                    for c in &batch {
+                        complete_alone(&ctx, c).await;
+                    }
+                    break;
                 }
+                // Keep the batch: the leases protect the executions meanwhile, and if they
+                // expire the rescuer runs them again elsewhere (at-least-once).
+                Err(e) => back_off(&mut failures, &e, batch.len()).await,
             }
         }
-        // Recorded: no lease left to renew (the heartbeat renews until here, so a slow
-        // completer does not let finished executions expire and run again).
+        // Recorded (or given up): no lease left to renew (the heartbeat renews until here, so a
+        // slow completer does not let finished executions expire and run again).
         {
             let mut running = ctx.handle.running.attempts.lock().expect("running registry");
             for c in &batch {
@@ -269,6 +273,30 @@ pub(super) async fn complete_batches(ctx: Arc<Context>, mut rx: mpsc::UnboundedR
         // Finished executions may unblock later ones for the same object.
         ctx.handle.wake();
     }
+}
+
+/// Records one completion, waiting out an unreachable database. One the database refuses is
+/// given up: its lease then expires, and the rescuer records the attempt as lost and schedules
+/// the execution again (or fails it, out of attempts).
+async fn complete_alone(ctx: &Context, c: &Completion) {
+    let mut failures = 0u32;
+    loop {
+        match ctx.store.complete(&ctx.owner, std::slice::from_ref(c)).await {
+            Ok(_) => return,
+            Err(e) if !e.is_unavailable() => {
+                tracing::error!(error = %e, execution_id = %c.execution_id, "completion refused; the attempt will count as lost");
+                return;
+            }
+            Err(e) => back_off(&mut failures, &e, 1).await,
+        }
+    }
+}
+
+async fn back_off(failures: &mut u32, error: &crate::store::StoreError, pending: usize) {
+    *failures += 1;
+    let wait = Duration::from_millis(100 * 2u64.pow((*failures).min(6)));
+    tracing::warn!(error = %error, retry_in = ?wait, pending, "cannot record completions");
+    tokio::time::sleep(wait).await;
 }
 
 #[cfg(test)]

@@ -128,6 +128,39 @@ pub enum Finish {
     Released,
 }
 
+impl Finish {
+    /// The texts it stores: the handler's result and source, or the error message.
+    fn texts(&self) -> Vec<&str> {
+        match self {
+            Finish::Succeeded { result, source } => std::iter::once(result.as_str()).chain(source.as_deref()).collect(),
+            Finish::Retry { message, .. } | Finish::Failed { message, .. } => vec![message.as_str()],
+            Finish::Aborted | Finish::Released => Vec::new(),
+        }
+    }
+
+    /// PostgreSQL refuses a text holding a NUL character, and the batch with it: a handler's
+    /// message (quoting a response body, say) must not stop every completion behind it.
+    fn without_nul(&self) -> Finish {
+        let clean = |s: &String| s.replace('\0', "\u{FFFD}");
+        match self {
+            Finish::Succeeded { result, source } => Finish::Succeeded {
+                result: clean(result),
+                source: source.as_ref().map(clean),
+            },
+            Finish::Retry { at, kind, message } => Finish::Retry {
+                at: *at,
+                kind,
+                message: clean(message),
+            },
+            Finish::Failed { kind, message } => Finish::Failed {
+                kind,
+                message: clean(message),
+            },
+            other => other.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Completion {
     pub execution_id: String,
@@ -232,6 +265,19 @@ impl Store {
     /// is a hand-off between threads, which cost more than the rest of the completion).
     /// PostgreSQL: one statement over arrays (`dialect::pg_complete`).
     pub async fn complete(&self, owner: &str, batch: &[Completion]) -> Result<u64> {
+        let cleaned: Vec<Completion>;
+        let batch = if batch.iter().any(|c| c.finish.texts().iter().any(|t| t.contains('\0'))) {
+            cleaned = batch
+                .iter()
+                .map(|c| Completion {
+                    finish: c.finish.without_nul(),
+                    ..c.clone()
+                })
+                .collect();
+            &cleaned[..]
+        } else {
+            batch
+        };
         let rows: Vec<CompletionRow> = batch.iter().map(CompletionRow::from).collect();
         let pool = match &self.writer {
             super::Db::Postgres(pool) => return dialect::pg_complete(pool, owner, &rows).await,
