@@ -129,12 +129,14 @@ pub enum Finish {
 }
 
 impl Finish {
-    /// The texts it stores: the handler's result and source, or the error message.
-    fn texts(&self) -> Vec<&str> {
+    /// Whether a text it stores (the handler's result and source, or the error message) holds
+    /// a NUL character. Checked for every completion, so without allocating.
+    fn has_nul(&self) -> bool {
+        let nul = |s: &str| s.contains('\0');
         match self {
-            Finish::Succeeded { result, source } => std::iter::once(result.as_str()).chain(source.as_deref()).collect(),
-            Finish::Retry { message, .. } | Finish::Failed { message, .. } => vec![message.as_str()],
-            Finish::Aborted | Finish::Released => Vec::new(),
+            Finish::Succeeded { result, source } => nul(result) || source.as_deref().is_some_and(nul),
+            Finish::Retry { message, .. } | Finish::Failed { message, .. } => nul(message),
+            Finish::Aborted | Finish::Released => false,
         }
     }
 
@@ -265,18 +267,16 @@ impl Store {
     /// is a hand-off between threads, which cost more than the rest of the completion).
     /// PostgreSQL: one statement over arrays (`dialect::pg_complete`).
     pub async fn complete(&self, owner: &str, batch: &[Completion]) -> Result<u64> {
-        let cleaned: Vec<Completion>;
-        let batch = if batch.iter().any(|c| c.finish.texts().iter().any(|t| t.contains('\0'))) {
-            cleaned = batch
+        let batch: std::borrow::Cow<[Completion]> = if batch.iter().any(|c| c.finish.has_nul()) {
+            batch
                 .iter()
                 .map(|c| Completion {
                     finish: c.finish.without_nul(),
                     ..c.clone()
                 })
-                .collect();
-            &cleaned[..]
+                .collect()
         } else {
-            batch
+            batch.into()
         };
         let rows: Vec<CompletionRow> = batch.iter().map(CompletionRow::from).collect();
         let pool = match &self.writer {
@@ -303,7 +303,7 @@ impl Store {
                     .bind(r.id)
                     .bind(r.attempt)
                     .bind(r.started_at)
-                    .bind(r.finished_at.unwrap_or(r.ended_at))
+                    .bind(r.ended_at)
                     .bind(r.duration_us)
                     .bind(r.outcome)
                     .bind(r.kind)

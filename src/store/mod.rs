@@ -89,10 +89,10 @@ pub(crate) use on_db;
 pub struct Store {
     /// Reads: the console, the API, the gauges.
     pub(crate) db: Db,
-    /// Writes (and on PostgreSQL the executor's reads). On SQLite a pool of one connection: writers take turns
-    /// in order instead of busy-waiting on SQLite's lock (sleeps of up to 100 ms), and the
-    /// writer's page cache stays warm (a connection drops its cache whenever another one has
-    /// written). On PostgreSQL planned for index scans only (see `Store::open`).
+    /// Writes (and on PostgreSQL the executor's reads). On SQLite a pool of one connection:
+    /// writers take turns in order instead of busy-waiting on SQLite's lock (sleeps of up to
+    /// 100 ms), and the writer's page cache stays warm (a connection drops its cache whenever
+    /// another one has written). On PostgreSQL planned for index scans only (see `Store::open`).
     pub(crate) writer: Db,
 }
 
