@@ -1,7 +1,7 @@
 use leptos::prelude::*;
 use leptos_router::components::{A, Form};
 
-use crate::model::{ExecutionFilter, State};
+use crate::model::{ExecutionFilter, Origin, State};
 use crate::view::Facets;
 
 /// The filter as a GET form: its fields are the REST API's query parameters, so the result
@@ -50,6 +50,18 @@ pub fn FilterForm(filter: ExecutionFilter, facets: Facets) -> impl IntoView {
             }
         })
         .collect_view();
+    let origin_boxes = Origin::ALL
+        .into_iter()
+        .map(|o| {
+            let checked = filter.origins.contains(&o);
+            view! {
+                <label class="check">
+                    <input type="checkbox" name="origin" value=o.as_str() checked=checked/>
+                    {o.as_str()}
+                </label>
+            }
+        })
+        .collect_view();
     let q = filter.q.clone().unwrap_or_default();
     let from = filter.from.as_deref().map(datetime_local).unwrap_or_default();
     let to = filter.to.as_deref().map(datetime_local).unwrap_or_default();
@@ -78,6 +90,10 @@ pub fn FilterForm(filter: ExecutionFilter, facets: Facets) -> impl IntoView {
             <fieldset class="statuses">
                 <legend>"Status"</legend>
                 {status_boxes}
+            </fieldset>
+            <fieldset class="origins">
+                <legend>"Origin"</legend>
+                {origin_boxes}
             </fieldset>
             <label>
                 "Search "
