@@ -283,7 +283,7 @@ async fn types_map_to_stripes_filters_and_bad_requests_are_refused_clearly() {
     let wrong = refused(
         vec![],
         Some("sk_test_wrong"),
-        "Stripe answered 401: Invalid API Key provided: sk_test_****",
+        "Stripe answered 401 invalid_request_error: Invalid API Key provided: sk_test_****",
     )
     .await;
     assert_eq!(wrong, 1);
@@ -303,7 +303,7 @@ async fn stripe_failing_part_way_keeps_what_was_stored_and_the_next_run_goes_on(
     let (stdout, stderr) = text(&out);
     assert!(!out.status.success(), "{stdout}");
     assert!(
-        stderr.contains("Stripe answered 401: Expired API Key provided"),
+        stderr.contains("Stripe answered 401 invalid_request_error: Expired API Key provided"),
         "{stderr}"
     );
     assert!(

@@ -108,6 +108,8 @@ pub async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
             plural(tally.pages, "page"),
             if request.dry_run {
                 "nothing was stored (dry run)".to_string()
+            } else if tally.added == 0 {
+                "nothing new was stored".to_string()
             } else {
                 format!(
                     "the {} stored stay stored: run it again to go on",
