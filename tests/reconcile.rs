@@ -360,7 +360,7 @@ async fn the_sweep_stores_an_event_listed_after_start_within_one_interval() {
     );
 
     // The console's overview shows the latest sweep.
-    let cookie = log_in(&app).await;
+    let cookie = format!("deferral_session={}", support::log_in(&app).await);
     let page = app
         .client
         .get(format!("{}/", app.url))
@@ -467,17 +467,4 @@ async fn two_postgres_processes_sweep_one_at_a_time_and_store_each_event_once() 
     for p in &procs {
         assert!(p.problems().is_empty(), "{}: {:?}", p.name, p.problems());
     }
-}
-
-/// Logs in with the test password; the session cookie.
-async fn log_in(app: &TestApp) -> String {
-    let resp = app
-        .client
-        .post(format!("{}/console/fn/login", app.url))
-        .form(&[("password", "test-password"), ("next", "/")])
-        .send()
-        .await
-        .unwrap();
-    let cookie = resp.headers()["set-cookie"].to_str().unwrap();
-    cookie.split(';').next().unwrap().to_string()
 }

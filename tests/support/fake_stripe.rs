@@ -179,6 +179,18 @@ fn error(status: u16, error_type: &str, code: Option<&str>, message: &str) -> Re
     (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
 }
 
+/// Stripe's 401 for any key but the fake's.
+fn check_key(authorization: Option<&str>) -> Option<Response> {
+    (authorization != Some(&format!("Bearer {KEY}"))).then(|| {
+        error(
+            401,
+            "invalid_request_error",
+            None,
+            "Invalid API Key provided: sk_test_****",
+        )
+    })
+}
+
 async fn retrieve(
     State(inner): State<Arc<Inner>>,
     Path((collection, id)): Path<(String, String)>,
@@ -192,13 +204,8 @@ async fn retrieve(
         account: header("stripe-account"),
         version: header("stripe-version"),
     });
-    if authorization.as_deref() != Some(&format!("Bearer {KEY}")) {
-        return error(
-            401,
-            "invalid_request_error",
-            None,
-            "Invalid API Key provided: sk_test_****",
-        );
+    if let Some(refused) = check_key(authorization.as_deref()) {
+        return refused;
     }
     let fault = inner.faults.lock().unwrap().get_mut(&id).and_then(VecDeque::pop_front);
     let missing = || {
@@ -325,13 +332,8 @@ async fn list_events(
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    if authorization.as_deref() != Some(&format!("Bearer {KEY}")) {
-        return error(
-            401,
-            "invalid_request_error",
-            None,
-            "Invalid API Key provided: sk_test_****",
-        );
+    if let Some(refused) = check_key(authorization.as_deref()) {
+        return refused;
     }
     let fault = inner.list_faults.lock().unwrap().pop_front().flatten();
     if let Some(response) = injected(fault).await {
