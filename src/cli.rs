@@ -28,6 +28,8 @@ pub enum Command {
     Trigger(crate::tools::trigger::TriggerArgs),
     /// Fill a fresh database with a varied history of executions to explore the console.
     Demo(crate::tools::demo::DemoArgs),
+    /// Store the events Stripe could not deliver, read from its events list (GET /v1/events).
+    Reconcile(crate::tools::reconcile::ReconcileArgs),
 }
 
 impl Cli {
@@ -38,6 +40,7 @@ impl Cli {
             Some(Command::Dev(args)) => crate::tools::dev::run(args).await,
             Some(Command::Trigger(args)) => crate::tools::trigger::run(args).await,
             Some(Command::Demo(args)) => crate::tools::demo::run(args).await,
+            Some(Command::Reconcile(args)) => crate::tools::reconcile::run(args).await,
         }
     }
 }

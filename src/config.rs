@@ -41,6 +41,18 @@ fn comma_list(s: &str) -> Result<CommaList, String> {
     list(s).map(CommaList)
 }
 
+/// How far back a reconciliation looks: more than zero, at most the 30 days Stripe lists events for.
+pub fn reconcile_window(s: &str) -> Result<Duration, String> {
+    let d = nonzero_duration(s)?;
+    let max = crate::store::sweeps::STRIPE_LISTS_EVENTS_FOR;
+    if d > max {
+        return Err(format!(
+            "`{s}` reaches further back than Stripe keeps events (30 days): at most 30d"
+        ));
+    }
+    Ok(d)
+}
+
 fn multiplier(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(m) if m >= 1.0 && m.is_finite() => Ok(m),
@@ -154,6 +166,15 @@ pub struct Config {
     #[arg(long, env = "DEFERRAL_RETENTION", value_parser = nonzero_duration, default_value = "30d")]
     pub retention: Duration,
 
+    /// How often the server lists the events Stripe could not deliver (`GET /v1/events`) and
+    /// stores the missing ones; needs `STRIPE_SECRET_KEY`. `0` turns the sweep off.
+    #[arg(long, env = "DEFERRAL_RECONCILE_INTERVAL", value_parser = duration, default_value = "15m")]
+    pub reconcile_interval: Duration,
+
+    /// How far back each sweep looks (at most 30d, as long as Stripe lists events).
+    #[arg(long, env = "DEFERRAL_RECONCILE_WINDOW", value_parser = reconcile_window, default_value = "72h")]
+    pub reconcile_window: Duration,
+
     /// On shutdown, how long running attempts may take to finish before they are released.
     #[arg(long, env = "DEFERRAL_SHUTDOWN_GRACE", value_parser = duration, default_value = "10s")]
     pub shutdown_grace: Duration,
@@ -229,5 +250,15 @@ mod tests {
         assert_eq!(c.retry_max_interval, Duration::from_secs(600));
         assert_eq!(c.stripe_webhook_tolerance, Duration::from_secs(300));
         assert!(c.stripe_webhook_secret.is_empty());
+        assert_eq!(c.reconcile_interval, Duration::from_secs(15 * 60));
+        assert_eq!(c.reconcile_window, Duration::from_secs(72 * 3600));
+    }
+
+    #[test]
+    fn the_reconcile_window_stays_within_stripes_30_days() {
+        assert_eq!(reconcile_window("30d").unwrap(), Duration::from_secs(30 * 86_400));
+        let e = reconcile_window("31d").unwrap_err();
+        assert!(e.contains("30 days"), "{e}");
+        assert!(reconcile_window("0s").is_err());
     }
 }

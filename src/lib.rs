@@ -9,6 +9,7 @@ pub mod executor;
 pub mod fixtures;
 pub mod handlers;
 pub mod http;
+pub mod reconcile;
 pub mod store;
 pub mod stripe;
 pub mod telemetry;
@@ -61,6 +62,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let job = Arc::new(handlers::Processor::from_config(&config, store.clone()));
     let executor = executor::Executor::start(store.clone(), &config, job, shutdown.child_token());
     let state = http::AppState::new(config.clone(), store.clone(), executor.handle());
+    let sweep = reconcile::sweep::spawn(
+        config.clone(),
+        store.clone(),
+        state.ingest.clone(),
+        shutdown.child_token(),
+    );
     let router = http::router(state);
 
     let serve_shutdown = shutdown.clone();
@@ -73,6 +80,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         axum::serve(listener, router)
             .with_graceful_shutdown(serve_shutdown.cancelled_owned())
             .await?;
+        if let Some(sweep) = sweep {
+            let _ = sweep.await;
+        }
         executor.stopped().await;
         Ok(())
     });

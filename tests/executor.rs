@@ -45,6 +45,7 @@ fn new_event(id: &str, event_type: &str, object_id: &str, created: i64) -> NewEv
         run_at: now_ms(),
         discard_at: None,
         max_attempts: 3,
+        origin: app::model::Origin::Webhook,
     }
 }
 

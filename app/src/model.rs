@@ -59,6 +59,46 @@ impl FromStr for State {
     }
 }
 
+/// Where an execution came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// Delivered by Stripe to the webhook endpoint.
+    Webhook,
+    /// Found in Stripe's events list (`GET /v1/events`) by `deferral reconcile` or the sweep.
+    Reconciled,
+    /// Created by an operator re-running a finished execution.
+    Rerun,
+}
+
+impl Origin {
+    pub const ALL: [Origin; 3] = [Origin::Webhook, Origin::Reconciled, Origin::Rerun];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Webhook => "webhook",
+            Origin::Reconciled => "reconciled",
+            Origin::Rerun => "rerun",
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Origin {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Origin::ALL
+            .into_iter()
+            .find(|o| o.as_str() == s)
+            .ok_or_else(|| format!("unknown origin `{s}` (one of webhook, reconciled, rerun)"))
+    }
+}
+
 /// One execution as the API and the console show it. Times are RFC 3339.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Execution {
@@ -83,6 +123,7 @@ pub struct Execution {
     /// Where the handler read the event from: `api` or `payload`.
     pub source: Option<String>,
     pub rerun_of: Option<String>,
+    pub origin: Origin,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -149,13 +190,16 @@ pub const MAX_PAGE_SIZE: u32 = 500;
 
 /// A filter over executions, written in the URL with the REST API's parameter names:
 /// `livemode=true|false`, `type` (repeatable), `api_version`, `status` (repeatable),
-/// `q`, `from`, `to`, `cursor`, `limit`.
+/// `origin` (repeatable), `q`, `from`, `to`, `cursor`, `limit`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ExecutionFilter {
     pub livemode: Option<bool>,
     pub types: Vec<String>,
     pub api_version: Option<String>,
     pub statuses: Vec<State>,
+    /// `webhook`, `reconciled`, `rerun`; empty: any.
+    #[serde(default)]
+    pub origins: Vec<Origin>,
     /// An execution id, event id or object id.
     pub q: Option<String>,
     /// Created at or after (RFC 3339, or `YYYY-MM-DDTHH:MM` from a date-time input, UTC).
@@ -186,6 +230,8 @@ impl ExecutionFilter {
                 "api_version" => f.api_version = set(value),
                 "status" if value.is_empty() => {}
                 "status" => f.statuses.push(value.parse()?),
+                "origin" if value.is_empty() => {}
+                "origin" => f.origins.push(value.parse()?),
                 "q" => f.q = set(value),
                 "from" => f.from = set(value),
                 "to" => f.to = set(value),
@@ -205,6 +251,8 @@ impl ExecutionFilter {
         f.types.dedup();
         f.statuses.sort();
         f.statuses.dedup();
+        f.origins.sort();
+        f.origins.dedup();
         Ok(f)
     }
 
@@ -217,6 +265,7 @@ impl ExecutionFilter {
         out.extend(self.types.iter().map(|t| ("type", t.clone())));
         out.extend(self.api_version.iter().map(|v| ("api_version", v.clone())));
         out.extend(self.statuses.iter().map(|s| ("status", s.to_string())));
+        out.extend(self.origins.iter().map(|o| ("origin", o.to_string())));
         out.extend(self.q.iter().map(|v| ("q", v.clone())));
         out.extend(self.from.iter().map(|v| ("from", v.clone())));
         out.extend(self.to.iter().map(|v| ("to", v.clone())));
@@ -307,6 +356,10 @@ mod tests {
         assert_eq!(f.statuses, vec![State::Failed]);
         let qs = f.query_string(None);
         assert!(qs.contains("q=evt%201%262"), "{qs}");
+        let f =
+            ExecutionFilter::from_pairs([("origin", "rerun"), ("origin", "reconciled"), ("origin", "rerun")]).unwrap();
+        assert_eq!(f.origins, vec![Origin::Reconciled, Origin::Rerun]);
+        assert_eq!(f.query_string(None), "origin=reconciled&origin=rerun");
     }
 
     #[test]
@@ -316,6 +369,7 @@ mod tests {
         assert!(ExecutionFilter::from_pairs([("cursor", "zz")]).is_err());
         assert!(ExecutionFilter::from_pairs([("limit", "0")]).is_err());
         assert!(ExecutionFilter::from_pairs([("colour", "red")]).is_err());
+        assert!(ExecutionFilter::from_pairs([("origin", "email")]).is_err());
     }
 
     #[test]

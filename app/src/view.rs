@@ -18,6 +18,28 @@ pub struct StateCount {
 pub struct ListView {
     pub page: ExecutionPage,
     pub counts: Vec<StateCount>,
+    /// The latest reconciliation from Stripe's events list, if any ran.
+    pub last_sweep: Option<SweepView>,
+}
+
+/// One reconciliation run (`deferral reconcile` or the server's sweep), as the overview shows it.
+/// Times are RFC 3339.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepView {
+    pub started_at: String,
+    /// Unset while it runs, or when its process stopped before it finished.
+    pub finished_at: Option<String>,
+    /// The window: events created at or after this time.
+    pub since: String,
+    /// `sweep` (the server's periodic one) or `command` (`deferral reconcile`).
+    pub trigger: String,
+    pub pages: i64,
+    /// Events Stripe listed.
+    pub seen: i64,
+    /// New executions.
+    pub added: i64,
+    /// Why it stopped early.
+    pub error: Option<String>,
 }
 
 /// What a bulk action would do, shown before it is confirmed.

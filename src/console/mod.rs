@@ -8,10 +8,10 @@ mod list;
 use app::api::{Console, ConsoleApi, Session};
 use app::error::ConsoleError;
 use app::model::{Action, Cursor, Execution, ExecutionDetail, ExecutionFilter, ExecutionPage, MAX_PAGE_SIZE};
-use app::view::{BulkOutcome, BulkPreview, Facets, ListView, StateCount};
+use app::view::{BulkOutcome, BulkPreview, Facets, ListView, StateCount, SweepView};
 
 use crate::http::AppState;
-use crate::store::{StoreError, now_ms, parse_time_bound};
+use crate::store::{StoreError, now_ms, parse_time_bound, rfc3339};
 
 pub use auth::Auth;
 
@@ -117,7 +117,17 @@ impl ConsoleApi for ConsoleService {
                 capped: count >= COUNT_CAP,
             })
             .collect();
-        Ok(ListView { page, counts })
+        let last_sweep = store
+            .recent_sweeps(None, 1)
+            .await
+            .map_err(store_error)?
+            .pop()
+            .map(sweep_view);
+        Ok(ListView {
+            page,
+            counts,
+            last_sweep,
+        })
     }
 
     async fn facets(&self) -> Result<Facets, ConsoleError> {
@@ -182,6 +192,19 @@ fn api_error(e: crate::http::ApiError) -> ConsoleError {
         StatusCode::CONFLICT => ConsoleError::Refused(e.message),
         StatusCode::SERVICE_UNAVAILABLE => ConsoleError::Unavailable(e.message),
         _ => ConsoleError::Internal(e.message),
+    }
+}
+
+fn sweep_view(s: crate::store::SweepRow) -> SweepView {
+    SweepView {
+        started_at: rfc3339(s.started_at),
+        finished_at: s.finished_at.map(rfc3339),
+        since: rfc3339(s.since * 1000),
+        trigger: s.trigger,
+        pages: s.pages,
+        seen: s.seen,
+        added: s.added,
+        error: s.error,
     }
 }
 

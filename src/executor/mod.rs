@@ -111,7 +111,7 @@ impl Settings {
 }
 
 /// Identifies this process's leases: host, pid and a random tag.
-fn owner_id() -> String {
+pub(crate) fn owner_id() -> String {
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
     format!("{host}-{}-{:04x}", std::process::id(), rand::random::<u16>())
 }

@@ -1,6 +1,6 @@
 //! Executions and their attempts: the executor's transitions and the operators' reads.
 
-use app::model::{Attempt, Cursor, Execution, ExecutionFilter, State};
+use app::model::{Attempt, Cursor, Execution, ExecutionFilter, Origin, State};
 
 use super::{Result, Store, dialect, now_ms, on_db, placeholders, placeholders_from, values_list};
 
@@ -44,12 +44,14 @@ pub struct ExecutionRow {
     pub result: Option<String>,
     pub source: Option<String>,
     pub rerun_of: Option<String>,
+    /// `webhook`, `reconciled` or `rerun` (migration 0010).
+    pub origin: String,
 }
 
 /// The columns of `ExecutionRow`, as a literal so that `concat!` can extend it.
 macro_rules! execution_columns {
     () => {
-        "seq, id, event_id, event_type, event_created, livemode, api_version, object_id, state, attempts, max_attempts, created_at, scheduled_at, next_run_at, discard_at, started_at, finished_at, last_error, result, source, rerun_of"
+        "seq, id, event_id, event_type, event_created, livemode, api_version, object_id, state, attempts, max_attempts, created_at, scheduled_at, next_run_at, discard_at, started_at, finished_at, last_error, result, source, rerun_of, origin"
     };
 }
 
@@ -195,6 +197,11 @@ impl ExecutionRow {
         self.state.parse().unwrap_or(State::Failed)
     }
 
+    /// The stored origin; the column's CHECK admits only the three.
+    pub fn origin(&self) -> Origin {
+        self.origin.parse().unwrap_or(Origin::Webhook)
+    }
+
     pub fn to_view(&self, duration_us: Option<i64>) -> Execution {
         Execution {
             id: self.id.clone(),
@@ -220,6 +227,7 @@ impl ExecutionRow {
             result: self.result.clone(),
             source: self.source.clone(),
             rerun_of: self.rerun_of.clone(),
+            origin: self.origin(),
         }
     }
 }
@@ -458,12 +466,16 @@ impl Store {
                 sqlx::query("DELETE FROM attempts WHERE execution_id = $1").bind(id).execute(&mut *tx).await?;
                 sqlx::query("DELETE FROM executions WHERE id = $1").bind(id).execute(&mut *tx).await?;
             }
+            // An event stays while Stripe still lists it (30 days after `created`): it is the
+            // dedupe key that keeps the reconciler from ingesting it again.
             sqlx::query(
                 "DELETE FROM events WHERE id IN (SELECT ev.id FROM events ev WHERE ev.received_at < $1
+                   AND ev.created < $3
                    AND NOT EXISTS (SELECT 1 FROM executions x WHERE x.event_id = ev.id) LIMIT $2)",
             )
             .bind(before)
             .bind(batch)
+            .bind(now_ms() / 1000 - super::sweeps::STRIPE_LISTS_EVENTS_FOR.as_secs() as i64)
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
@@ -682,7 +694,7 @@ impl Store {
                 }
                 let new_id = super::ingest::new_execution_id();
                 let max_attempts = row.max_attempts;
-                on_db!(&self.writer, pool => sqlx::query(super::ingest::INSERT_EXECUTION)
+                on_db!(&self.writer, pool => sqlx::query(super::ingest::INSERT_RERUN)
                     .bind(&new_id)
                     .bind(&row.event_id)
                     .bind(&row.event_type)
@@ -808,6 +820,17 @@ fn filter_sql(db: &super::Db, f: &ExecutionFilter, with_cursor: bool) -> Result<
         args.extend(values.into_iter().map(Arg::Text));
     };
     in_list("event_type", f.types.clone(), &mut clauses, &mut args);
+    in_list(
+        "origin",
+        f.origins.iter().map(|o| o.to_string()).collect(),
+        &mut clauses,
+        &mut args,
+    );
+    if !f.origins.is_empty() && !f.origins.contains(&Origin::Webhook) {
+        // Written out so the planner sees the condition of the partial index `executions_origin`
+        // (0010): bound values it cannot read.
+        clauses.push("origin <> 'webhook'".into());
+    }
     // Finished rows' indexes are keyed by `final_state` (0005), which equals `state` there.
     in_list(
         if finished { "final_state" } else { "state" },

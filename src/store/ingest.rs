@@ -22,6 +22,8 @@ pub struct NewEvent {
     pub run_at: i64,
     pub discard_at: Option<i64>,
     pub max_attempts: i64,
+    /// How it arrived: a webhook delivery or Stripe's events list (reconciled).
+    pub origin: app::model::Origin,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,8 +52,9 @@ pub fn new_execution_id() -> String {
     id
 }
 
-pub(super) const INSERT_EXECUTION: &str = "INSERT INTO executions (id, event_id, event_type, event_created, livemode, api_version, object_id, state, max_attempts, created_at, scheduled_at, next_run_at, discard_at, rerun_of)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, 'scheduled', $8, $9, $10, $10, $11, $12)";
+/// A re-run: a new execution of a stored event, made by an operator.
+pub(super) const INSERT_RERUN: &str = "INSERT INTO executions (id, event_id, event_type, event_created, livemode, api_version, object_id, state, max_attempts, created_at, scheduled_at, next_run_at, discard_at, rerun_of, origin)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, 'scheduled', $8, $9, $10, $10, $11, $12, 'rerun')";
 
 const INSERT_EVENTS: &str = "INSERT INTO events (id, type, created, livemode, api_version, account, object_id, object_type, payload, received_at, execution_id) VALUES";
 
@@ -145,9 +148,9 @@ impl Store {
                 if !new.is_empty() {
                     let sql = self.writer.sql(format!(
                         "INSERT INTO executions (id, event_id, event_type, event_created, livemode, api_version, object_id, state,
-                             max_attempts, created_at, scheduled_at, next_run_at, discard_at)
+                             max_attempts, created_at, scheduled_at, next_run_at, discard_at, origin)
                          VALUES {}",
-                        values_list(new.len(), 13, 1)
+                        values_list(new.len(), 14, 1)
                     ));
                     let mut q = sqlx::query(&sql);
                     for (e, execution_id) in &new {
@@ -164,7 +167,8 @@ impl Store {
                             .bind(now)
                             .bind(e.run_at)
                             .bind(e.run_at)
-                            .bind(e.discard_at);
+                            .bind(e.discard_at)
+                            .bind(e.origin.as_str());
                     }
                     q.execute(&mut *tx).await?;
                 }

@@ -9,6 +9,7 @@ mod dialect;
 pub mod executions;
 pub mod ingest;
 pub mod records;
+pub mod sweeps;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -19,6 +20,7 @@ use sqlx::{PgPool, SqlitePool};
 
 pub use executions::*;
 pub use ingest::{IngestOutcome, NewEvent};
+pub use sweeps::{SweepCounts, SweepLock, SweepRow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -28,9 +28,9 @@ impl Default for Timeouts {
 
 #[derive(Clone)]
 pub struct Client {
-    http: reqwest::Client,
-    base: String,
-    key: String,
+    pub(super) http: reqwest::Client,
+    pub(super) base: String,
+    pub(super) key: String,
     timeouts: Timeouts,
 }
 
@@ -96,7 +96,7 @@ impl Client {
         serde_json::from_str(&body).map_err(|e| StripeError::Unreadable(format!("{collection}/{id}: {e}")))
     }
 
-    fn network(&self, e: reqwest::Error) -> StripeError {
+    pub(super) fn network(&self, e: reqwest::Error) -> StripeError {
         if e.is_timeout() {
             StripeError::Timeout(self.timeouts.total)
         } else {

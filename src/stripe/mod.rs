@@ -1,10 +1,13 @@
-//! The Stripe API, as much of it as the handlers need: re-fetching an event (or the
-//! object it is about) and telling a failure worth retrying from one that is not.
+//! The Stripe API, as much of it as Deferral needs: re-fetching an event (or the object it
+//! is about), listing the events Stripe could not deliver, and telling a failure worth
+//! retrying from one that is not.
 
 mod client;
 mod error;
 mod event;
+mod list;
 
 pub use client::{Client, Timeouts};
 pub use error::StripeError;
 pub use event::{Event, EventData};
+pub use list::{EventListQuery, EventPage, MAX_TYPES, PAGE_LIMIT, TypeFilter};

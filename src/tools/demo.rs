@@ -333,5 +333,6 @@ fn new_event(f: &Fixture, now: i64) -> NewEvent {
         run_at: now,
         discard_at: None,
         max_attempts: MAX_ATTEMPTS,
+        origin: app::model::Origin::Webhook,
     }
 }

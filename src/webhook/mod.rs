@@ -17,6 +17,9 @@ use serde_json::{Value, json};
 pub use event::Envelope;
 pub use ingest::Ingest;
 
+use app::model::Origin;
+
+use crate::config::Config;
 use crate::http::{ApiError, AppState};
 use crate::store::{NewEvent, now_ms};
 
@@ -74,15 +77,16 @@ async fn receive(
         now / 1000,
     )
     .map_err(|e| reject(StatusCode::BAD_REQUEST, e.code(), e.to_string()))?;
-    let event = Envelope::parse(&body).map_err(|m| reject(StatusCode::BAD_REQUEST, "invalid_event", m))?;
-
-    if !config.event_types.is_empty() && !config.event_types.contains(&event.event_type) {
-        outcome("ignored");
-        tracing::info!(event_id = %event.id, event_type = %event.event_type, "event type not in DEFERRAL_EVENT_TYPES; ignored");
-        return Ok(Json(json!({ "ignored": true })));
-    }
-
-    let new = new_event(event, &body, now, config);
+    let new = match admit(&body, now, config, Origin::Webhook)
+        .map_err(|m| reject(StatusCode::BAD_REQUEST, "invalid_event", m))?
+    {
+        Admitted::New(new) => new,
+        Admitted::Ignored { id, event_type } => {
+            outcome("ignored");
+            tracing::info!(event_id = %id, %event_type, "event type not in DEFERRAL_EVENT_TYPES; ignored");
+            return Ok(Json(json!({ "ignored": true })));
+        }
+    };
     let event_id = new.id.clone();
     match ingest.submit(new).await {
         Ok(stored) => {
@@ -102,8 +106,31 @@ async fn receive(
     }
 }
 
+/// What becomes of an event body, delivered to the webhook or listed by Stripe.
+#[derive(Debug)]
+pub enum Admitted {
+    /// To be stored (a known id is a duplicate there and keeps its execution).
+    New(NewEvent),
+    /// Its type is not in `DEFERRAL_EVENT_TYPES`.
+    Ignored { id: String, event_type: String },
+}
+
+/// The one way an event body enters Deferral, whether a webhook delivered it or the
+/// reconciler found it in Stripe's events list: checked, filtered by the type allow-list,
+/// and given its first run time and attempts as configured. The message says what is wrong.
+pub fn admit(body: &[u8], now_ms: i64, config: &Config, origin: Origin) -> Result<Admitted, String> {
+    let event = Envelope::parse(body)?;
+    if !config.event_types.is_empty() && !config.event_types.contains(&event.event_type) {
+        return Ok(Admitted::Ignored {
+            id: event.id,
+            event_type: event.event_type,
+        });
+    }
+    Ok(Admitted::New(new_event(event, body, now_ms, config, origin)))
+}
+
 /// What the store keeps, with the first run time: `delay` after the event's creation, never in the past.
-fn new_event(event: Envelope, body: &[u8], now_ms: i64, config: &crate::config::Config) -> NewEvent {
+fn new_event(event: Envelope, body: &[u8], now_ms: i64, config: &Config, origin: Origin) -> NewEvent {
     let delay = config.process_delay;
     let run_at = if delay.is_zero() {
         now_ms
@@ -123,6 +150,7 @@ fn new_event(event: Envelope, body: &[u8], now_ms: i64, config: &crate::config::
         run_at,
         discard_at: config.discard_after.map(|d| run_at + millis(d)),
         max_attempts: config.max_attempts as i64,
+        origin,
     }
 }
 

@@ -1,14 +1,21 @@
 //! A local stand-in for the Stripe API: `GET /v1/{collection}/{id}` answered from objects
 //! the test put there, with Stripe's error bodies and headers, and failures a test can
 //! inject per id (404, 401, 429 + Retry-After, 500, Stripe-Should-Retry, slow answers).
+//!
+//! `GET /v1/events` lists the events a test added, as Stripe does: newest first, filtered by
+//! `created[gte|gt|lte|lt]`, `delivery_success`, `types[]` (up to 20) or `type` (one pattern
+//! with `*`), paged by `limit` (1–100, default 10), `starting_after`/`ending_before` and
+//! `has_more`; unknown parameters and bad values answer Stripe's 400s. Faults can be queued
+//! for the next list requests (a 401 or a 500 part-way through the pages).
 #![allow(dead_code)]
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -43,11 +50,25 @@ pub struct Seen {
     pub version: Option<String>,
 }
 
+/// An event in the account's list, and whether every webhook endpoint acknowledged it.
+struct Listed {
+    event: Value,
+    delivered: bool,
+}
+
 #[derive(Default)]
 struct Inner {
     objects: Mutex<HashMap<String, Value>>,
     faults: Mutex<HashMap<String, VecDeque<Fault>>>,
     seen: Mutex<Vec<Seen>>,
+    /// In the order they were added (Stripe's creation order).
+    events: Mutex<Vec<Listed>>,
+    /// For the next list requests, in order: `None` serves the page, `Some` fails it.
+    list_faults: Mutex<VecDeque<Option<Fault>>>,
+    /// Each list request waits this long before answering.
+    list_delay: Mutex<Duration>,
+    lists_running: AtomicUsize,
+    lists_most_at_once: AtomicUsize,
 }
 
 pub struct FakeStripe {
@@ -66,6 +87,7 @@ impl FakeStripe {
     pub async fn start() -> FakeStripe {
         let inner = Arc::new(Inner::default());
         let router = Router::new()
+            .route("/v1/events", get(list_events))
             .route("/v1/{collection}/{id}", get(retrieve))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -104,6 +126,37 @@ impl FakeStripe {
             .extend(faults);
     }
 
+    /// Adds an event to the account's list (and serves it by id). `delivered`: every webhook
+    /// endpoint acknowledged it, so `delivery_success=false` does not list it.
+    pub fn add_event(&self, body: &str, delivered: bool) {
+        self.put_event(body);
+        let event: Value = serde_json::from_str(body).expect("an event body");
+        self.inner.events.lock().unwrap().push(Listed { event, delivered });
+    }
+
+    /// The next list requests get these, in order: `None` the page, `Some` the fault.
+    pub fn fail_list(&self, faults: impl IntoIterator<Item = Option<Fault>>) {
+        self.inner.list_faults.lock().unwrap().extend(faults);
+    }
+
+    /// Every list request waits this long before it answers.
+    pub fn slow_list(&self, delay: Duration) {
+        *self.inner.list_delay.lock().unwrap() = delay;
+    }
+
+    /// The list requests seen, each as its query string.
+    pub fn list_queries(&self) -> Vec<String> {
+        self.requests()
+            .into_iter()
+            .filter_map(|s| s.path.strip_prefix("/v1/events?").map(String::from))
+            .collect()
+    }
+
+    /// The most list requests that were being answered at the same moment.
+    pub fn most_lists_at_once(&self) -> usize {
+        self.inner.lists_most_at_once.load(Ordering::SeqCst)
+    }
+
     pub fn requests(&self) -> Vec<Seen> {
         self.inner.seen.lock().unwrap().clone()
     }
@@ -126,6 +179,18 @@ fn error(status: u16, error_type: &str, code: Option<&str>, message: &str) -> Re
     (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
 }
 
+/// Stripe's 401 for any key but the fake's.
+fn check_key(authorization: Option<&str>) -> Option<Response> {
+    (authorization != Some(&format!("Bearer {KEY}"))).then(|| {
+        error(
+            401,
+            "invalid_request_error",
+            None,
+            "Invalid API Key provided: sk_test_****",
+        )
+    })
+}
+
 async fn retrieve(
     State(inner): State<Arc<Inner>>,
     Path((collection, id)): Path<(String, String)>,
@@ -139,13 +204,8 @@ async fn retrieve(
         account: header("stripe-account"),
         version: header("stripe-version"),
     });
-    if authorization.as_deref() != Some(&format!("Bearer {KEY}")) {
-        return error(
-            401,
-            "invalid_request_error",
-            None,
-            "Invalid API Key provided: sk_test_****",
-        );
+    if let Some(refused) = check_key(authorization.as_deref()) {
+        return refused;
     }
     let fault = inner.faults.lock().unwrap().get_mut(&id).and_then(VecDeque::pop_front);
     let missing = || {
@@ -157,17 +217,34 @@ async fn retrieve(
             &format!("No such {singular}: '{id}'"),
         )
     };
-    match fault {
-        Some(Fault::Missing) => return missing(),
-        Some(Fault::Unauthorized) => {
-            return error(
-                401,
-                "invalid_request_error",
-                None,
-                "Expired API Key provided: sk_test_****",
-            );
-        }
-        Some(Fault::RateLimited { retry_after }) => {
+    if let Some(Fault::Missing) = fault {
+        return missing();
+    }
+    if let Some(response) = injected(fault).await {
+        return response;
+    }
+    match inner.objects.lock().unwrap().get(&id) {
+        Some(object) => axum::Json(object.clone()).into_response(),
+        None => missing(),
+    }
+}
+
+/// The answer a fault gives instead of the resource (`None`: answer normally, after a `Slow` wait).
+async fn injected(fault: Option<Fault>) -> Option<Response> {
+    match fault? {
+        Fault::Missing => Some(error(
+            404,
+            "invalid_request_error",
+            Some("resource_missing"),
+            "No such object",
+        )),
+        Fault::Unauthorized => Some(error(
+            401,
+            "invalid_request_error",
+            None,
+            "Expired API Key provided: sk_test_****",
+        )),
+        Fault::RateLimited { retry_after } => {
             let mut r = error(
                 429,
                 "invalid_request_error",
@@ -176,29 +253,174 @@ async fn retrieve(
             );
             r.headers_mut()
                 .insert("retry-after", retry_after.to_string().parse().unwrap());
-            return r;
+            Some(r)
         }
-        Some(Fault::ServerError) => {
-            return error(
-                500,
-                "api_error",
-                None,
-                "An unknown error occurred while processing the request.",
-            );
-        }
-        Some(Fault::Status { status, should_retry }) => {
+        Fault::ServerError => Some(error(
+            500,
+            "api_error",
+            None,
+            "An unknown error occurred while processing the request.",
+        )),
+        Fault::Status { status, should_retry } => {
             let mut r = error(status, "api_error", Some("injected"), "An injected failure.");
             if let Some(retry) = should_retry {
                 r.headers_mut()
                     .insert("stripe-should-retry", retry.to_string().parse().unwrap());
             }
-            return r;
+            Some(r)
         }
-        Some(Fault::Slow(wait)) => tokio::time::sleep(wait).await,
-        None => {}
+        Fault::Slow(wait) => {
+            tokio::time::sleep(wait).await;
+            None
+        }
     }
-    match inner.objects.lock().unwrap().get(&id) {
-        Some(object) => axum::Json(object.clone()).into_response(),
-        None => missing(),
+}
+
+/// Stripe's 400 for a parameter it refuses, naming the parameter.
+fn invalid(param: &str, message: &str) -> Response {
+    let body = json!({ "error": { "type": "invalid_request_error", "message": message, "param": param,
+        "request_log_url": "https://dashboard.stripe.com/test/logs/req_fake" } });
+    (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+}
+
+/// Counts list requests being answered, for `most_lists_at_once`.
+struct Running<'a>(&'a Inner);
+
+impl<'a> Running<'a> {
+    fn start(inner: &'a Inner) -> Running<'a> {
+        let now = inner.lists_running.fetch_add(1, Ordering::SeqCst) + 1;
+        inner.lists_most_at_once.fetch_max(now, Ordering::SeqCst);
+        Running(inner)
     }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.lists_running.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// `*` matches any run of characters, as in Stripe's `type=invoice.*`.
+fn matches_pattern(pattern: &str, name: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == name,
+        Some((head, rest)) => {
+            let Some(tail) = name.strip_prefix(head) else {
+                return false;
+            };
+            (0..=tail.len()).any(|i| tail.is_char_boundary(i) && matches_pattern(rest, &tail[i..]))
+        }
+    }
+}
+
+async fn list_events(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Response {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(String::from);
+    let query: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let authorization = header("authorization");
+    inner.seen.lock().unwrap().push(Seen {
+        path: format!("/v1/events?{}", query.join("&")),
+        authorization: authorization.clone(),
+        account: header("stripe-account"),
+        version: header("stripe-version"),
+    });
+    let _running = Running::start(&inner);
+    let delay = *inner.list_delay.lock().unwrap();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    if let Some(refused) = check_key(authorization.as_deref()) {
+        return refused;
+    }
+    let fault = inner.list_faults.lock().unwrap().pop_front().flatten();
+    if let Some(response) = injected(fault).await {
+        return response;
+    }
+
+    let mut created: Vec<(String, i64)> = Vec::new();
+    let (mut delivery, mut limit, mut after, mut before) = (None, 10usize, None, None);
+    let (mut pattern, mut types) = (None::<String>, Vec::<String>::new());
+    for (key, value) in &pairs {
+        match key.as_str() {
+            "created" | "created[gte]" | "created[gt]" | "created[lte]" | "created[lt]" => match value.parse() {
+                Ok(n) => created.push((key.clone(), n)),
+                Err(_) => return invalid(key, &format!("Invalid integer: {value}")),
+            },
+            "delivery_success" => match value.as_str() {
+                "true" => delivery = Some(true),
+                "false" => delivery = Some(false),
+                _ => return invalid(key, &format!("Invalid boolean: {value}")),
+            },
+            "limit" => match value.parse::<usize>() {
+                Ok(n) if (1..=100).contains(&n) => limit = n,
+                Ok(0) => return invalid(key, "This value must be greater than or equal to 1."),
+                Ok(_) => return invalid(key, "This value must be less than or equal to 100."),
+                Err(_) => return invalid(key, &format!("Invalid integer: {value}")),
+            },
+            "starting_after" => after = Some(value.clone()),
+            "ending_before" => before = Some(value.clone()),
+            "type" => pattern = Some(value.clone()),
+            "types[]" => types.push(value.clone()),
+            other => return invalid(other, &format!("Received unknown parameter: {other}")),
+        }
+    }
+    if pattern.is_some() && !types.is_empty() {
+        return invalid("types", "You may pass either `type` or `types`, but not both.");
+    }
+    if types.len() > 20 {
+        return invalid("types", "You may pass at most 20 event types in `types`.");
+    }
+
+    let events = inner.events.lock().unwrap();
+    // Newest first; events of the same second in reverse order of creation.
+    let mut order: Vec<usize> = (0..events.len()).collect();
+    let created_of = |i: usize| events[i].event["created"].as_i64().unwrap_or_default();
+    order.sort_by_key(|&i| std::cmp::Reverse((created_of(i), i)));
+    let position = |id: &str| order.iter().position(|&i| events[i].event["id"] == id);
+    let no_such = |id: &str| {
+        error(
+            400,
+            "invalid_request_error",
+            Some("resource_missing"),
+            &format!("No such event: '{id}'"),
+        )
+    };
+    let keeps = |i: usize| {
+        let e = &events[i];
+        let at = created_of(i);
+        let ty = e.event["type"].as_str().unwrap_or_default();
+        created.iter().all(|(k, n)| match k.as_str() {
+            "created[gte]" => at >= *n,
+            "created[gt]" => at > *n,
+            "created[lte]" => at <= *n,
+            "created[lt]" => at < *n,
+            _ => at == *n,
+        }) && delivery.is_none_or(|d| e.delivered == d)
+            && (types.is_empty() || types.iter().any(|t| t == ty))
+            && pattern.as_deref().is_none_or(|p| matches_pattern(p, ty))
+    };
+    let (from, to) = match (&after, &before) {
+        (Some(id), _) => match position(id) {
+            Some(p) => (p + 1, order.len()),
+            None => return no_such(id),
+        },
+        (None, Some(id)) => match position(id) {
+            Some(p) => (0, p),
+            None => return no_such(id),
+        },
+        (None, None) => (0, order.len()),
+    };
+    let matching: Vec<usize> = order[from..to].iter().copied().filter(|&i| keeps(i)).collect();
+    // `ending_before` pages toward newer events: the `limit` nearest the cursor.
+    let page: Vec<usize> = if after.is_none() && before.is_some() {
+        matching[matching.len().saturating_sub(limit)..].to_vec()
+    } else {
+        matching.iter().copied().take(limit).collect()
+    };
+    let has_more = matching.len() > page.len();
+    let data: Vec<Value> = page.iter().map(|&i| events[i].event.clone()).collect();
+    axum::Json(json!({ "object": "list", "url": "/v1/events", "has_more": has_more, "data": data })).into_response()
 }

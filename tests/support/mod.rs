@@ -56,6 +56,8 @@ pub fn test_config(database_url: &str) -> Config {
     c.poll_interval = Duration::from_millis(50);
     c.lease = Duration::from_secs(2);
     c.shutdown_grace = Duration::from_secs(2);
+    // Off unless a test turns it on: its list requests would mix with those a test counts.
+    c.reconcile_interval = Duration::ZERO;
     c
 }
 
@@ -183,4 +185,27 @@ pub fn event(id: &str, event_type: &str, object_id: &str, created: i64) -> Strin
         "request": { "id": null, "idempotency_key": null }
     })
     .to_string()
+}
+
+/// Logs in to the console with the test password and returns the session token.
+pub async fn log_in(app: &TestApp) -> String {
+    let resp = app
+        .client
+        .post(format!("{}/console/fn/login", app.url))
+        .form(&[("password", "test-password"), ("next", "/")])
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        resp.status().is_success() || resp.status().is_redirection(),
+        "{}",
+        resp.status()
+    );
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_string();
+    cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("deferral_session=")
+        .to_string()
 }

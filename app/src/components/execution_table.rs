@@ -24,6 +24,7 @@ pub fn ExecutionTable(rows: Vec<Execution>) -> impl IntoView {
                     <th>"Mode"</th>
                     <th>"API version"</th>
                     <th>"Object id"</th>
+                    <th>"Origin"</th>
                     <th>"Attempts"</th>
                     <th>"Scheduled for"</th>
                     <th>"Started"</th>
@@ -53,6 +54,7 @@ fn ExecutionRow(execution: Execution) -> impl IntoView {
             <td class="mode">{format::livemode(e.livemode)}</td>
             <td class="api-version">{e.api_version.clone().unwrap_or_else(|| "—".into())}</td>
             <td class="object">{e.object_id.clone().unwrap_or_else(|| "—".into())}</td>
+            <td class="origin">{e.origin.as_str()}</td>
             <td class="attempts">{format!("{}/{}", e.attempts, e.max_attempts)}</td>
             <td>{format::opt_time(&scheduled_for)}</td>
             <td>{format::opt_time(&e.started_at)}</td>

@@ -1,7 +1,7 @@
 use leptos::prelude::*;
 use leptos_router::components::{A, Form};
 
-use crate::model::{ExecutionFilter, State};
+use crate::model::{ExecutionFilter, Origin, State};
 use crate::view::Facets;
 
 /// The filter as a GET form: its fields are the REST API's query parameters, so the result
@@ -38,18 +38,16 @@ pub fn FilterForm(filter: ExecutionFilter, facets: Facets) -> impl IntoView {
             view! { <option value=v.clone() selected=selected>{v.clone()}</option> }
         })
         .collect_view();
-    let status_boxes = State::ALL
-        .into_iter()
-        .map(|s| {
-            let checked = filter.statuses.contains(&s);
-            view! {
-                <label class="check">
-                    <input type="checkbox" name="status" value=s.as_str() checked=checked/>
-                    {s.as_str()}
-                </label>
-            }
-        })
-        .collect_view();
+    let status_boxes = checkboxes(
+        "status",
+        State::ALL.map(State::as_str),
+        filter.statuses.iter().map(|s| s.as_str()).collect(),
+    );
+    let origin_boxes = checkboxes(
+        "origin",
+        Origin::ALL.map(Origin::as_str),
+        filter.origins.iter().map(|o| o.as_str()).collect(),
+    );
     let q = filter.q.clone().unwrap_or_default();
     let from = filter.from.as_deref().map(datetime_local).unwrap_or_default();
     let to = filter.to.as_deref().map(datetime_local).unwrap_or_default();
@@ -79,6 +77,10 @@ pub fn FilterForm(filter: ExecutionFilter, facets: Facets) -> impl IntoView {
                 <legend>"Status"</legend>
                 {status_boxes}
             </fieldset>
+            <fieldset class="origins">
+                <legend>"Origin"</legend>
+                {origin_boxes}
+            </fieldset>
             <label>
                 "Search "
                 <input type="search" name="q" value=q placeholder="execution, event or object id"/>
@@ -89,6 +91,26 @@ pub fn FilterForm(filter: ExecutionFilter, facets: Facets) -> impl IntoView {
             <A href="/" attr:class="clear">"Clear"</A>
         </Form>
     }
+}
+
+/// One labelled checkbox per value of a repeatable filter parameter.
+fn checkboxes<const N: usize>(
+    name: &'static str,
+    values: [&'static str; N],
+    selected: Vec<&'static str>,
+) -> impl IntoView {
+    values
+        .into_iter()
+        .map(|v| {
+            let checked = selected.contains(&v);
+            view! {
+                <label class="check">
+                    <input type="checkbox" name=name value=v checked=checked/>
+                    {v}
+                </label>
+            }
+        })
+        .collect_view()
 }
 
 /// A bound as a `datetime-local` input shows it (`YYYY-MM-DDTHH:MM`); other forms as typed.

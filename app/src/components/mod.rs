@@ -6,6 +6,7 @@ pub mod execution_table;
 pub mod filter_form;
 pub mod format;
 pub mod header;
+pub mod last_sweep;
 pub mod notice;
 pub mod pager;
 pub mod require_session;

@@ -77,6 +77,7 @@ fn DetailView(detail: ExecutionDetail, action: ServerAction<RunAction>) -> impl 
             <dt>"Scheduled for"</dt><dd>{format::time(&e.scheduled_at)}</dd>
             <dt>"Started"</dt><dd>{format::opt_time(&e.started_at)}</dd>
             <dt>"Finished"</dt><dd>{format::opt_time(&e.finished_at)}</dd>
+            <dt>"Origin"</dt><dd class="origin">{e.origin.as_str()}</dd>
             <dt>"Source"</dt><dd class="source">{e.source.clone().unwrap_or_else(|| "—".into())}</dd>
             {rerun_of}
             {reruns}

@@ -4,7 +4,7 @@ use leptos_router::hooks::use_query_map;
 
 use crate::components::{
     auto_refresh::AutoRefresh, error_view::ErrorView, execution_table::ExecutionTable, filter_form::FilterForm,
-    notice::Notice, pager::Pager, state_counts::StateCounts,
+    last_sweep::LastSweep, notice::Notice, pager::Pager, state_counts::StateCounts,
 };
 use crate::error::ConsoleError;
 use crate::model::{Action, ExecutionFilter};
@@ -41,6 +41,7 @@ pub fn ExecutionsPage() -> impl IntoView {
         Suspend::new(async move {
             match (list.await, filter.get_untracked()) {
                 (Ok(view), Ok(filter)) => view! {
+                    <LastSweep sweep=view.last_sweep/>
                     <StateCounts counts=view.counts filter=filter.clone()/>
                     <BulkLinks filter=filter.clone()/>
                     <ExecutionTable rows=view.page.data/>

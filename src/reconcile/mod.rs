@@ -1,0 +1,263 @@
+//! Reconciliation: the events Stripe could not deliver, read back from its events list
+//! (`GET /v1/events`, 30 days deep) and stored through the webhook's own ingest, so each one
+//! gets its execution exactly as if it had been delivered, and one already stored keeps its own.
+//!
+//! `deferral reconcile` runs it on demand (`tools::reconcile`); the server runs it every
+//! `DEFERRAL_RECONCILE_INTERVAL` (`sweep`).
+
+pub mod sweep;
+
+use std::time::Duration;
+
+use app::model::Origin;
+
+use crate::config::Config;
+use crate::store::{NewEvent, Store, StoreError, SweepCounts, now_ms};
+use crate::stripe::{self, EventListQuery, PAGE_LIMIT, StripeError, TypeFilter};
+use crate::webhook::{Admitted, Ingest, admit};
+
+pub use crate::store::sweeps::STRIPE_LISTS_EVENTS_FOR;
+
+/// A 429 is waited out (its `Retry-After`, at most this long) this many times before the run stops.
+const RATE_LIMIT_TRIES: u32 = 3;
+const LONGEST_RATE_LIMIT_WAIT: Duration = Duration::from_secs(30);
+
+/// What to list.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// `created[gte]`, unix seconds.
+    pub since: i64,
+    pub types: TypeFilter,
+    /// Every event in the window, not only those some endpoint has not acknowledged.
+    pub all: bool,
+    /// Store nothing; list what would be added.
+    pub dry_run: bool,
+}
+
+impl Request {
+    /// Without `--type`, a type allow-list (`DEFERRAL_EVENT_TYPES`) short enough for Stripe to
+    /// filter on narrows the listing: events the ingest would ignore are not worth a page.
+    pub fn narrowed_to(mut self, config: &Config) -> Request {
+        if self.types == TypeFilter::All
+            && !config.event_types.is_empty()
+            && let Ok(TypeFilter::Exact(types)) = TypeFilter::parse(&config.event_types)
+        {
+            self.types = TypeFilter::Exact(types);
+        }
+        self
+    }
+}
+
+/// A listed event that is not stored yet (what a dry run shows).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Missing {
+    pub id: String,
+    pub event_type: String,
+    /// Unix seconds.
+    pub created: i64,
+}
+
+/// What a run has done so far.
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    pub pages: u64,
+    /// Events Stripe listed.
+    pub seen: u64,
+    /// New executions (a dry run: events that would get one).
+    pub added: u64,
+    /// Listed but not in `DEFERRAL_EVENT_TYPES`.
+    pub ignored: u64,
+    /// Listed but not readable as an event (logged, skipped).
+    pub unreadable: u64,
+    /// The oldest `created` listed so far: how far back the listing has come.
+    pub reached: Option<i64>,
+    /// A dry run: the events that would be added, newest first.
+    pub missing: Vec<Missing>,
+}
+
+impl Tally {
+    pub fn counts(&self) -> SweepCounts {
+        SweepCounts {
+            pages: self.pages as i64,
+            seen: self.seen as i64,
+            added: self.added as i64,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("{0}")]
+    Stripe(#[from] StripeError),
+    #[error("cannot store the listed events: {0}")]
+    Store(#[from] StoreError),
+    #[error("stopped: the server shut down")]
+    Interrupted,
+}
+
+/// A run that stopped early: what it did before, and why.
+#[derive(Debug)]
+pub struct Stopped {
+    pub tally: Tally,
+    pub error: ReconcileError,
+}
+
+/// Where a run stores what it finds: the same group-committed ingest as webhook deliveries.
+pub struct Reconciler<'a> {
+    pub client: &'a stripe::Client,
+    pub ingest: &'a Ingest,
+    pub store: &'a Store,
+    pub config: &'a Config,
+}
+
+impl Reconciler<'_> {
+    /// Lists every page of `request` and stores each page before asking for the next, so a
+    /// failure part-way keeps what came before; `on_page` hears after each page.
+    pub async fn run(&self, request: &Request, mut on_page: impl FnMut(&Tally)) -> Result<Tally, Box<Stopped>> {
+        let mut tally = Tally::default();
+        let mut query = EventListQuery {
+            created_gte: request.since,
+            delivery_success: (!request.all).then_some(false),
+            types: request.types.clone(),
+            limit: PAGE_LIMIT,
+            starting_after: None,
+        };
+        loop {
+            let page = match self.list(&query).await {
+                Ok(page) => page,
+                Err(e) => return Err(Box::new(Stopped { tally, error: e.into() })),
+            };
+            tally.pages += 1;
+            tally.seen += page.data.len() as u64;
+            let now = now_ms();
+            let mut new = Vec::with_capacity(page.data.len());
+            for raw in &page.data {
+                match admit(raw.get().as_bytes(), now, self.config, Origin::Reconciled) {
+                    Ok(Admitted::New(event)) => {
+                        tally.reached = Some(tally.reached.map_or(event.created, |r| r.min(event.created)));
+                        new.push(event);
+                    }
+                    Ok(Admitted::Ignored { .. }) => tally.ignored += 1,
+                    Err(reason) => {
+                        tracing::warn!(%reason, "Stripe listed an event Deferral cannot read; skipped");
+                        tally.unreadable += 1;
+                    }
+                }
+            }
+            if let Err(e) = self.store_page(request, new, &mut tally).await {
+                return Err(Box::new(Stopped { tally, error: e.into() }));
+            }
+            on_page(&tally);
+            match page.last_id() {
+                Some(last) if page.has_more => query.starting_after = Some(last),
+                _ => return Ok(tally),
+            }
+        }
+    }
+
+    /// One page of the list; a 429 is waited out a few times (Stripe says how long).
+    async fn list(&self, query: &EventListQuery) -> Result<stripe::EventPage, StripeError> {
+        let mut tries = 1;
+        loop {
+            match self.client.list_events(query).await {
+                Err(StripeError::Api {
+                    status: 429,
+                    retry_after,
+                    ..
+                }) if tries < RATE_LIMIT_TRIES => {
+                    tries += 1;
+                    let wait = retry_after
+                        .unwrap_or(Duration::from_secs(1))
+                        .min(LONGEST_RATE_LIMIT_WAIT);
+                    tracing::info!(?wait, "Stripe's rate limit: waiting before the next page");
+                    tokio::time::sleep(wait).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn store_page(&self, request: &Request, events: Vec<NewEvent>, tally: &mut Tally) -> Result<(), StoreError> {
+        if request.dry_run {
+            let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+            let stored = self.store.stored_events(&ids).await?;
+            for e in events.iter().filter(|e| !stored.contains(&e.id)) {
+                tally.missing.push(Missing {
+                    id: e.id.clone(),
+                    event_type: e.event_type.clone(),
+                    created: e.created,
+                });
+                tally.added += 1;
+            }
+            return Ok(());
+        }
+        // Submitted together, they are written in one transaction by the ingest's writers.
+        let outcomes = futures::future::join_all(events.into_iter().map(|e| self.ingest.submit(e))).await;
+        for outcome in outcomes {
+            match outcome {
+                Ok(o) if !o.duplicate => tally.added += 1,
+                Ok(_) => {}
+                Err(e) => return Err(unshared(e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The ingest shares one error among a batch's callers; this run's copy (as text when shared).
+fn unshared(e: std::sync::Arc<StoreError>) -> StoreError {
+    std::sync::Arc::try_unwrap(e).unwrap_or_else(|shared| StoreError::Db(sqlx::Error::Protocol(shared.to_string())))
+}
+
+/// The window's start (unix seconds) for `--since` or `--from`: within Stripe's 30 days.
+pub fn window_start(since: Duration, from: Option<&str>, now_s: i64) -> Result<i64, String> {
+    let oldest = now_s - STRIPE_LISTS_EVENTS_FOR.as_secs() as i64;
+    let Some(from) = from else {
+        return Ok(now_s - since.as_secs() as i64);
+    };
+    let at = chrono::DateTime::parse_from_rfc3339(from)
+        .map_err(|e| format!("--from `{from}` is not an RFC 3339 time such as 2026-11-29T14:00:00Z: {e}"))?
+        .timestamp();
+    if at < oldest {
+        return Err(format!(
+            "--from {from} is {} days ago; Stripe lists events for 30 days only",
+            (now_s - at) / 86_400
+        ));
+    }
+    if at > now_s {
+        return Err(format!("--from {from} is in the future"));
+    }
+    Ok(at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn at(unix: i64) -> String {
+        chrono::DateTime::from_timestamp(unix, 0).unwrap().to_rfc3339()
+    }
+
+    #[test]
+    fn the_window_starts_since_or_from_and_stays_within_30_days() {
+        assert_eq!(window_start(Duration::from_secs(3600), None, NOW), Ok(NOW - 3600));
+        assert_eq!(
+            window_start(Duration::from_secs(3600), Some(&at(NOW - 86_400)), NOW),
+            Ok(NOW - 86_400)
+        );
+        let e = window_start(Duration::from_secs(3600), Some(&at(NOW - 31 * 86_400)), NOW).unwrap_err();
+        assert!(e.contains("31 days ago") && e.contains("30 days"), "{e}");
+        assert!(
+            window_start(Duration::ZERO, Some("yesterday"), NOW)
+                .unwrap_err()
+                .contains("RFC 3339")
+        );
+        assert!(
+            window_start(Duration::ZERO, Some(&at(NOW + 60)), NOW)
+                .unwrap_err()
+                .contains("future")
+        );
+    }
+}

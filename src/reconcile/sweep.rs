@@ -1,0 +1,140 @@
+//! The server's periodic sweep: every `DEFERRAL_RECONCILE_INTERVAL`, the events of the last
+//! `DEFERRAL_RECONCILE_WINDOW` that Stripe could not deliver are listed and the missing ones
+//! stored. On PostgreSQL the processes take turns: one holds the sweep lock while it sweeps, and
+//! a process whose turn comes soon after another's sweep leaves it be.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::{ReconcileError, Reconciler, Request, Stopped, Tally};
+use crate::config::Config;
+use crate::store::{Store, StoreError, now_ms};
+use crate::stripe::{self, TypeFilter};
+use crate::webhook::Ingest;
+
+/// What the sweep needs, held by its task.
+pub struct Sweeper {
+    config: Arc<Config>,
+    store: Store,
+    ingest: Ingest,
+    client: stripe::Client,
+    owner: String,
+}
+
+/// Starts the sweep when a key is set and the interval is not `0`; the first one runs at once
+/// (a server back from a long stop catches up without waiting an interval).
+pub fn spawn(config: Arc<Config>, store: Store, ingest: Ingest, stop: CancellationToken) -> Option<JoinHandle<()>> {
+    let key = config.stripe_secret_key.as_deref().filter(|k| !k.trim().is_empty());
+    let Some(key) = key else {
+        tracing::info!("STRIPE_SECRET_KEY is not set: no periodic reconciliation from Stripe's events list");
+        return None;
+    };
+    if config.reconcile_interval.is_zero() {
+        tracing::info!("DEFERRAL_RECONCILE_INTERVAL is 0: the periodic reconciliation is off");
+        return None;
+    }
+    let sweeper = Sweeper {
+        client: stripe::Client::new(&config.stripe_api_base, key, stripe::Timeouts::default()),
+        owner: crate::executor::owner_id(),
+        config,
+        store,
+        ingest,
+    };
+    Some(tokio::spawn(sweeper.run(stop)))
+}
+
+impl Sweeper {
+    async fn run(self, stop: CancellationToken) {
+        let mut ticks = tokio::time::interval(self.config.reconcile_interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = stop.cancelled() => return,
+            }
+            if let Err(e) = self.sweep(&stop).await {
+                tracing::warn!(error = %e, "reconciliation sweep could not run; will try again");
+            }
+        }
+    }
+
+    /// One turn: sweeps unless another process is sweeping or swept within the interval.
+    async fn sweep(&self, stop: &CancellationToken) -> Result<(), StoreError> {
+        let Some(lock) = self.store.try_sweep_lock().await? else {
+            tracing::debug!("another process is sweeping");
+            return Ok(());
+        };
+        let result = self.sweep_locked(stop).await;
+        lock.release().await;
+        result
+    }
+
+    async fn sweep_locked(&self, stop: &CancellationToken) -> Result<(), StoreError> {
+        let now = now_ms();
+        let interval = self.config.reconcile_interval.as_millis() as i64;
+        // Processes tick on their own clocks; a sweep by another one most of an interval ago
+        // stands for this turn (its window overlaps this one's all but a few minutes).
+        let recent = self.store.recent_sweeps(Some("sweep"), 1).await?;
+        if let Some(last) = recent.first()
+            && last.owner != self.owner
+            && last.started_at > now - interval * 9 / 10
+        {
+            tracing::debug!(by = %last.owner, "swept recently by another process");
+            return Ok(());
+        }
+        let request = Request {
+            since: now / 1000 - self.config.reconcile_window.as_secs() as i64,
+            types: TypeFilter::All,
+            all: false,
+            dry_run: false,
+        }
+        .narrowed_to(&self.config);
+        let id = self.store.sweep_started(request.since, "sweep", &self.owner).await?;
+        let reconciler = Reconciler {
+            client: &self.client,
+            ingest: &self.ingest,
+            store: &self.store,
+            config: &self.config,
+        };
+        // What the pages so far found, for the record when a shutdown cuts the sweep short.
+        let progress = std::sync::Mutex::new(Tally::default());
+        let outcome = tokio::select! {
+            outcome = reconciler.run(&request, |t| *progress.lock().expect("sweep progress") = t.clone()) => outcome,
+            _ = stop.cancelled() => Err(Box::new(Stopped {
+                tally: progress.lock().expect("sweep progress").clone(),
+                error: ReconcileError::Interrupted,
+            })),
+        };
+        let (tally, error) = match outcome {
+            Ok(tally) => (tally, None),
+            Err(stopped) => (stopped.tally, Some(stopped.error.to_string())),
+        };
+        match &error {
+            None if tally.added > 0 => tracing::info!(
+                pages = tally.pages,
+                seen = tally.seen,
+                added = tally.added,
+                "reconciled events Stripe could not deliver"
+            ),
+            None => tracing::debug!(
+                pages = tally.pages,
+                seen = tally.seen,
+                "reconciliation sweep: nothing missing"
+            ),
+            Some(e) => tracing::warn!(
+                error = %e,
+                pages = tally.pages,
+                seen = tally.seen,
+                added = tally.added,
+                "reconciliation sweep stopped early; what it stored stays, the next sweep goes on"
+            ),
+        }
+        self.store.sweep_finished(id, tally.counts(), error.as_deref()).await?;
+        let keep = self.config.retention.max(Duration::from_secs(86_400));
+        self.store.prune_sweeps(now - keep.as_millis() as i64).await?;
+        Ok(())
+    }
+}
