@@ -42,29 +42,6 @@ async fn call(app: &TestApp, name: &str, content_type: &str, body: &str, session
     (resp.status().as_u16(), resp.text().await.unwrap())
 }
 
-/// Logs in with the test password and returns the session token.
-async fn log_in(app: &TestApp) -> String {
-    let resp = app
-        .client
-        .post(format!("{}/console/fn/login", app.url))
-        .form(&[("password", "test-password"), ("next", "/")])
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        resp.status().is_success() || resp.status().is_redirection(),
-        "{}",
-        resp.status()
-    );
-    let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_string();
-    cookie
-        .split(';')
-        .next()
-        .unwrap()
-        .trim_start_matches("deferral_session=")
-        .to_string()
-}
-
 /// A scheduled execution that stays scheduled (its event runs an hour from now).
 async fn scheduled_execution(app: &TestApp) -> String {
     let created = chrono::Utc::now().timestamp() + 3600;
@@ -95,7 +72,7 @@ async fn server_functions_answer_401_without_a_session_and_change_nothing() {
     assert_eq!(app.store.execution(&id).await.unwrap().unwrap().state, "scheduled");
 
     // The same calls with a session are answered.
-    let token = log_in(&app).await;
+    let token = app.log_in().await;
     for (name, content_type, body) in DATA_FUNCTIONS
         .into_iter()
         .filter(|(n, ..)| !n.starts_with("bulk_apply"))
@@ -127,7 +104,7 @@ async fn pages_redirect_to_the_login_page_without_a_session() {
             "{path}"
         );
     }
-    let token = log_in(&app).await;
+    let token = app.log_in().await;
     let resp = app
         .client
         .get(format!("{}/?status=failed", app.url))
@@ -223,7 +200,7 @@ async fn failed_logins_are_rate_limited() {
 async fn refused_actions_and_bad_input_are_clear_errors() {
     let app = spawn().await;
     let id = scheduled_execution(&app).await;
-    let token = log_in(&app).await;
+    let token = app.log_in().await;
     let (status, body) = call(
         &app,
         "act",
@@ -304,7 +281,7 @@ async fn refused_actions_and_bad_input_are_clear_errors() {
 #[tokio::test]
 async fn pages_of_several_types_keep_newest_first_order_both_ways() {
     let app = spawn().await;
-    let token = log_in(&app).await;
+    let token = app.log_in().await;
     let mut ids = Vec::new();
     for i in 0..5 {
         let kind = if i % 2 == 0 { "e2e.a" } else { "e2e.b" };
@@ -368,7 +345,7 @@ async fn pages_load_while_another_server_in_the_process_lists_its_routes() {
 
     let app = spawn().await;
     let id = scheduled_execution(&app).await;
-    let token = log_in(&app).await;
+    let token = app.log_in().await;
     // Stops the starter below however this test ends (the runtime waits for blocking tasks).
     struct Stop(Arc<AtomicBool>);
     impl Drop for Stop {

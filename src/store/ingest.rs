@@ -50,8 +50,8 @@ pub fn new_execution_id() -> String {
     id
 }
 
-pub(super) const INSERT_EXECUTION: &str = "INSERT INTO executions (id, event_id, event_type, event_created, livemode, api_version, object_id, state, max_attempts, created_at, scheduled_at, next_run_at, discard_at, rerun_of)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, 'scheduled', $8, $9, $10, $10, $11, $12)";
+pub(super) const INSERT_EXECUTION: &str = "INSERT INTO executions (id, event_id, event_type, event_created, livemode, api_version, object_id, state, max_attempts, created_at, scheduled_at, next_run_at, discard_at, rerun_of, account)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, 'scheduled', $8, $9, $10, $10, $11, $12, $13)";
 
 const INSERT_EVENTS: &str = "INSERT INTO events (id, type, created, livemode, api_version, account, object_id, object_type, payload, received_at, execution_id) VALUES";
 
@@ -145,9 +145,9 @@ impl Store {
                 if !new.is_empty() {
                     let sql = self.writer.sql(format!(
                         "INSERT INTO executions (id, event_id, event_type, event_created, livemode, api_version, object_id, state,
-                             max_attempts, created_at, scheduled_at, next_run_at, discard_at)
+                             max_attempts, created_at, scheduled_at, next_run_at, discard_at, account)
                          VALUES {}",
-                        values_list(new.len(), 13, 1)
+                        values_list(new.len(), 14, 1)
                     ));
                     let mut q = sqlx::query(&sql);
                     for (e, execution_id) in &new {
@@ -164,7 +164,8 @@ impl Store {
                             .bind(now)
                             .bind(e.run_at)
                             .bind(e.run_at)
-                            .bind(e.discard_at);
+                            .bind(e.discard_at)
+                            .bind(&e.account);
                     }
                     q.execute(&mut *tx).await?;
                 }
