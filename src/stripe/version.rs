@@ -26,7 +26,7 @@ pub fn parse(value: &str) -> Result<String, String> {
     let (date, name) = value.split_once('.').unwrap_or((value, ""));
     let date_ok = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_ok() && date.len() == 10;
     let name_ok = name.len() <= 32 && name.bytes().all(|b| b.is_ascii_lowercase());
-    if date_ok && name_ok && (name.is_empty() == !value.contains('.')) {
+    if date_ok && name_ok && (name.is_empty() != value.contains('.')) {
         Ok(value.to_string())
     } else {
         Err(format!(

@@ -137,7 +137,7 @@ fn error(status: u16, error_type: &str, code: Option<&str>, message: &str) -> Re
 }
 
 /// Records the request and checks its key; `Err` is the answer to give instead.
-fn admit(inner: &Inner, path: String, headers: &HeaderMap) -> Result<String, Response> {
+fn admit(inner: &Inner, path: String, headers: &HeaderMap) -> Result<String, Box<Response>> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(String::from);
     let authorization = header("authorization");
     let version = header("stripe-version");
@@ -148,12 +148,12 @@ fn admit(inner: &Inner, path: String, headers: &HeaderMap) -> Result<String, Res
         version: version.clone(),
     });
     if authorization.as_deref() != Some(&format!("Bearer {KEY}")) {
-        return Err(error(
+        return Err(Box::new(error(
             401,
             "invalid_request_error",
             None,
             "Invalid API Key provided: sk_test_****",
-        ));
+        )));
     }
     Ok(version.unwrap_or_else(|| ACCOUNT_VERSION.into()))
 }
@@ -179,7 +179,7 @@ async fn invoice_payments(
 ) -> Response {
     let path = format!("/v1/invoice_payments?{}", raw.unwrap_or_default());
     if let Err(refused) = admit(&inner, path, &headers) {
-        return refused;
+        return *refused;
     }
     let filter = |key: &str| filters.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
     let matches = |p: &Value| {
@@ -207,7 +207,7 @@ async fn retrieve(
 ) -> Response {
     let version = match admit(&inner, format!("/v1/{collection}/{id}"), &headers) {
         Ok(version) => version,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let fault = inner.faults.lock().unwrap().get_mut(&id).and_then(VecDeque::pop_front);
     let missing = || {
