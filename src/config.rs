@@ -102,6 +102,11 @@ pub struct Config {
     #[arg(long, env = "STRIPE_API_BASE", default_value = "https://api.stripe.com")]
     pub stripe_api_base: String,
 
+    /// The API version sent on every Stripe request (`Stripe-Version`): objects fetched come back
+    /// in it; events keep the version they were created in.
+    #[arg(long, env = "STRIPE_API_VERSION", value_parser = crate::stripe::version::parse, default_value = crate::stripe::API_VERSION)]
+    pub stripe_api_version: String,
+
     /// Console password; when unset a random one is generated and logged at start.
     #[arg(long, env = "DEFERRAL_CONSOLE_PASSWORD", hide_env_values = true)]
     pub console_password: Option<String>,

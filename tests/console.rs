@@ -72,7 +72,7 @@ async fn server_functions_answer_401_without_a_session_and_change_nothing() {
     assert_eq!(app.store.execution(&id).await.unwrap().unwrap().state, "scheduled");
 
     // The same calls with a session are answered.
-    let token = log_in(&app).await;
+    let token = app.log_in().await;
     for (name, content_type, body) in DATA_FUNCTIONS
         .into_iter()
         .filter(|(n, ..)| !n.starts_with("bulk_apply"))
@@ -104,7 +104,7 @@ async fn pages_redirect_to_the_login_page_without_a_session() {
             "{path}"
         );
     }
-    let token = log_in(&app).await;
+    let token = app.log_in().await;
     let resp = app
         .client
         .get(format!("{}/?status=failed", app.url))
@@ -200,7 +200,7 @@ async fn failed_logins_are_rate_limited() {
 async fn refused_actions_and_bad_input_are_clear_errors() {
     let app = spawn().await;
     let id = scheduled_execution(&app).await;
-    let token = log_in(&app).await;
+    let token = app.log_in().await;
     let (status, body) = call(
         &app,
         "act",
@@ -281,7 +281,7 @@ async fn refused_actions_and_bad_input_are_clear_errors() {
 #[tokio::test]
 async fn pages_of_several_types_keep_newest_first_order_both_ways() {
     let app = spawn().await;
-    let token = log_in(&app).await;
+    let token = app.log_in().await;
     let mut ids = Vec::new();
     for i in 0..5 {
         let kind = if i % 2 == 0 { "e2e.a" } else { "e2e.b" };
@@ -345,7 +345,7 @@ async fn pages_load_while_another_server_in_the_process_lists_its_routes() {
 
     let app = spawn().await;
     let id = scheduled_execution(&app).await;
-    let token = log_in(&app).await;
+    let token = app.log_in().await;
     // Stops the starter below however this test ends (the runtime waits for blocking tasks).
     struct Stop(Arc<AtomicBool>);
     impl Drop for Stop {

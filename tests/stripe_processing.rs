@@ -8,95 +8,18 @@
 
 #[path = "support/fake_stripe.rs"]
 mod fake_stripe;
+#[path = "support/stripe_env.rs"]
+mod stripe_env;
 mod support;
 
 use std::time::Duration;
 
-use app::model::Action;
 use deferral::config::Config;
 use deferral::fixtures::{Fixture, KNOWN_TYPES};
-use deferral::store::ExecutionRow;
 use deferral::store::records::Notification;
-use fake_stripe::{FakeStripe, Fault, KEY};
+use fake_stripe::{Fault, KEY};
+use stripe_env::{Env, T, WAIT, fixture, result};
 use support::TestApp;
-
-const WAIT: Duration = Duration::from_secs(20);
-/// A fixed point in time the scenarios count from (Stripe seconds).
-const T: i64 = 1_727_000_000;
-
-struct Env {
-    app: TestApp,
-    fake: Option<FakeStripe>,
-}
-
-impl Env {
-    async fn with_api() -> Env {
-        Env::with_api_and(|_| {}).await
-    }
-
-    async fn with_api_and(adjust: impl FnOnce(&mut Config)) -> Env {
-        let fake = FakeStripe::start().await;
-        let url = fake.url.clone();
-        let app = TestApp::spawn_with(|c| {
-            c.stripe_secret_key = Some(KEY.into());
-            c.stripe_api_base = url;
-            adjust(c);
-        })
-        .await;
-        Env { app, fake: Some(fake) }
-    }
-
-    async fn payload_only() -> Env {
-        Env {
-            app: TestApp::spawn().await,
-            fake: None,
-        }
-    }
-
-    fn source(&self) -> &'static str {
-        if self.fake.is_some() { "api" } else { "payload" }
-    }
-
-    fn fake(&self) -> &FakeStripe {
-        self.fake.as_ref().expect("a scenario with the API")
-    }
-
-    /// Serves the event from the fake Stripe (when there is one) and delivers it signed.
-    async fn submit(&self, f: &Fixture) -> String {
-        let body = f.to_json();
-        if let Some(fake) = &self.fake {
-            fake.put_event(&body);
-        }
-        self.app.deliver_ok(&body).await
-    }
-
-    /// Submits and waits for success; the execution says where it read the event.
-    async fn process(&self, f: &Fixture) -> ExecutionRow {
-        let id = self.submit(f).await;
-        let row = self.app.wait_for(&id, "succeeded", WAIT).await;
-        assert_eq!(row.source.as_deref(), Some(self.source()), "{row:?}");
-        row
-    }
-
-    /// Re-runs a finished execution, as an operator would, and waits for it.
-    async fn rerun(&self, row: &ExecutionRow) -> ExecutionRow {
-        let again = self.app.store.act(&row.id, Action::Rerun).await.expect("re-run");
-        self.app.wait_for(&again.id, "succeeded", WAIT).await
-    }
-
-    async fn failed(&self, f: &Fixture) -> ExecutionRow {
-        let id = self.submit(f).await;
-        self.app.wait_for(&id, "failed", WAIT).await
-    }
-}
-
-fn result(row: &ExecutionRow) -> &str {
-    row.result.as_deref().unwrap_or_default()
-}
-
-fn fixture(ty: &str) -> Fixture {
-    Fixture::new(ty).expect("a known type")
-}
 
 /// A charge as the API serves it, for handlers that fetch one.
 fn charge(id: &str, customer: &str, decline: &str) -> serde_json::Value {
@@ -234,7 +157,7 @@ async fn with_a_key_the_subscription_itself_is_read_not_the_snapshot() {
         .object_id("sub_C")
         .customer("cus_C")
         .created(T);
-    env.fake().put_event(&event.to_json());
+    env.fake().put_fixture(&event);
     // Since the event, the subscription was cancelled: the current object says so.
     env.fake()
         .put(&event.clone().set("status", "canceled").object().clone());
@@ -556,7 +479,7 @@ async fn a_customer_stays_on_hold_while_any_dispute_is_open() {
 // ---------------------------------------------------------------- the Stripe client
 
 #[tokio::test]
-async fn events_are_fetched_with_the_key_the_account_and_the_pinned_version() {
+async fn events_are_fetched_with_the_key_the_account_and_the_configured_version() {
     let env = Env::with_api().await;
     let f = fixture("customer.created").customer("cus_X").account("acct_1Connected");
     env.process(&f).await;
@@ -567,7 +490,7 @@ async fn events_are_fetched_with_the_key_the_account_and_the_pinned_version() {
         .expect("the event was fetched");
     assert_eq!(get.authorization.as_deref(), Some(format!("Bearer {KEY}").as_str()));
     assert_eq!(get.account.as_deref(), Some("acct_1Connected"));
-    assert_eq!(get.version.as_deref(), Some("2024-06-20"));
+    assert_eq!(get.version.as_deref(), Some(deferral::stripe::API_VERSION));
 }
 
 #[tokio::test]

@@ -124,6 +124,9 @@ pub struct Execution {
     pub source: Option<String>,
     pub rerun_of: Option<String>,
     pub origin: Origin,
+    /// The Connect account the event belongs to (`acct_…`), for connected accounts' events.
+    #[serde(default)]
+    pub account: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -189,13 +192,16 @@ pub const DEFAULT_PAGE_SIZE: u32 = 50;
 pub const MAX_PAGE_SIZE: u32 = 500;
 
 /// A filter over executions, written in the URL with the REST API's parameter names:
-/// `livemode=true|false`, `type` (repeatable), `api_version`, `status` (repeatable),
+/// `livemode=true|false`, `type` (repeatable), `api_version`, `account`, `status` (repeatable),
 /// `origin` (repeatable), `q`, `from`, `to`, `cursor`, `limit`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ExecutionFilter {
     pub livemode: Option<bool>,
     pub types: Vec<String>,
     pub api_version: Option<String>,
+    /// A Connect account id (`acct_…`).
+    #[serde(default)]
+    pub account: Option<String>,
     pub statuses: Vec<State>,
     /// `webhook`, `reconciled`, `rerun`; empty: any.
     #[serde(default)]
@@ -228,6 +234,7 @@ impl ExecutionFilter {
                 }
                 "type" => f.types.extend(set(value)),
                 "api_version" => f.api_version = set(value),
+                "account" => f.account = set(value).map(account_id).transpose()?,
                 "status" if value.is_empty() => {}
                 "status" => f.statuses.push(value.parse()?),
                 "origin" if value.is_empty() => {}
@@ -264,6 +271,7 @@ impl ExecutionFilter {
         }
         out.extend(self.types.iter().map(|t| ("type", t.clone())));
         out.extend(self.api_version.iter().map(|v| ("api_version", v.clone())));
+        out.extend(self.account.iter().map(|v| ("account", v.clone())));
         out.extend(self.statuses.iter().map(|s| ("status", s.to_string())));
         out.extend(self.origins.iter().map(|o| ("origin", o.to_string())));
         out.extend(self.q.iter().map(|v| ("q", v.clone())));
@@ -287,6 +295,19 @@ impl ExecutionFilter {
 
     pub fn page_size(&self) -> u32 {
         self.limit.unwrap_or(DEFAULT_PAGE_SIZE)
+    }
+}
+
+/// A Connect account id as Stripe writes them: `acct_` and letters and digits.
+fn account_id(value: String) -> Result<String, String> {
+    let tail = value.strip_prefix("acct_").unwrap_or_default();
+    if !tail.is_empty() && value.len() <= 255 && tail.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        Ok(value)
+    } else {
+        Err(format!(
+            "invalid account `{}` (a Connect account id: acct_ and letters or digits)",
+            value.chars().take(64).collect::<String>()
+        ))
     }
 }
 
@@ -349,8 +370,11 @@ mod tests {
             ("status", "failed"),
             ("api_version", "2024-06-20"),
             ("q", "evt 1&2"),
+            ("account", "acct_1Connected"),
         ])
         .unwrap();
+        assert_eq!(f.account.as_deref(), Some("acct_1Connected"));
+        assert!(f.query_string(None).contains("account=acct_1Connected"));
         assert_eq!(f.livemode, Some(false));
         assert_eq!(f.types, vec!["charge.failed", "invoice.paid"]);
         assert_eq!(f.statuses, vec![State::Failed]);
@@ -370,6 +394,9 @@ mod tests {
         assert!(ExecutionFilter::from_pairs([("limit", "0")]).is_err());
         assert!(ExecutionFilter::from_pairs([("colour", "red")]).is_err());
         assert!(ExecutionFilter::from_pairs([("origin", "email")]).is_err());
+        assert!(ExecutionFilter::from_pairs([("account", "cus_1")]).is_err());
+        assert!(ExecutionFilter::from_pairs([("account", "acct_1'; --")]).is_err());
+        assert!(ExecutionFilter::from_pairs([("account", "acct_")]).is_err());
     }
 
     #[test]

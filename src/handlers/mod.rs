@@ -5,6 +5,10 @@
 //! then runs every handler registered for the type. Types without one succeed with
 //! "skipped: no handler for <type>". The built-in handlers register themselves through
 //! [`Processor::register`], the same call an application uses for its own.
+//!
+//! Events keep the API version they were created in (re-fetched or not), while objects
+//! fetched directly come back in `STRIPE_API_VERSION`: handlers read both generations, and
+//! a result that used fetched objects ends by saying which version each was in.
 
 mod customers;
 mod disputes;
@@ -14,6 +18,7 @@ mod subscriptions;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -38,6 +43,10 @@ pub struct Context<'a> {
     pub event: &'a Event,
     pub store: &'a Store,
     stripe: Option<&'a stripe::Client>,
+    /// The Connect account every request is made as: the event's, else the one stored with it.
+    account: Option<&'a str>,
+    /// Whether an object was fetched, so the result says in which version.
+    fetched: AtomicBool,
 }
 
 impl Context<'_> {
@@ -55,18 +64,49 @@ impl Context<'_> {
         }
     }
 
-    /// Retrieves `/v1/{collection}/{id}` (as the event's account). `None` without a key, and
-    /// when Stripe no longer has the object: then the event's snapshot is all there is.
+    /// Retrieves `/v1/{collection}/{id}` (as the event's account, in `STRIPE_API_VERSION`).
+    /// `None` without a key, and when Stripe no longer has the object: then the event's
+    /// snapshot is all there is.
     pub async fn fetch<T: DeserializeOwned>(&self, collection: &str, id: &str) -> Result<Option<T>, JobError> {
         let Some(client) = self.stripe else { return Ok(None) };
-        let value = match client.retrieve(collection, id, self.event.account.as_deref()).await {
+        let value = match client.retrieve(collection, id, self.account).await {
             Ok(value) => value,
             Err(e) if e.is_missing() => return Ok(None),
             Err(e) => return Err(e.into()),
         };
+        self.fetched.store(true, Ordering::Relaxed);
         T::deserialize(&value)
             .map(Some)
             .map_err(|e| JobError::retryable(format!("Stripe's {collection}/{id} is not as expected: {e}")))
+    }
+
+    /// Lists `/v1/{collection}?{filters}` (as the event's account, in `STRIPE_API_VERSION`);
+    /// `None` without a key.
+    pub async fn list<T: DeserializeOwned>(
+        &self,
+        collection: &str,
+        filters: &[(&str, &str)],
+    ) -> Result<Option<Vec<T>>, JobError> {
+        let Some(client) = self.stripe else { return Ok(None) };
+        let values = client.list(collection, filters, self.account).await?;
+        self.fetched.store(true, Ordering::Relaxed);
+        values
+            .iter()
+            .map(T::deserialize)
+            .collect::<Result<Vec<T>, _>>()
+            .map(Some)
+            .map_err(|e| JobError::retryable(format!("Stripe's {collection} list is not as expected: {e}")))
+    }
+
+    /// The event's API version, as it says.
+    pub fn version(&self) -> &str {
+        self.event.api_version.as_deref().unwrap_or("unknown")
+    }
+
+    /// Whether the event's payload has the basil generation's shape (2025-03-31 and later):
+    /// invoices, payment intents and charges then no longer name each other.
+    pub fn is_basil(&self) -> bool {
+        stripe::version::is_basil_or_later(self.version())
     }
 
     /// Whether objects can be fetched from the Stripe API (a key is set).
@@ -122,7 +162,12 @@ impl Processor {
                     connect: total.min(Duration::from_secs(5)),
                     total,
                 };
-                Some(stripe::Client::new(&config.stripe_api_base, key, timeouts))
+                Some(stripe::Client::new(
+                    &config.stripe_api_base,
+                    key,
+                    &config.stripe_api_version,
+                    timeouts,
+                ))
             }
             None => {
                 tracing::warn!(
@@ -201,13 +246,24 @@ impl Job for Processor {
             event: &event,
             store: &self.store,
             stripe: self.stripe.as_ref(),
+            account: event.account.as_deref().or(execution.account.as_deref()),
+            fetched: AtomicBool::new(false),
         };
         let mut results = Vec::with_capacity(handlers.len());
         for handler in handlers {
             results.push(handler.handle(&cx).await?);
         }
+        let mut result = results.join("; ");
+        if let (true, Some(client)) = (cx.fetched.load(Ordering::Relaxed), &self.stripe) {
+            // The two generations can meet in one execution: say which each part was read in.
+            result = format!(
+                "{result} [event in API version {}; objects fetched in {}]",
+                cx.version(),
+                client.version()
+            );
+        }
         Ok(JobOutput {
-            result: results.join("; "),
+            result,
             source: Some(source.into()),
         })
     }

@@ -1,11 +1,15 @@
 //! Failed payments: `invoice.payment_failed`, `payment_intent.payment_failed` and
 //! `charge.failed` each fill the one `payment_failures` row of the failed try (keyed by
-//! its charge), with the decline reason normalised. The customer hears about it once:
-//! from the invoice event, or from the payment intent's when no invoice is involved.
+//! its charge), with the decline reason normalised. The customer hears about it once per
+//! try: from the invoice event, or from the payment intent's when no invoice is involved.
 //!
-//! With a key, `invoice.payment_failed` fetches the invoice's charge for the decline
-//! reason, which the invoice itself does not carry.
-
+//! Before basil (2025-03-31) the three objects name each other (`invoice.charge`,
+//! `payment_intent.invoice`, `charge.invoice`). From basil on they do not: with a key the
+//! links are read from invoice payments (`GET /v1/invoice_payments?invoice=…` gives the
+//! invoice's payment intent, whose `last_payment_error` names the failed try's charge and
+//! its decline; `payment[payment_intent]` goes back from a payment intent to its invoice).
+//! Without a key a basil invoice cannot be linked to its charge: its event gets a row of its
+//! own, and the result says so.
 use serde::Deserialize;
 
 use super::notifications::{self, Kind};
@@ -61,6 +65,7 @@ pub fn decline_reason(decline_code: Option<&str>, failure_code: Option<&str>) ->
         .unwrap_or("other")
 }
 
+/// The fields read. Pre-basil invoices also name their `charge` and `payment_intent`.
 #[derive(Deserialize)]
 struct InvoiceObject {
     id: String,
@@ -75,6 +80,7 @@ struct InvoiceObject {
     hosted_invoice_url: Option<String>,
 }
 
+/// Pre-basil payment intents also name their `invoice`.
 #[derive(Deserialize)]
 struct PaymentIntentObject {
     id: String,
@@ -94,6 +100,7 @@ struct PaymentError {
     charge: Option<String>,
 }
 
+/// Pre-basil charges also name their `invoice`.
 #[derive(Deserialize)]
 struct ChargeObject {
     id: String,
@@ -112,19 +119,85 @@ struct Outcome {
     reason: Option<String>,
 }
 
-impl ChargeObject {
-    /// The issuer's decline code (`outcome.reason`) and Stripe's failure code.
-    fn decline(&self) -> (Option<&str>, Option<&str>) {
-        (
-            self.outcome.as_ref().and_then(|o| o.reason.as_deref()),
-            self.failure_code.as_deref(),
-        )
+/// An invoice payment (basil on): which payment intent pays, or tries to pay, which invoice.
+#[derive(Deserialize)]
+struct InvoicePayment {
+    invoice: String,
+    #[serde(default)]
+    is_default: bool,
+    payment: PaymentRef,
+}
+
+#[derive(Deserialize)]
+struct PaymentRef {
+    payment_intent: Option<String>,
+}
+
+/// Why one try failed, from its charge or its payment intent's `last_payment_error`.
+#[derive(Default)]
+struct Decline {
+    charge: Option<String>,
+    /// The issuer's answer: the charge's `outcome.reason`, the payment error's `decline_code`.
+    decline_code: Option<String>,
+    /// Stripe's: the charge's `failure_code`, the payment error's `code`.
+    failure_code: Option<String>,
+    message: Option<String>,
+}
+
+impl Decline {
+    fn reason(&self) -> &'static str {
+        decline_reason(self.decline_code.as_deref(), self.failure_code.as_deref())
     }
 
     fn code(&self) -> Option<String> {
-        let (decline, failure) = self.decline();
-        decline.or(failure).map(String::from)
+        self.decline_code.clone().or_else(|| self.failure_code.clone())
     }
+}
+
+impl From<&ChargeObject> for Decline {
+    fn from(c: &ChargeObject) -> Decline {
+        Decline {
+            charge: Some(c.id.clone()),
+            decline_code: c.outcome.as_ref().and_then(|o| o.reason.clone()),
+            failure_code: c.failure_code.clone(),
+            message: c.failure_message.clone(),
+        }
+    }
+}
+
+impl From<&PaymentError> for Decline {
+    fn from(e: &PaymentError) -> Decline {
+        Decline {
+            charge: e.charge.clone(),
+            decline_code: e.decline_code.clone(),
+            failure_code: e.code.clone(),
+            message: e.message.clone(),
+        }
+    }
+}
+
+/// Whether a payment belongs to an invoice.
+enum InvoiceLink {
+    Invoice(String),
+    NoInvoice,
+    /// A basil payload names none and there is no key to ask Stripe.
+    Unknown,
+}
+
+impl InvoiceLink {
+    fn invoice(&self) -> Option<String> {
+        match self {
+            InvoiceLink::Invoice(id) => Some(id.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// What an event says about its try, and what could not be linked.
+struct Found {
+    failure: PaymentFailure,
+    notify: Option<Notification>,
+    notes: Vec<String>,
 }
 
 pub struct PaymentFailures;
@@ -132,10 +205,10 @@ pub struct PaymentFailures;
 #[async_trait::async_trait]
 impl Handler for PaymentFailures {
     async fn handle(&self, cx: &Context<'_>) -> Result<String, JobError> {
-        let (failure, notify) = match cx.event.event_type.as_str() {
+        let Found { failure, notify, notes } = match cx.event.event_type.as_str() {
             "invoice.payment_failed" => from_invoice(cx).await?,
-            "payment_intent.payment_failed" => from_payment_intent(cx)?,
-            _ => (from_charge(cx)?, None),
+            "payment_intent.payment_failed" => from_payment_intent(cx).await?,
+            _ => from_charge(cx).await?,
         };
         cx.store.merge_payment_failure(&failure).await?;
         let mut result = format!("payment failure {} recorded ({})", failure.id, failure.reason);
@@ -144,6 +217,9 @@ impl Handler for PaymentFailures {
             let merged = cx.store.payment_failure(&failure.id).await?;
             notification.reason = Some(merged.map_or(failure.reason, |m| m.reason));
             result = format!("{result}; {}", notifications::queue(cx, notification).await?);
+        }
+        for note in notes {
+            result = format!("{result}; {note}");
         }
         Ok(result)
     }
@@ -157,26 +233,98 @@ fn failure_id(cx: &Context<'_>, charge: &Option<String>, payment_intent: &Option
         .unwrap_or_else(|| cx.event.id.clone())
 }
 
-async fn from_invoice(cx: &Context<'_>) -> Result<(PaymentFailure, Option<Notification>), JobError> {
-    let invoice: InvoiceObject = cx.object()?;
-    let charge: Option<ChargeObject> = match &invoice.charge {
-        Some(id) => cx.fetch("charges", id).await?,
-        None => None,
+/// The payment intent of an invoice's payments that the failed collection tried: the default
+/// payment (Stripe keeps it in step with what remains due), else the first listed (the newest).
+fn invoice_payment_intent(payments: &[InvoicePayment]) -> Option<String> {
+    let with_intent = || payments.iter().filter(|p| p.payment.payment_intent.is_some());
+    with_intent()
+        .find(|p| p.is_default)
+        .or_else(|| with_intent().next())
+        .and_then(|p| p.payment.payment_intent.clone())
+}
+
+/// The invoice a payment intent pays: named by a pre-basil payload, else asked of Stripe.
+async fn invoice_link(
+    cx: &Context<'_>,
+    named: Option<String>,
+    payment_intent: Option<&str>,
+) -> Result<InvoiceLink, JobError> {
+    if let Some(invoice) = named {
+        return Ok(InvoiceLink::Invoice(invoice));
+    }
+    // Before basil the payload names its invoice when it has one; a charge without a payment
+    // intent is not an invoice's failed try.
+    let (true, Some(payment_intent)) = (cx.is_basil(), payment_intent) else {
+        return Ok(InvoiceLink::NoInvoice);
     };
-    let (decline, failure) = charge.as_ref().map(ChargeObject::decline).unwrap_or_default();
-    let reason = decline_reason(decline, failure);
-    let message = charge.as_ref().and_then(|c| c.failure_message.clone());
+    let filters = [
+        ("payment[type]", "payment_intent"),
+        ("payment[payment_intent]", payment_intent),
+    ];
+    Ok(match cx.list::<InvoicePayment>("invoice_payments", &filters).await? {
+        None => InvoiceLink::Unknown,
+        Some(payments) => payments
+            .into_iter()
+            .next()
+            .map_or(InvoiceLink::NoInvoice, |p| InvoiceLink::Invoice(p.invoice)),
+    })
+}
+
+async fn from_invoice(cx: &Context<'_>) -> Result<Found, JobError> {
+    let invoice: InvoiceObject = cx.object()?;
+    let mut payment_intent = invoice.payment_intent.clone();
+    let decline = match &invoice.charge {
+        // Before basil: the invoice names its charge, which says why it failed.
+        Some(id) => cx
+            .fetch::<ChargeObject>("charges", id)
+            .await?
+            .map(|c| Decline::from(&c))
+            .unwrap_or(Decline {
+                charge: Some(id.clone()),
+                ..Decline::default()
+            }),
+        None => {
+            if payment_intent.is_none() {
+                let filters = [("invoice", invoice.id.as_str())];
+                if let Some(payments) = cx.list::<InvoicePayment>("invoice_payments", &filters).await? {
+                    payment_intent = invoice_payment_intent(&payments);
+                }
+            }
+            // The failed try's charge and decline are the payment intent's last error.
+            let intent: Option<PaymentIntentObject> = match &payment_intent {
+                Some(id) => cx.fetch("payment_intents", id).await?,
+                None => None,
+            };
+            intent
+                .and_then(|i| i.last_payment_error)
+                .map(|e| Decline::from(&e))
+                .unwrap_or_default()
+        }
+    };
+    let mut notes = Vec::new();
+    if decline.charge.is_none() {
+        notes.push(if cx.has_api() {
+            format!("not linked: Stripe lists no failed charge for invoice {}", invoice.id)
+        } else {
+            format!(
+                "not linked: invoice {} names no charge or payment intent in API version {}; without \
+                 STRIPE_SECRET_KEY this try cannot be matched with its payment intent's and charge's events",
+                invoice.id,
+                cx.version()
+            )
+        });
+    }
     let failure = PaymentFailure {
-        id: failure_id(cx, &invoice.charge, &invoice.payment_intent),
+        id: failure_id(cx, &decline.charge, &payment_intent),
         customer: invoice.customer.clone(),
         invoice: Some(invoice.id.clone()),
-        payment_intent: invoice.payment_intent,
-        charge: invoice.charge,
+        payment_intent,
+        charge: decline.charge.clone(),
         amount: invoice.amount_due,
         currency: invoice.currency.clone(),
-        reason: reason.into(),
-        code: charge.as_ref().and_then(ChargeObject::code),
-        message: message.clone(),
+        reason: decline.reason().into(),
+        code: decline.code(),
+        message: decline.message.clone(),
         attempt_count: invoice.attempt_count,
         next_payment_attempt: invoice.next_payment_attempt,
         failed_at: cx.event.created,
@@ -189,55 +337,85 @@ async fn from_invoice(cx: &Context<'_>) -> Result<(PaymentFailure, Option<Notifi
         currency: invoice.currency,
         due_at: invoice.next_payment_attempt,
         url: invoice.hosted_invoice_url,
-        message,
+        message: decline.message,
         ..notifications::new(cx, Kind::PaymentFailed)
     };
-    Ok((failure, Some(notification)))
+    Ok(Found {
+        failure,
+        notify: Some(notification),
+        notes,
+    })
 }
 
-fn from_payment_intent(cx: &Context<'_>) -> Result<(PaymentFailure, Option<Notification>), JobError> {
+async fn from_payment_intent(cx: &Context<'_>) -> Result<Found, JobError> {
     let intent: PaymentIntentObject = cx.object()?;
-    let error = intent.last_payment_error.as_ref();
-    let charge = error.and_then(|e| e.charge.clone());
-    let decline = error.and_then(|e| e.decline_code.clone());
-    let code = error.and_then(|e| e.code.clone());
+    let decline = intent
+        .last_payment_error
+        .as_ref()
+        .map(Decline::from)
+        .unwrap_or_default();
+    let link = invoice_link(cx, intent.invoice.clone(), Some(&intent.id)).await?;
     let failure = PaymentFailure {
-        id: failure_id(cx, &charge, &Some(intent.id.clone())),
+        id: failure_id(cx, &decline.charge, &Some(intent.id.clone())),
         customer: intent.customer.clone(),
-        invoice: intent.invoice.clone(),
-        payment_intent: Some(intent.id),
-        charge,
+        invoice: link.invoice(),
+        payment_intent: Some(intent.id.clone()),
+        charge: decline.charge.clone(),
         amount: intent.amount,
         currency: intent.currency.clone(),
-        reason: decline_reason(decline.as_deref(), code.as_deref()).into(),
-        code: decline.or(code),
-        message: error.and_then(|e| e.message.clone()),
+        reason: decline.reason().into(),
+        code: decline.code(),
+        message: decline.message.clone(),
         attempt_count: None,
         next_payment_attempt: None,
         failed_at: cx.event.created,
         livemode: cx.event.livemode,
     };
+    let mut notes = Vec::new();
     // An invoice's failure is told by `invoice.payment_failed`, with the invoice link.
-    let notification = intent.invoice.is_none().then(|| Notification {
-        customer: intent.customer,
-        email: intent.receipt_email,
-        amount: intent.amount,
-        currency: intent.currency,
-        message: failure.message.clone(),
-        ..notifications::new(cx, Kind::PaymentFailed)
-    });
-    Ok((failure, notification))
+    let notify = match link {
+        InvoiceLink::NoInvoice => Some(Notification {
+            customer: intent.customer,
+            email: intent.receipt_email,
+            amount: intent.amount,
+            currency: intent.currency,
+            message: decline.message,
+            ..notifications::new(cx, Kind::PaymentFailed)
+        }),
+        InvoiceLink::Invoice(_) => None,
+        InvoiceLink::Unknown => {
+            notes.push(format!(
+                "not linked: payment intent {} names no invoice in API version {}; without STRIPE_SECRET_KEY \
+                 it cannot be told whether it pays one, so the customer is not notified from this event \
+                 (an invoice's failure is notified by invoice.payment_failed)",
+                intent.id,
+                cx.version()
+            ));
+            None
+        }
+    };
+    Ok(Found { failure, notify, notes })
 }
 
-fn from_charge(cx: &Context<'_>) -> Result<PaymentFailure, JobError> {
+async fn from_charge(cx: &Context<'_>) -> Result<Found, JobError> {
     let charge: ChargeObject = cx.object()?;
-    let (decline, failure) = charge.decline();
-    Ok(PaymentFailure {
+    let decline = Decline::from(&charge);
+    let link = invoice_link(cx, charge.invoice.clone(), charge.payment_intent.as_deref()).await?;
+    let mut notes = Vec::new();
+    if let InvoiceLink::Unknown = link {
+        notes.push(format!(
+            "not linked: charge {} names no invoice in API version {}; without STRIPE_SECRET_KEY its invoice, \
+             if any, stays unknown",
+            charge.id,
+            cx.version()
+        ));
+    }
+    let failure = PaymentFailure {
         id: charge.id.clone(),
-        reason: decline_reason(decline, failure).into(),
-        code: charge.code(),
+        reason: decline.reason().into(),
+        code: decline.code(),
         customer: charge.customer,
-        invoice: charge.invoice,
+        invoice: link.invoice(),
         payment_intent: charge.payment_intent,
         charge: Some(charge.id),
         amount: charge.amount,
@@ -247,6 +425,11 @@ fn from_charge(cx: &Context<'_>) -> Result<PaymentFailure, JobError> {
         next_payment_attempt: None,
         failed_at: cx.event.created,
         livemode: cx.event.livemode,
+    };
+    Ok(Found {
+        failure,
+        notify: None,
+        notes,
     })
 }
 

@@ -1,6 +1,6 @@
 //! `customer.subscription.*` keep the subscription's current state. With a key the
 //! subscription itself is fetched (`GET /v1/subscriptions/{id}`): the event is a snapshot,
-//! the object is the truth now.
+//! the object is the truth now. Either generation: from basil on the period is on the items.
 
 use serde::Deserialize;
 
@@ -38,6 +38,8 @@ struct Items {
 struct Item {
     price: Option<Price>,
     quantity: Option<i64>,
+    /// From basil (2025-03-31) on, each item has its own period.
+    current_period_end: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -59,7 +61,10 @@ impl Handler for Subscriptions {
             status: object.status,
             price: first.and_then(|i| i.price.as_ref()).map(|p| p.id.clone()),
             quantity: first.and_then(|i| i.quantity),
-            current_period_end: object.current_period_end,
+            // Basil moved the period onto the items; the subscription renews when the first ends.
+            current_period_end: object
+                .current_period_end
+                .or_else(|| object.items.data.iter().filter_map(|i| i.current_period_end).min()),
             cancel_at_period_end: object.cancel_at_period_end,
             trial_end: object.trial_end,
             livemode: cx.event.livemode,

@@ -37,7 +37,7 @@ pub fn spawn(config: Arc<Config>, store: Store, ingest: Ingest, stop: Cancellati
         return None;
     }
     let sweeper = Sweeper {
-        client: stripe::Client::new(&config.stripe_api_base, key, stripe::Timeouts::default()),
+        client: stripe::Client::new(&config.stripe_api_base, key, &config.stripe_api_version, stripe::Timeouts::default()),
         owner: crate::executor::owner_id(),
         config,
         store,

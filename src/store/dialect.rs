@@ -164,7 +164,7 @@ async fn sqlite_start_picked(
     serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(Box::new(e)).into())
 }
 
-/// `'row', json_object('seq', seq, …), 'payload', …, 'account', …`: a `ClaimedRow` in JSON.
+/// `'row', json_object('seq', seq, …), 'payload', …`: a `ClaimedRow` in JSON.
 fn claimed_json_object() -> &'static str {
     static OBJECT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     OBJECT.get_or_init(|| {
@@ -177,10 +177,9 @@ fn claimed_json_object() -> &'static str {
             })
             .collect();
         format!(
-            "'row', json_object({}), 'payload', {}, 'account', {}",
+            "'row', json_object({}), 'payload', {}",
             fields.join(", "),
-            event_column!("payload"),
-            event_column!("account")
+            event_column!("payload")
         )
     })
 }

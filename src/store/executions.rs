@@ -46,12 +46,14 @@ pub struct ExecutionRow {
     pub rerun_of: Option<String>,
     /// `webhook`, `reconciled` or `rerun` (migration 0010).
     pub origin: String,
+    /// The Connect account of the event (`acct_…`), for connected accounts' events.
+    pub account: Option<String>,
 }
 
 /// The columns of `ExecutionRow`, as a literal so that `concat!` can extend it.
 macro_rules! execution_columns {
     () => {
-        "seq, id, event_id, event_type, event_created, livemode, api_version, object_id, state, attempts, max_attempts, created_at, scheduled_at, next_run_at, discard_at, started_at, finished_at, last_error, result, source, rerun_of, origin"
+        "seq, id, event_id, event_type, event_created, livemode, api_version, object_id, state, attempts, max_attempts, created_at, scheduled_at, next_run_at, discard_at, started_at, finished_at, last_error, result, source, rerun_of, origin, account"
     };
 }
 
@@ -65,23 +67,15 @@ macro_rules! event_column {
 }
 pub(super) use event_column;
 
-/// What a claim returns: the row, and its event's stored payload and Connect account, read in
-/// the same statement (scalar subqueries in `RETURNING`; `event_id` is the claimed row's).
-pub(super) const CLAIMED_COLUMNS: &str = concat!(
-    execution_columns!(),
-    ", ",
-    event_column!("payload"),
-    " AS payload, ",
-    event_column!("account"),
-    " AS account"
-);
+/// What a claim returns: the row, and its event's stored payload, read in the same statement
+/// (a scalar subquery in `RETURNING`; `event_id` is the claimed row's).
+pub(super) const CLAIMED_COLUMNS: &str = concat!(execution_columns!(), ", ", event_column!("payload"), " AS payload");
 
 #[derive(sqlx::FromRow, serde::Deserialize)]
 pub(super) struct ClaimedRow {
     #[sqlx(flatten)]
     row: ExecutionRow,
     payload: Option<String>,
-    account: Option<String>,
 }
 
 /// A running execution's lease, as the rescuer reads it: id, attempts, max attempts,
@@ -99,9 +93,9 @@ pub struct Claimed {
 impl From<ClaimedRow> for Claimed {
     fn from(c: ClaimedRow) -> Self {
         Claimed {
+            account: c.row.account.clone(),
             row: c.row,
             payload: c.payload.unwrap_or_default(),
-            account: c.account,
         }
     }
 }
@@ -228,6 +222,7 @@ impl ExecutionRow {
             source: self.source.clone(),
             rerun_of: self.rerun_of.clone(),
             origin: self.origin(),
+            account: self.account.clone(),
         }
     }
 }
@@ -707,6 +702,7 @@ impl Store {
                     .bind(now)
                     .bind(None::<i64>)
                     .bind(&row.id)
+                    .bind(&row.account)
                     .execute(pool)
                     .await
                     .map(|_| ())
@@ -780,6 +776,9 @@ fn filter_sql(db: &super::Db, f: &ExecutionFilter, with_cursor: bool) -> Result<
     }
     if let Some(v) = &f.api_version {
         push(&|i| format!("{api_version} = ${i}"), Arg::Text(v.clone()));
+    }
+    if let Some(a) = &f.account {
+        push(&|i| format!("account = ${i}"), Arg::Text(a.clone()));
     }
     if let Some(q) = &f.q {
         // One placeholder used three times keeps the arguments simple.

@@ -53,8 +53,8 @@ pub fn new_execution_id() -> String {
 }
 
 /// A re-run: a new execution of a stored event, made by an operator.
-pub(super) const INSERT_RERUN: &str = "INSERT INTO executions (id, event_id, event_type, event_created, livemode, api_version, object_id, state, max_attempts, created_at, scheduled_at, next_run_at, discard_at, rerun_of, origin)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, 'scheduled', $8, $9, $10, $10, $11, $12, 'rerun')";
+pub(super) const INSERT_RERUN: &str = "INSERT INTO executions (id, event_id, event_type, event_created, livemode, api_version, object_id, state, max_attempts, created_at, scheduled_at, next_run_at, discard_at, rerun_of, account, origin)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, 'scheduled', $8, $9, $10, $10, $11, $12, $13, 'rerun')";
 
 const INSERT_EVENTS: &str = "INSERT INTO events (id, type, created, livemode, api_version, account, object_id, object_type, payload, received_at, execution_id) VALUES";
 
@@ -148,9 +148,9 @@ impl Store {
                 if !new.is_empty() {
                     let sql = self.writer.sql(format!(
                         "INSERT INTO executions (id, event_id, event_type, event_created, livemode, api_version, object_id, state,
-                             max_attempts, created_at, scheduled_at, next_run_at, discard_at, origin)
+                             max_attempts, created_at, scheduled_at, next_run_at, discard_at, account, origin)
                          VALUES {}",
-                        values_list(new.len(), 14, 1)
+                        values_list(new.len(), 15, 1)
                     ));
                     let mut q = sqlx::query(&sql);
                     for (e, execution_id) in &new {
@@ -168,6 +168,7 @@ impl Store {
                             .bind(e.run_at)
                             .bind(e.run_at)
                             .bind(e.discard_at)
+                            .bind(&e.account)
                             .bind(e.origin.as_str());
                     }
                     q.execute(&mut *tx).await?;

@@ -213,6 +213,8 @@ const NOTIFICATION_INSERT: &str = "INSERT INTO notifications
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11)
      ON CONFLICT (kind, event_id) DO NOTHING";
 
+const PAYMENT_FAILURE_COLUMNS: &str = "id, customer, invoice, payment_intent, charge, amount, currency, reason, code, message, attempt_count, next_payment_attempt, failed_at, livemode";
+
 const NOTIFICATION_COLUMNS: &str =
     "id, kind, event_id, customer, email, amount, currency, due_at, url, reason, message, status";
 
@@ -367,12 +369,15 @@ impl Store {
     }
 
     pub async fn payment_failure(&self, id: &str) -> Result<Option<PaymentFailure>> {
-        self.record(
-            "payment_failures",
-            "id, customer, invoice, payment_intent, charge, amount, currency, reason, code, message, attempt_count, next_payment_attempt, failed_at, livemode",
-            id,
-        )
-        .await
+        self.record("payment_failures", PAYMENT_FAILURE_COLUMNS, id).await
+    }
+
+    /// A customer's failed payments, oldest first: one per failed try.
+    pub async fn customer_payment_failures(&self, customer: &str) -> Result<Vec<PaymentFailure>> {
+        let sql = format!(
+            "SELECT {PAYMENT_FAILURE_COLUMNS} FROM payment_failures WHERE customer = $1 ORDER BY failed_at, id"
+        );
+        on_db!(&self.db, pool => Ok(sqlx::query_as(&sql).bind(customer).fetch_all(pool).await?))
     }
 
     pub async fn dispute(&self, id: &str) -> Result<Option<Dispute>> {

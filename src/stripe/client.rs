@@ -1,14 +1,12 @@
-//! `GET {STRIPE_API_BASE}/v1/{collection}/{id}` with the secret key, for Connect events on
-//! behalf of the connected account, bounded in time.
+//! `GET {STRIPE_API_BASE}/v1/{collection}/{id}` and lists with the secret key, in the configured
+//! API version (`Stripe-Version`), for Connect events on behalf of the connected account
+//! (`Stripe-Account`), bounded in time.
 
 use std::time::Duration;
 
 use serde_json::Value;
 
 use super::{Event, StripeError};
-
-/// The API version the handlers read; objects are requested in it so their shape is known.
-pub const API_VERSION: &str = "2024-06-20";
 
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
@@ -31,6 +29,8 @@ pub struct Client {
     pub(super) http: reqwest::Client,
     pub(super) base: String,
     pub(super) key: String,
+    /// `Stripe-Version` on every request: objects come back in it (events keep their own).
+    pub(super) version: String,
     timeouts: Timeouts,
 }
 
@@ -39,12 +39,14 @@ impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
             .field("base", &self.base)
+            .field("version", &self.version)
             .finish_non_exhaustive()
     }
 }
 
 impl Client {
-    pub fn new(base: &str, key: &str, timeouts: Timeouts) -> Client {
+    /// `version` must be a valid header value (`config::api_version` checks it).
+    pub fn new(base: &str, key: &str, version: &str, timeouts: Timeouts) -> Client {
         let http = reqwest::Client::builder()
             .connect_timeout(timeouts.connect)
             .timeout(timeouts.total)
@@ -55,8 +57,14 @@ impl Client {
             http,
             base: base.trim_end_matches('/').to_string(),
             key: key.to_string(),
+            version: version.to_string(),
             timeouts,
         }
+    }
+
+    /// The API version objects are fetched in.
+    pub fn version(&self) -> &str {
+        &self.version
     }
 
     /// The event as Stripe has it now (`GET /v1/events/{id}`).
@@ -78,11 +86,35 @@ impl Client {
                 retry_after: None,
             });
         }
+        let path = format!("{collection}/{id}");
+        self.get(&path, &[], account).await
+    }
+
+    /// The first page (up to 100) of a list, e.g. `list("invoice_payments", &[("invoice", "in_…")], None)`.
+    /// The filters the handlers use select a handful of objects, so one page holds them all.
+    pub async fn list(
+        &self,
+        collection: &str,
+        filters: &[(&str, &str)],
+        account: Option<&str>,
+    ) -> Result<Vec<Value>, StripeError> {
+        let mut query = filters.to_vec();
+        query.push(("limit", "100"));
+        let mut page = self.get(collection, &query, account).await?;
+        match page.get_mut("data").map(Value::take) {
+            Some(Value::Array(data)) => Ok(data),
+            _ => Err(StripeError::Unreadable(format!("{collection}: a list without `data`"))),
+        }
+    }
+
+    /// `GET /v1/{path}?{query}` as the account, in the configured version.
+    async fn get(&self, path: &str, query: &[(&str, &str)], account: Option<&str>) -> Result<Value, StripeError> {
         let mut request = self
             .http
-            .get(format!("{}/v1/{collection}/{id}", self.base))
+            .get(format!("{}/v1/{path}", self.base))
+            .query(query)
             .bearer_auth(&self.key)
-            .header("Stripe-Version", API_VERSION);
+            .header("Stripe-Version", &self.version);
         if let Some(account) = account {
             request = request.header("Stripe-Account", account);
         }
@@ -93,7 +125,7 @@ impl Client {
         if !(200..300).contains(&status) {
             return Err(StripeError::from_response(status, &headers, &body));
         }
-        serde_json::from_str(&body).map_err(|e| StripeError::Unreadable(format!("{collection}/{id}: {e}")))
+        serde_json::from_str(&body).map_err(|e| StripeError::Unreadable(format!("{path}: {e}")))
     }
 
     pub(super) fn network(&self, e: reqwest::Error) -> StripeError {

@@ -4,7 +4,6 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::client::API_VERSION;
 use super::{Client, StripeError};
 
 /// Stripe takes at most this many exact names in `types[]`.
@@ -136,7 +135,7 @@ impl Client {
             .get(format!("{}/v1/events", self.base))
             .query(&query.pairs())
             .bearer_auth(&self.key)
-            .header("Stripe-Version", API_VERSION)
+            .header("Stripe-Version", &self.version)
             .send()
             .await
             .map_err(|e| self.network(e))?;

@@ -34,7 +34,7 @@ pub struct DemoArgs {
 }
 
 const OWNER: &str = "deferral-demo";
-const VERSIONS: [&str; 2] = [crate::fixtures::API_VERSION, "2023-10-16"];
+const VERSIONS: [&str; 2] = [crate::stripe::API_VERSION, crate::fixtures::PRE_BASIL];
 const MAX_ATTEMPTS: i64 = 8;
 
 /// What happens to an execution instead of (or before) running its handler.

@@ -8,7 +8,7 @@ use clap::Args;
 use serde_json::Value;
 
 use super::dev::SecretFile;
-use crate::fixtures::{self, Fixture};
+use crate::fixtures::Fixture;
 use crate::webhook::signature;
 
 #[derive(Args, Debug, Clone)]
@@ -27,8 +27,9 @@ pub struct TriggerArgs {
     /// Send live-mode events (test mode by default).
     #[arg(long)]
     pub livemode: bool,
-    /// The `api_version` the events claim.
-    #[arg(long, default_value = fixtures::API_VERSION)]
+    /// The `api_version` the events claim; their objects take its shape (e.g. 2024-06-20 for the
+    /// generation before basil).
+    #[arg(long, value_parser = crate::stripe::version::parse, default_value = crate::stripe::API_VERSION)]
     pub api_version: String,
     #[command(flatten)]
     pub secret_file: SecretFile,

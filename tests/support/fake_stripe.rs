@@ -7,6 +7,12 @@
 //! with `*`), paged by `limit` (1–100, default 10), `starting_after`/`ending_before` and
 //! `has_more`; unknown parameters and bad values answer Stripe's 400s. Faults can be queued
 //! for the next list requests (a 401 or a 500 part-way through the pages).
+//!
+//! Objects are kept in the pre-basil shape and served in the version the request asks for
+//! (`Stripe-Version`, rendered as `deferral::fixtures::render` does); events are served as
+//! stored, in the version they were created in, as Stripe does. `GET /v1/invoice_payments`
+//! lists the invoice payments of the stored invoices (filters `invoice`, `payment[type]`,
+//! `payment[payment_intent]`). Every request's `Stripe-Account` and `Stripe-Version` are recorded.
 #![allow(dead_code)]
 
 use std::collections::{HashMap, VecDeque};
@@ -15,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -23,6 +29,9 @@ use serde_json::{Value, json};
 
 /// The only key the fake accepts.
 pub const KEY: &str = "sk_test_fake_0123456789";
+
+/// The version objects are served in when a request names none (an account's default).
+pub const ACCOUNT_VERSION: &str = "2024-06-20";
 
 /// What the next request for an id gets instead of the object.
 #[derive(Debug, Clone)]
@@ -88,6 +97,7 @@ impl FakeStripe {
         let inner = Arc::new(Inner::default());
         let router = Router::new()
             .route("/v1/events", get(list_events))
+            .route("/v1/invoice_payments", get(invoice_payments))
             .route("/v1/{collection}/{id}", get(retrieve))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -106,13 +116,13 @@ impl FakeStripe {
         self.inner.objects.lock().unwrap().insert(id, object.clone());
     }
 
-    /// Serves the event by its id, and its object as the object's current state.
-    pub fn put_event(&self, body: &str) {
-        let event: Value = serde_json::from_str(body).expect("an event body");
-        if event["data"]["object"]["id"].is_string() {
-            self.put(&event["data"]["object"]);
+    /// Serves the fixture's event, and its object (in the pre-basil shape, which names every
+    /// link) as the object's current state.
+    pub fn put_fixture(&self, f: &deferral::fixtures::Fixture) {
+        if f.canonical()["id"].is_string() {
+            self.put(f.canonical());
         }
-        self.put(&event);
+        self.put(f.value());
     }
 
     /// The next requests for `id` get these faults, in order; later ones are served.
@@ -129,8 +139,8 @@ impl FakeStripe {
     /// Adds an event to the account's list (and serves it by id). `delivered`: every webhook
     /// endpoint acknowledged it, so `delivery_success=false` does not list it.
     pub fn add_event(&self, body: &str, delivered: bool) {
-        self.put_event(body);
         let event: Value = serde_json::from_str(body).expect("an event body");
+        self.put(&event);
         self.inner.events.lock().unwrap().push(Listed { event, delivered });
     }
 
@@ -191,22 +201,74 @@ fn check_key(authorization: Option<&str>) -> Option<Response> {
     })
 }
 
+/// Records the request and checks its key; `Err` is the answer to give instead.
+fn admit(inner: &Inner, path: String, headers: &HeaderMap) -> Result<String, Box<Response>> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(String::from);
+    let authorization = header("authorization");
+    let version = header("stripe-version");
+    inner.seen.lock().unwrap().push(Seen {
+        path,
+        authorization: authorization.clone(),
+        account: header("stripe-account"),
+        version: version.clone(),
+    });
+    if let Some(refused) = check_key(authorization.as_deref()) {
+        return Err(Box::new(refused));
+    }
+    Ok(version.unwrap_or_else(|| ACCOUNT_VERSION.into()))
+}
+
+/// An invoice's default invoice payment, as Stripe's API reference shows one, while it is open.
+fn invoice_payment(invoice: &Value) -> Option<Value> {
+    let intent = invoice["payment_intent"].as_str()?;
+    let id = invoice["id"].as_str()?;
+    Some(json!({
+        "id": format!("inpay_{}", id.trim_start_matches("in_")), "object": "invoice_payment",
+        "amount_paid": null, "amount_requested": invoice["amount_due"], "created": invoice["created"],
+        "currency": invoice["currency"], "invoice": id, "is_default": true, "livemode": invoice["livemode"],
+        "payment": { "type": "payment_intent", "payment_intent": intent },
+        "status": "open", "status_transitions": { "canceled_at": null, "paid_at": null }
+    }))
+}
+
+async fn invoice_payments(
+    State(inner): State<Arc<Inner>>,
+    RawQuery(raw): RawQuery,
+    Query(filters): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Response {
+    let path = format!("/v1/invoice_payments?{}", raw.unwrap_or_default());
+    if let Err(refused) = admit(&inner, path, &headers) {
+        return *refused;
+    }
+    let filter = |key: &str| filters.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    let matches = |p: &Value| {
+        filter("invoice").is_none_or(|i| p["invoice"] == i)
+            && filter("payment[type]").is_none_or(|t| p["payment"]["type"] == t)
+            && filter("payment[payment_intent]").is_none_or(|pi| p["payment"]["payment_intent"] == pi)
+    };
+    let data: Vec<Value> = inner
+        .objects
+        .lock()
+        .unwrap()
+        .values()
+        .filter(|o| o["object"] == "invoice")
+        .filter_map(invoice_payment)
+        .filter(matches)
+        .collect();
+    axum::Json(json!({ "object": "list", "url": "/v1/invoice_payments", "has_more": false, "data": data }))
+        .into_response()
+}}
+
 async fn retrieve(
     State(inner): State<Arc<Inner>>,
     Path((collection, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(String::from);
-    let authorization = header("authorization");
-    inner.seen.lock().unwrap().push(Seen {
-        path: format!("/v1/{collection}/{id}"),
-        authorization: authorization.clone(),
-        account: header("stripe-account"),
-        version: header("stripe-version"),
-    });
-    if let Some(refused) = check_key(authorization.as_deref()) {
-        return refused;
-    }
+    let version = match admit(&inner, format!("/v1/{collection}/{id}"), &headers) {
+        Ok(version) => version,
+        Err(refused) => return *refused,
+    };
     let fault = inner.faults.lock().unwrap().get_mut(&id).and_then(VecDeque::pop_front);
     let missing = || {
         let singular = collection.trim_end_matches('s');
@@ -224,7 +286,8 @@ async fn retrieve(
         return response;
     }
     match inner.objects.lock().unwrap().get(&id) {
-        Some(object) => axum::Json(object.clone()).into_response(),
+        // An event keeps its version; `render` leaves it alone (it is no invoice, charge …).
+        Some(object) => axum::Json(deferral::fixtures::render(object, &version)).into_response(),
         None => missing(),
     }
 }

@@ -153,6 +153,41 @@ impl TestApp {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
+    /// Logs in to the console with the test password and returns the session token.
+    pub async fn log_in(&self) -> String {
+        let resp = self
+            .client
+            .post(format!("{}/console/fn/login", self.url))
+            .form(&[("password", "test-password"), ("next", "/")])
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            resp.status().is_success() || resp.status().is_redirection(),
+            "{}",
+            resp.status()
+        );
+        let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_string();
+        cookie
+            .split(';')
+            .next()
+            .unwrap()
+            .trim_start_matches("deferral_session=")
+            .to_string()
+    }
+
+    /// A console page as the server renders it for a signed-in operator.
+    pub async fn page(&self, path: &str, session: &str) -> (u16, String) {
+        let resp = self
+            .client
+            .get(format!("{}{path}", self.url))
+            .header("cookie", format!("deferral_session={session}"))
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+
     /// Waits until the execution reaches `state` (or panics after `timeout`), returning its row.
     pub async fn wait_for(&self, id: &str, state: &str, timeout: Duration) -> deferral::store::ExecutionRow {
         let deadline = Instant::now() + timeout;

@@ -23,6 +23,7 @@ pub fn ExecutionTable(rows: Vec<Execution>) -> impl IntoView {
                     <th>"Event id"</th>
                     <th>"Mode"</th>
                     <th>"API version"</th>
+                    <th>"Account"</th>
                     <th>"Object id"</th>
                     <th>"Origin"</th>
                     <th>"Attempts"</th>
@@ -53,6 +54,7 @@ fn ExecutionRow(execution: Execution) -> impl IntoView {
             <td class="event"><A href=format!("/executions/{}", e.id)>{e.event_id.clone()}</A></td>
             <td class="mode">{format::livemode(e.livemode)}</td>
             <td class="api-version">{e.api_version.clone().unwrap_or_else(|| "—".into())}</td>
+            <td class="account">{e.account.clone().unwrap_or_else(|| "—".into())}</td>
             <td class="object">{e.object_id.clone().unwrap_or_else(|| "—".into())}</td>
             <td class="origin">{e.origin.as_str()}</td>
             <td class="attempts">{format!("{}/{}", e.attempts, e.max_attempts)}</td>

@@ -49,6 +49,7 @@ pub fn FilterForm(filter: ExecutionFilter, facets: Facets) -> impl IntoView {
         filter.origins.iter().map(|o| o.as_str()).collect(),
     );
     let q = filter.q.clone().unwrap_or_default();
+    let account = filter.account.clone().unwrap_or_default();
     let from = filter.from.as_deref().map(datetime_local).unwrap_or_default();
     let to = filter.to.as_deref().map(datetime_local).unwrap_or_default();
 
@@ -72,6 +73,10 @@ pub fn FilterForm(filter: ExecutionFilter, facets: Facets) -> impl IntoView {
                     <option value="" selected=filter.api_version.is_none()>"all"</option>
                     {version_options}
                 </select>
+            </label>
+            <label>
+                "Account "
+                <input type="search" name="account" value=account placeholder="acct_… (Connect)"/>
             </label>
             <fieldset class="statuses">
                 <legend>"Status"</legend>

@@ -71,6 +71,7 @@ fn DetailView(detail: ExecutionDetail, action: ServerAction<RunAction>) -> impl 
             <dt>"Type"</dt><dd>{e.event_type.clone()}</dd>
             <dt>"Mode"</dt><dd>{format::livemode(e.livemode)}</dd>
             <dt>"API version"</dt><dd>{e.api_version.clone().unwrap_or_else(|| "—".into())}</dd>
+            <dt>"Account"</dt><dd class="account">{e.account.clone().unwrap_or_else(|| "—".into())}</dd>
             <dt>"Object"</dt><dd>{e.object_id.clone().unwrap_or_else(|| "—".into())}</dd>
             <dt>"Attempts"</dt><dd>{format!("{} of {}", e.attempts, e.max_attempts)}</dd>
             <dt>"Created"</dt><dd>{format::time(&e.created_at)}</dd>

@@ -1,0 +1,363 @@
+//! Both generations of Stripe's payloads (before and after `2025-03-31.basil`), with and
+//! without a key, through the real webhook endpoint and the fake Stripe API; the configured
+//! `STRIPE_API_VERSION`; Connect accounts on executions, their fetches and their filter.
+
+#[path = "support/fake_stripe.rs"]
+mod fake_stripe;
+#[path = "support/stripe_env.rs"]
+mod stripe_env;
+mod support;
+
+use deferral::fixtures::{Fixture, PRE_BASIL};
+use deferral::store::records::{Notification, PaymentFailure};
+use deferral::stripe::API_VERSION as NEWEST;
+use stripe_env::{Env, T, fixture, result};
+
+/// Each scenario runs in both generations, reading from the fake API and from the payload alone.
+macro_rules! every_generation {
+    ($($scenario:ident),*) => {$(
+        mod $scenario {
+            use super::*;
+
+            #[tokio::test]
+            async fn pre_basil_from_the_api() {
+                super::$scenario(Env::with_api().await, PRE_BASIL).await;
+            }
+
+            #[tokio::test]
+            async fn pre_basil_from_the_payload() {
+                super::$scenario(Env::payload_only().await, PRE_BASIL).await;
+            }
+
+            #[tokio::test]
+            async fn newest_from_the_api() {
+                super::$scenario(Env::with_api().await, NEWEST).await;
+            }
+
+            #[tokio::test]
+            async fn newest_from_the_payload() {
+                super::$scenario(Env::payload_only().await, NEWEST).await;
+            }
+        }
+    )*};
+}
+
+every_generation!(customers, subscriptions, notifications, disputes, payment_failures);
+
+fn in_version(ty: &str, version: &str) -> Fixture {
+    Fixture::in_version(ty, version).expect("a known type")
+}
+
+async fn customers(env: Env, version: &str) {
+    let created = in_version("customer.created", version).customer("cus_V").created(T);
+    assert_eq!(result(&env.process(&created).await), "customer cus_V upserted");
+    let c = env.app.store.customer("cus_V").await.unwrap().expect("customer row");
+    assert_eq!(c.email.as_deref(), Some("jenny.rosen@example.com"));
+    env.process(&in_version("customer.deleted", version).customer("cus_V").created(T + 1))
+        .await;
+    assert!(env.app.store.customer("cus_V").await.unwrap().unwrap().deleted);
+}
+
+async fn subscriptions(env: Env, version: &str) {
+    let f = in_version("customer.subscription.created", version)
+        .object_id("sub_V")
+        .customer("cus_V")
+        .created(T);
+    let end = f.canonical()["current_period_end"].as_i64().unwrap();
+    if version == NEWEST {
+        // The newest shape has the period on the items only.
+        assert!(f.object().get("current_period_end").is_none());
+        assert_eq!(f.object()["items"]["data"][0]["current_period_end"], end);
+    }
+    assert_eq!(result(&env.process(&f).await), "subscription sub_V upserted (active)");
+    let s = env
+        .app
+        .store
+        .subscription("sub_V")
+        .await
+        .unwrap()
+        .expect("subscription row");
+    assert_eq!(s.current_period_end, Some(end));
+    assert_eq!((s.customer.as_str(), s.quantity), ("cus_V", Some(1)));
+    assert_eq!(s.price.as_deref(), Some("price_1PqXd0LkdIwHu7ixPro001"));
+}
+
+async fn notifications(env: Env, version: &str) {
+    let store = &env.app.store;
+    for (ty, kind) in [
+        ("invoice.upcoming", "upcoming_charge"),
+        ("invoice.finalized", "invoice_email"),
+        ("invoice.paid", "invoice_email"),
+        ("customer.subscription.trial_will_end", "trial_ending"),
+    ] {
+        let f = in_version(ty, version).customer("cus_V");
+        env.process(&f).await;
+        let ns = store.notifications_for(f.event_id()).await.unwrap();
+        assert_eq!(ns.len(), 1, "{ty}: {ns:?}");
+        assert_eq!((ns[0].kind.as_str(), ns[0].customer.as_deref()), (kind, Some("cus_V")));
+        if ty.starts_with("invoice.") {
+            assert_eq!(ns[0].amount, Some(2900), "{ty}");
+            assert_eq!(ns[0].url.as_deref(), f.object()["hosted_invoice_url"].as_str(), "{ty}");
+        } else {
+            assert_eq!(ns[0].due_at, f.object()["trial_end"].as_i64());
+        }
+    }
+}
+
+async fn disputes(env: Env, version: &str) {
+    if let Some(fake) = &env.fake {
+        fake.put(fixture("charge.failed").object_id("ch_D").customer("cus_D").canonical());
+    }
+    let f = in_version("charge.dispute.created", version)
+        .object_id("dp_V")
+        .set("charge", "ch_D");
+    env.process(&f).await;
+    let d = env.app.store.dispute("dp_V").await.unwrap().expect("dispute row");
+    assert!(d.hold);
+    let with_api = env.fake.is_some();
+    assert_eq!(d.customer.as_deref(), with_api.then_some("cus_D"));
+}
+
+/// The three events of one failed try in `version`: payment intent, charge, invoice.
+fn failed_try(ch: &str, customer: &str, version: &str) -> [Fixture; 3] {
+    let tail = &ch[3..];
+    let (invoice, intent) = (format!("in_{tail}"), format!("pi_{tail}"));
+    let shaped = |f: Fixture| f.customer(customer).api_version(version);
+    [
+        shaped(
+            fixture("payment_intent.payment_failed")
+                .object_id(&intent)
+                .set("invoice", invoice.as_str())
+                .set("last_payment_error.charge", ch)
+                .set("last_payment_error.decline_code", "insufficient_funds")
+                .created(T),
+        ),
+        shaped(
+            fixture("charge.failed")
+                .object_id(ch)
+                .set("invoice", invoice.as_str())
+                .set("payment_intent", intent.as_str())
+                .set("outcome.reason", "insufficient_funds")
+                .created(T),
+        ),
+        shaped(
+            fixture("invoice.payment_failed")
+                .object_id(&invoice)
+                .set("charge", ch)
+                .set("payment_intent", intent.as_str())
+                .created(T + 1),
+        ),
+    ]
+}
+
+/// The payment failed notifications queued for a customer.
+async fn told(env: &Env, customer: &str) -> Vec<Notification> {
+    let pending = env.app.store.pending_notifications(1000).await.unwrap();
+    pending
+        .into_iter()
+        .filter(|n| n.kind == "payment_failed" && n.customer.as_deref() == Some(customer))
+        .collect()
+}
+
+async fn failures(env: &Env, customer: &str) -> Vec<PaymentFailure> {
+    env.app.store.customer_payment_failures(customer).await.unwrap()
+}
+
+/// One row keyed by the charge, the charge's reason, every link, one notification.
+async fn assert_one_try(env: &Env, ch: &str, customer: &str) {
+    let rows = failures(env, customer).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let row = &rows[0];
+    let tail = &ch[3..];
+    assert_eq!((row.id.as_str(), row.reason.as_str()), (ch, "insufficient_funds"));
+    assert_eq!(row.invoice, Some(format!("in_{tail}")));
+    assert_eq!(row.payment_intent, Some(format!("pi_{tail}")));
+    assert_eq!((row.attempt_count, row.failed_at), (Some(1), T));
+    let told = told(env, customer).await;
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0].reason.as_deref(), Some("insufficient_funds"));
+}
+
+async fn payment_failures(env: Env, version: &str) {
+    let events = failed_try("ch_V", "cus_V", version);
+    if let Some(fake) = &env.fake {
+        // Stripe has every object of the try before the first event is delivered.
+        events.iter().for_each(|f| fake.put_fixture(f));
+    }
+    let mut results = Vec::new();
+    for f in &events {
+        results.push(result(&env.process(f).await).to_string());
+    }
+    if version == PRE_BASIL || env.fake.is_some() {
+        return assert_one_try(&env, "ch_V", "cus_V").await;
+    }
+    // Basil without a key, as the README says: the payment intent's and the charge's events
+    // share the charge's row; the invoice's names neither and gets a row of its own; the
+    // customer is told once, from the invoice's event.
+    let rows = failures(&env, "cus_V").await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let charge_row = rows.iter().find(|r| r.id == "ch_V").expect("the charge's row");
+    assert_eq!(charge_row.reason, "insufficient_funds");
+    assert_eq!(charge_row.payment_intent.as_deref(), Some("pi_V"));
+    let invoice_row = rows
+        .iter()
+        .find(|r| r.id == events[2].event_id())
+        .expect("the invoice's row");
+    assert_eq!(
+        (invoice_row.reason.as_str(), invoice_row.invoice.as_deref()),
+        ("other", Some("in_V"))
+    );
+    assert!(
+        results[0].contains("not linked: payment intent pi_V names no invoice"),
+        "{}",
+        results[0]
+    );
+    assert!(results[0].contains("not notified"), "{}", results[0]);
+    assert!(
+        results[1].contains("not linked: charge ch_V names no invoice"),
+        "{}",
+        results[1]
+    );
+    assert!(
+        results[2].contains("not linked: invoice in_V names no charge"),
+        "{}",
+        results[2]
+    );
+    assert_eq!(told(&env, "cus_V").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_basil_failed_payment_in_every_arrival_order_is_one_row_with_a_key() {
+    let env = Env::with_api().await;
+    let orders = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]];
+    for (n, order) in orders.iter().enumerate() {
+        let (ch, customer) = (format!("ch_Order{n}"), format!("cus_Order{n}"));
+        let events = failed_try(&ch, &customer, "2025-03-31.basil");
+        // Stripe has every object of the try before the first event is delivered.
+        for f in &events {
+            env.fake().put_fixture(f);
+        }
+        for &i in order {
+            env.process(&events[i]).await;
+        }
+        assert_one_try(&env, &ch, &customer).await;
+    }
+}
+
+#[tokio::test]
+async fn every_fetch_for_a_connected_account_carries_its_account_and_the_version() {
+    let env = Env::with_api().await;
+    let account = "acct_1Connected";
+    let events = failed_try("ch_C", "cus_C", NEWEST).map(|f| f.account(account));
+    for f in &events {
+        env.fake().put_fixture(f);
+    }
+    env.fake()
+        .put(fixture("charge.failed").object_id("ch_C").customer("cus_C").canonical());
+    let others = [
+        fixture("charge.dispute.created").set("charge", "ch_C"),
+        fixture("customer.subscription.updated").object_id("sub_C"),
+    ]
+    .map(|f| f.api_version(NEWEST).account(account));
+    for f in events.iter().chain(&others) {
+        let row = env.process(f).await;
+        assert_eq!(row.account.as_deref(), Some(account));
+        let (_, view) = env.app.api(&format!("/api/v1/executions/{}", row.id)).await;
+        assert_eq!(view["account"], account);
+    }
+    let seen = env.fake().requests();
+    for path in [
+        "/v1/events/",
+        "/v1/invoice_payments?invoice=in_C",
+        "/v1/invoice_payments?payment%5Btype%5D=payment_intent&payment%5Bpayment_intent%5D=pi_C",
+        "/v1/payment_intents/pi_C",
+        "/v1/charges/ch_C",
+        "/v1/subscriptions/sub_C",
+    ] {
+        assert!(
+            seen.iter().any(|s| s.path.starts_with(path)),
+            "no request for {path}: {seen:?}"
+        );
+    }
+    for s in &seen {
+        assert_eq!(s.account.as_deref(), Some(account), "{s:?}");
+        assert_eq!(s.version.as_deref(), Some(NEWEST), "{s:?}");
+    }
+    assert_one_try(&env, "ch_C", "cus_C").await;
+}
+
+#[tokio::test]
+async fn objects_come_back_in_the_configured_version_and_the_result_says_so() {
+    let env = Env::with_api_and(|c| c.stripe_api_version = PRE_BASIL.into()).await;
+    let f = in_version("customer.subscription.updated", NEWEST)
+        .object_id("sub_O")
+        .customer("cus_O");
+    let row = env.process(&f).await;
+    let all = row.result.clone().unwrap();
+    assert_eq!(
+        all,
+        format!(
+            "subscription sub_O upserted (past_due) [event in API version {NEWEST}; objects fetched in {PRE_BASIL}]"
+        )
+    );
+    let seen = env.fake().requests();
+    assert!(seen.iter().all(|s| s.version.as_deref() == Some(PRE_BASIL)), "{seen:?}");
+    // Fetched in the old shape, the period is the subscription's own.
+    let s = env.app.store.subscription("sub_O").await.unwrap().unwrap();
+    assert_eq!(s.current_period_end, f.canonical()["current_period_end"].as_i64());
+
+    // A basil try read with objects of the old generation still makes one row.
+    let events = failed_try("ch_O", "cus_O", NEWEST);
+    for f in &events {
+        env.fake().put_fixture(f);
+    }
+    for f in events.iter().rev() {
+        env.process(f).await;
+    }
+    assert_one_try(&env, "ch_O", "cus_O").await;
+}
+
+#[tokio::test]
+async fn the_account_filter_works_in_the_api_and_the_console() {
+    let env = Env::payload_only().await;
+    let app = &env.app;
+    let mut ids = Vec::new();
+    for account in [Some("acct_1A"), Some("acct_1A"), Some("acct_1B"), None] {
+        let f = fixture("customer.created");
+        let f = match account {
+            Some(a) => f.account(a),
+            None => f,
+        };
+        ids.push((env.process(&f).await.id, f.event_id().to_string(), account));
+    }
+    let (status, page) = app.api("/api/v1/executions?account=acct_1A").await;
+    assert_eq!(status, 200, "{page}");
+    let listed: Vec<&str> = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, vec![ids[1].0.as_str(), ids[0].0.as_str()]);
+    for bad in ["cus_1", "acct_", "acct_1%27%20OR%201%3D1"] {
+        let (status, body) = app.api(&format!("/api/v1/executions?account={bad}")).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_filter")),
+            "{bad}: {body}"
+        );
+    }
+
+    let session = app.log_in().await;
+    let (status, html) = app.page("/?account=acct_1B", &session).await;
+    assert_eq!(status, 200);
+    assert!(html.contains(&ids[2].1), "the account's execution is listed");
+    for (_, event_id, _) in [&ids[0], &ids[1], &ids[3]] {
+        assert!(!html.contains(event_id.as_str()), "{event_id} is not acct_1B's");
+    }
+    assert!(html.contains(r#"value="acct_1B""#), "the filter form keeps the account");
+    let (_, detail) = app.page(&format!("/executions/{}", ids[0].0), &session).await;
+    assert!(detail.contains(r#"<dd class="account">acct_1A</dd>"#), "{detail}");
+    let (status, _) = app.page("/?account=nope", &session).await;
+    assert_eq!(status, 200, "a bad filter is an error shown on the page, not a failure");
+}
