@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{TestApp, event, log_in};
+use support::{TestApp, event};
 
 /// Every data server function, with a body it would accept from a signed-in caller.
 const DATA_FUNCTIONS: [(&str, &str, &str); 6] = [

@@ -360,7 +360,7 @@ async fn the_sweep_stores_an_event_listed_after_start_within_one_interval() {
     );
 
     // The console's overview shows the latest sweep.
-    let cookie = format!("deferral_session={}", support::log_in(&app).await);
+    let cookie = format!("deferral_session={}", app.log_in().await);
     let page = app
         .client
         .get(format!("{}/", app.url))

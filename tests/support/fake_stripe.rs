@@ -258,7 +258,7 @@ async fn invoice_payments(
         .collect();
     axum::Json(json!({ "object": "list", "url": "/v1/invoice_payments", "has_more": false, "data": data }))
         .into_response()
-}}
+}
 
 async fn retrieve(
     State(inner): State<Arc<Inner>>,
