@@ -154,6 +154,11 @@ pub struct Config {
     #[arg(long, env = "DEFERRAL_RETENTION", value_parser = nonzero_duration, default_value = "30d")]
     pub retention: Duration,
 
+    /// Longest wait on one database call (connection, statement, lock) of the executor, the
+    /// webhook's writer and the maintenance services; past it the database counts as unavailable.
+    #[arg(long, env = "DEFERRAL_DB_TIMEOUT", value_parser = nonzero_duration, default_value = "10s")]
+    pub db_timeout: Duration,
+
     /// On shutdown, how long running attempts may take to finish before they are released.
     #[arg(long, env = "DEFERRAL_SHUTDOWN_GRACE", value_parser = duration, default_value = "10s")]
     pub shutdown_grace: Duration,
