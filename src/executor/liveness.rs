@@ -24,6 +24,7 @@ struct Wait {
 
 struct Progress {
     last_claim: Option<Instant>,
+    last_claim_failure: Option<Instant>,
     last_completion: Option<Instant>,
     dispatcher: Wait,
     completer: Wait,
@@ -45,6 +46,7 @@ impl Default for Liveness {
             started: now,
             progress: Mutex::new(Progress {
                 last_claim: None,
+                last_claim_failure: None,
                 last_completion: None,
                 dispatcher: idle("starting"),
                 completer: idle("completions to record"),
@@ -63,6 +65,11 @@ impl Liveness {
     /// A claim returned executions.
     pub(super) fn claimed(&self) {
         self.with(|p| p.last_claim = Some(Instant::now()));
+    }
+
+    /// A claim failed (the database did not answer, or refused).
+    pub(super) fn claim_failed(&self) {
+        self.with(|p| p.last_claim_failure = Some(Instant::now()));
     }
 
     /// A batch of completions was recorded.
@@ -127,15 +134,17 @@ impl Liveness {
         })
     }
 
-    /// How long since anything moved, and how many completions wait to be recorded.
-    pub(super) fn stalled_for(&self) -> (Duration, usize) {
+    /// How long since anything moved, how many completions wait to be recorded, and whether
+    /// the latest claim failed.
+    pub(super) fn stalled_for(&self) -> (Duration, usize, bool) {
         self.with(|p| {
             let last = [p.last_claim, p.last_completion]
                 .into_iter()
                 .flatten()
                 .max()
                 .unwrap_or(self.started);
-            (last.elapsed(), p.pending)
+            let failing = p.last_claim_failure.is_some_and(|f| p.last_claim.is_none_or(|c| f > c));
+            (last.elapsed(), p.pending, failing)
         })
     }
 
@@ -146,13 +155,14 @@ impl Liveness {
 }
 
 /// The verdict from what the watchdog saw: `still_for` without a claim or a completion,
-/// `pending` completions, `free_workers`. `claimable` (whether executions are due that could be
+/// `pending` completions, `free_workers`, whether the latest claim `failed`. `claimable` (whether executions are due that could be
 /// claimed now) is asked of the database only when it decides: `None` when it did not answer.
 pub(super) async fn judge<F>(
     still_for: Duration,
     after: Duration,
     pending: usize,
     free_workers: usize,
+    failed: bool,
     claimable: F,
 ) -> Verdict
 where
@@ -165,6 +175,11 @@ where
     if pending > 0 {
         return Verdict::Degraded(format!(
             "{pending} finished attempts wait to be recorded; no completion recorded for {secs}s"
+        ));
+    }
+    if failed && free_workers > 0 {
+        return Verdict::Degraded(format!(
+            "claims fail (the database does not answer or refuses); nothing claimed or completed for {secs}s"
         ));
     }
     if free_workers == 0 {
@@ -194,23 +209,32 @@ mod tests {
 
     #[tokio::test]
     async fn recent_progress_no_due_work_or_busy_workers_are_ok() {
-        let recent = judge(Duration::from_secs(3), AFTER, 5, 2, async { panic!("not asked") }).await;
+        let recent = judge(Duration::from_secs(3), AFTER, 5, 2, false, async {
+            panic!("not asked")
+        })
+        .await;
         assert_eq!(recent, Verdict::Ok);
-        let nothing_due = judge(Duration::from_secs(30), AFTER, 0, 2, async { Some(false) }).await;
+        let nothing_due = judge(Duration::from_secs(30), AFTER, 0, 2, false, async { Some(false) }).await;
         assert_eq!(nothing_due, Verdict::Ok);
-        let busy = judge(Duration::from_secs(30), AFTER, 0, 0, async { panic!("not asked") }).await;
+        let busy = judge(Duration::from_secs(30), AFTER, 0, 0, false, async {
+            panic!("not asked")
+        })
+        .await;
         assert_eq!(busy, Verdict::Ok, "every worker runs an attempt");
     }
 
     #[tokio::test]
     async fn due_work_or_pending_completions_without_progress_are_degraded() {
         assert!(degraded(
-            &judge(Duration::from_secs(30), AFTER, 0, 2, async { Some(true) }).await
+            &judge(Duration::from_secs(30), AFTER, 0, 2, false, async { Some(true) }).await
         ));
         assert!(degraded(
-            &judge(Duration::from_secs(30), AFTER, 0, 2, async { None }).await
+            &judge(Duration::from_secs(30), AFTER, 0, 2, true, async {
+                panic!("not asked")
+            })
+            .await
         ));
-        let pending = judge(Duration::from_secs(30), AFTER, 7, 0, async { None }).await;
+        let pending = judge(Duration::from_secs(30), AFTER, 7, 0, false, async { None }).await;
         assert_eq!(
             pending,
             Verdict::Degraded("7 finished attempts wait to be recorded; no completion recorded for 30s".into())

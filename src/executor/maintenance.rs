@@ -190,7 +190,7 @@ async fn renew_leases(c: &Context) -> Result<crate::store::Renewed, crate::store
 /// Decides whether the executor is degraded; logs what it waits on while it is.
 async fn watch(c: &Context) {
     let live = c.handle.liveness();
-    let (still_for, pending) = live.stalled_for();
+    let (still_for, pending, failing) = live.stalled_for();
     let after = stall_after(&c.settings);
     let limited: Vec<String> = c.settings.type_limits.iter().map(|(t, _)| t.clone()).collect();
     let claimable = async {
@@ -199,7 +199,15 @@ async fn watch(c: &Context) {
             .await
             .ok()
     };
-    let verdict = super::liveness::judge(still_for, after, pending, c.permits.available_permits(), claimable).await;
+    let verdict = super::liveness::judge(
+        still_for,
+        after,
+        pending,
+        c.permits.available_permits(),
+        failing,
+        claimable,
+    )
+    .await;
     metrics::gauge!("deferral_executor_degraded", "owner" => c.owner.clone()).set(if verdict == Verdict::Ok {
         0.0
     } else {

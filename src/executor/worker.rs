@@ -96,6 +96,7 @@ pub(super) async fn dispatch(ctx: Arc<Context>, done: mpsc::UnboundedSender<Comp
             failures += 1;
             let wait = Duration::from_millis(100 * 2u64.pow(failures.min(6)));
             tracing::warn!(error = %e, retry_in = ?wait, "cannot claim executions");
+            live.claim_failed();
             live.dispatcher_waits("a back-off after a failed claim");
             tokio::select! { _ = tokio::time::sleep(wait) => continue, _ = shutdown.cancelled() => return }
         }
