@@ -101,62 +101,15 @@ async fn send_all(
     for t in tasks {
         t.await.expect("sender");
     }
-    Arc::try_unwrap(seen).ok().expect("senders done").into_inner()
-}
-
-/// What the database and the processes look like, for a failure message.
-async fn diagnose(db: &sqlx::PgPool) -> String {
-    let states: Vec<(String, i64)> =
-        sqlx::query_as("SELECT state, COUNT(*) FROM executions GROUP BY state ORDER BY state")
-            .fetch_all(db)
-            .await
-            .unwrap_or_default();
-    let running: Vec<(String, Option<String>, Option<i64>, i64)> = sqlx::query_as(
-        "SELECT id, lease_owner, lease_expires_at - (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT, attempts
-         FROM executions WHERE state = 'running' ORDER BY seq LIMIT 10",
-    )
-    .fetch_all(db)
-    .await
-    .unwrap_or_default();
-    let backends: Vec<(
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<f64>,
-        Option<String>,
-    )> = sqlx::query_as(
-        "SELECT state, wait_event_type, wait_event,
-                EXTRACT(EPOCH FROM clock_timestamp() - state_change)::float8, left(query, 60)
-         FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
-    )
-    .fetch_all(db)
-    .await
-    .unwrap_or_default();
-    format!(
-        "executions by state: {states:?}\nrunning (id, owner, lease left ms, attempts): {running:?}\n\
-         the processes' backends (state, wait, event, seconds in state, query): {backends:#?}"
-    )
+    Arc::try_unwrap(seen)
+        .unwrap_or_else(|_| panic!("senders still hold the acknowledgements"))
+        .into_inner()
 }
 
 /// Every acknowledged event runs to success within `bound`; one execution per event; no two
 /// attempts of one execution overlap.
 async fn all_ran(db: &sqlx::PgPool, acked: &HashMap<String, String>, bound: Duration) {
-    let deadline = Instant::now() + bound;
-    loop {
-        let (open,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM executions WHERE state IN ('scheduled', 'running')")
-            .fetch_one(db)
-            .await
-            .expect("count open executions");
-        if open == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{open} executions still open {bound:?} after the database came back: the executors stalled\n{}",
-            diagnose(db).await
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    processes::wait_until_all_finished(db, bound).await;
     let rows: Vec<(String, String, String)> = sqlx::query_as("SELECT event_id, id, state FROM executions")
         .fetch_all(db)
         .await

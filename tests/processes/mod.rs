@@ -161,6 +161,43 @@ pub async fn connect(database_url: &str) -> sqlx::PgPool {
         .expect("connect to the test database")
 }
 
+/// What the database and the processes look like, for a failure message.
+/// A backend as `diagnose` shows it: state, wait event type and name, seconds in state, query.
+type Backend = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<f64>,
+    Option<String>,
+);
+
+pub async fn diagnose(db: &sqlx::PgPool) -> String {
+    let states: Vec<(String, i64)> =
+        sqlx::query_as("SELECT state, COUNT(*) FROM executions GROUP BY state ORDER BY state")
+            .fetch_all(db)
+            .await
+            .unwrap_or_default();
+    let running: Vec<(String, Option<String>, Option<i64>, i64)> = sqlx::query_as(
+        "SELECT id, lease_owner, lease_expires_at - (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT, attempts
+         FROM executions WHERE state = 'running' ORDER BY seq LIMIT 10",
+    )
+    .fetch_all(db)
+    .await
+    .unwrap_or_default();
+    let backends: Vec<Backend> = sqlx::query_as(
+        "SELECT state, wait_event_type, wait_event,
+                EXTRACT(EPOCH FROM clock_timestamp() - state_change)::float8, left(query, 60)
+         FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(db)
+    .await
+    .unwrap_or_default();
+    format!(
+        "executions by state: {states:?}\nrunning (id, owner, lease left ms, attempts): {running:?}\n\
+         the processes' backends (state, wait, event, seconds in state, query): {backends:#?}"
+    )
+}
+
 /// Waits until no execution is scheduled or running; panics after `timeout`.
 pub async fn wait_until_all_finished(db: &sqlx::PgPool, timeout: Duration) {
     let deadline = Instant::now() + timeout;
@@ -174,7 +211,8 @@ pub async fn wait_until_all_finished(db: &sqlx::PgPool, timeout: Duration) {
         }
         assert!(
             Instant::now() < deadline,
-            "{open} executions still open after {timeout:?}"
+            "{open} executions still open after {timeout:?}: the executors stalled\n{}",
+            diagnose(db).await
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
