@@ -1,5 +1,5 @@
 # The two commands of the README, and the benchmarks.
-.PHONY: run test test-rust test-e2e bench-ingest bench-executor bench-console lint
+.PHONY: run test test-rust test-e2e test-stall bench-ingest bench-executor bench-console lint
 
 export LEPTOS_OUTPUT_NAME := deferral
 
@@ -20,8 +20,21 @@ test-rust:
 	cargo test --workspace
 	scripts/drop-test-databases.sh
 	DEFERRAL_TEST_BACKEND=postgres cargo test --workspace
-	# Restarts the shared PostgreSQL: alone, after everything else that uses it.
+	# Restart the shared PostgreSQL: alone, after everything else that uses it.
 	DEFERRAL_TEST_BACKEND=postgres DEFERRAL_TEST_PG_RESTART=1 cargo test --test postgres_resilience
+	DEFERRAL_TEST_BACKEND=postgres DEFERRAL_TEST_PG_RESTART=1 cargo test --test postgres_stall restart
+
+## test-stall: PostgreSQL restarted under load with two processes, STALL_RUNS times (20), enough to
+## catch a one-in-ten stall. It restarts the server: point it at a cluster of its own, e.g.
+##   pg_createcluster 15 stall --port 5434 --start   (trust auth in its pg_hba.conf), then
+##   make test-stall DEFERRAL_TEST_PG_CLUSTER="15 stall" DEFERRAL_TEST_POSTGRES=postgres://postgres@127.0.0.1:5434
+STALL_RUNS ?= 20
+test-stall:
+	cargo test --no-run --test postgres_stall
+	@passed=0; for i in $$(seq 1 $(STALL_RUNS)); do \
+		if DEFERRAL_TEST_BACKEND=postgres DEFERRAL_TEST_PG_RESTART=1 cargo test -q --test postgres_stall restart >/tmp/test-stall-$$i.log 2>&1; \
+		then passed=$$((passed + 1)); echo "run $$i: ok"; else echo "run $$i: FAILED (/tmp/test-stall-$$i.log)"; fi; \
+	done; echo "$$passed of $(STALL_RUNS) runs passed"; test $$passed -eq $(STALL_RUNS)
 
 test-e2e:
 	cd end2end && npx playwright test

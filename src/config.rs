@@ -179,6 +179,10 @@ pub struct Config {
     /// How far back each sweep looks (at most 30d, as long as Stripe lists events).
     #[arg(long, env = "DEFERRAL_RECONCILE_WINDOW", value_parser = reconcile_window, default_value = "72h")]
     pub reconcile_window: Duration,
+    /// Longest wait on one database call (connection, statement, lock) of the executor, the
+    /// webhook's writer and the maintenance services; past it the database counts as unavailable.
+    #[arg(long, env = "DEFERRAL_DB_TIMEOUT", value_parser = nonzero_duration, default_value = "10s")]
+    pub db_timeout: Duration,
 
     /// On shutdown, how long running attempts may take to finish before they are released.
     #[arg(long, env = "DEFERRAL_SHUTDOWN_GRACE", value_parser = duration, default_value = "10s")]

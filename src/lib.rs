@@ -51,7 +51,7 @@ impl Running {
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let config = Arc::new(config);
     telemetry::prometheus(); // install the recorder before anything counts
-    let store = Store::open(&config.database_url).await?;
+    let store = Store::open_with(&config.database_url, config.db_timeout).await?;
     tracing::info!(backend = store.backend(), "database ready");
     let listener = TcpListener::bind(config.site_addr)
         .await

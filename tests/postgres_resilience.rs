@@ -14,7 +14,6 @@ mod processes;
 mod support;
 
 use std::collections::{HashMap, HashSet};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -25,32 +24,8 @@ const BEFORE: usize = 200;
 const DURING: usize = 300;
 const SENDERS: usize = 8;
 
-/// `version name` of the cluster to stop and start.
-fn cluster() -> (String, String) {
-    let spec = std::env::var("DEFERRAL_TEST_PG_CLUSTER").unwrap_or_else(|_| {
-        let versions: Vec<String> = std::fs::read_dir("/etc/postgresql")
-            .expect("/etc/postgresql: set DEFERRAL_TEST_PG_CLUSTER")
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .collect();
-        assert_eq!(
-            versions.len(),
-            1,
-            "several versions {versions:?}: set DEFERRAL_TEST_PG_CLUSTER"
-        );
-        format!("{} main", versions[0])
-    });
-    let (version, name) = spec
-        .split_once(' ')
-        .expect("DEFERRAL_TEST_PG_CLUSTER is `version name`");
-    (version.to_string(), name.to_string())
-}
-
 fn pg_ctlcluster(action: &str) -> std::process::ExitStatus {
-    let (version, name) = cluster();
-    Command::new("pg_ctlcluster")
-        .args(["--skip-systemctl-redirect", &version, &name, action])
-        .status()
-        .expect("run pg_ctlcluster")
+    processes::pg_ctlcluster(&[action])
 }
 
 /// Starts the server again however the test ends: the rest of the machine needs it.
@@ -125,7 +100,7 @@ async fn deliver_all(client: reqwest::Client, url: String, bodies: Vec<(String, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgres_restart_loses_nothing_and_the_process_stays_up() {
-    if support::backend() != "postgres" || std::env::var("DEFERRAL_TEST_PG_RESTART").as_deref() != Ok("1") {
+    if !processes::restarts_allowed() {
         eprintln!(
             "skipped: stops the PostgreSQL server; run alone with \
              DEFERRAL_TEST_BACKEND=postgres DEFERRAL_TEST_PG_RESTART=1 cargo test --test postgres_resilience"

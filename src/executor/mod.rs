@@ -3,20 +3,21 @@
 //! pruner, gauges) each do one thing beside it.
 
 mod job;
+mod liveness;
 mod maintenance;
 mod retry;
 mod worker;
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use job::{ErrorKind, Job, JobError, JobOutput, Noop};
+pub use liveness::{Liveness, Verdict};
 pub use retry::RetryPolicy;
 
 use crate::config::Config;
@@ -28,12 +29,34 @@ struct Running {
     attempts: Mutex<HashMap<String, RunningAttempt>>,
 }
 
+/// Why a running attempt was stopped before it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// An operator cancelled the execution.
+    Aborted,
+    /// Shutdown: the execution is released (back to scheduled, the attempt not counted).
+    Released,
+    /// Its lease could not be renewed in time: another process may run the execution now.
+    LeaseLost,
+}
+
 struct RunningAttempt {
     stop: CancellationToken,
-    /// Stopped for shutdown (released, not counted) rather than aborted by an operator.
-    released: Arc<AtomicBool>,
+    /// Why `stop` was cancelled.
+    reason: Arc<Mutex<Option<Stop>>>,
     /// The attempt number: the entry stays until this attempt's completion is recorded.
     attempt: i64,
+    /// The lease is known to run at least until this (the claim, then each renewal).
+    lease_until: Instant,
+    /// When the attempt ended and its completion went to the completer.
+    finished: Option<Instant>,
+}
+
+impl RunningAttempt {
+    fn stop(&self, why: Stop) {
+        self.reason.lock().expect("stop reason").get_or_insert(why);
+        self.stop.cancel();
+    }
 }
 
 /// Lets other parts of the process wake idle workers and abort local attempts.
@@ -41,6 +64,8 @@ struct RunningAttempt {
 pub struct ExecutorHandle {
     wake: Arc<Notify>,
     running: Arc<Running>,
+    liveness: Arc<Liveness>,
+    owner: Arc<OnceLock<String>>,
 }
 
 impl ExecutorHandle {
@@ -55,29 +80,64 @@ impl ExecutorHandle {
         let attempts = self.running.attempts.lock().expect("running registry");
         match attempts.get(execution_id) {
             Some(a) => {
-                a.stop.cancel();
+                a.stop(Stop::Aborted);
                 true
             }
             None => false,
         }
     }
 
-    /// The executions with an attempt running in this process or finished but not yet recorded:
-    /// the leases the heartbeat renews.
-    fn running_ids(&self) -> Vec<String> {
-        self.running
-            .attempts
-            .lock()
-            .expect("running registry")
-            .keys()
-            .cloned()
+    /// Progress and waits, for `/healthz`, `/metrics` and the log.
+    pub fn liveness(&self) -> &Liveness {
+        &self.liveness
+    }
+
+    /// This process's lease owner (empty before the executor started).
+    pub fn owner(&self) -> &str {
+        self.owner.get().map_or("", String::as_str)
+    }
+
+    /// The leases the heartbeat renews: attempts running in this process, and finished ones whose
+    /// completion has been waiting to be recorded for less than `completion_bound`. Past that the
+    /// lease is let go: the rescuer takes the execution back (the completion, if it is recorded
+    /// later, then changes nothing).
+    fn renewable_ids(&self, completion_bound: Duration) -> Vec<String> {
+        let attempts = self.running.attempts.lock().expect("running registry");
+        attempts
+            .iter()
+            .filter(|(_, a)| a.finished.is_none_or(|at| at.elapsed() < completion_bound))
+            .map(|(id, _)| id.clone())
             .collect()
+    }
+
+    /// The heartbeat renewed these leases until `until`.
+    fn renewed(&self, ids: &[String], until: Instant) {
+        let mut attempts = self.running.attempts.lock().expect("running registry");
+        for id in ids {
+            if let Some(a) = attempts.get_mut(id) {
+                a.lease_until = until;
+            }
+        }
+    }
+
+    /// Stops the attempts still running whose lease may have run out (`margin` before it does):
+    /// the database could not be told they are alive, so another process may run them now.
+    fn fence_expiring(&self, margin: Duration) -> usize {
+        let attempts = self.running.attempts.lock().expect("running registry");
+        let soon = Instant::now() + margin;
+        let mut stopped = 0;
+        for a in attempts.values() {
+            if a.finished.is_none() && a.lease_until <= soon && !a.stop.is_cancelled() {
+                a.stop(Stop::LeaseLost);
+                stopped += 1;
+            }
+        }
+        stopped
     }
 
     fn release_all(&self) {
         for a in self.running.attempts.lock().expect("running registry").values() {
-            a.released.store(true, std::sync::atomic::Ordering::SeqCst);
-            a.stop.cancel();
+            a.stop(Stop::Released);
         }
     }
 }
@@ -128,9 +188,11 @@ impl Executor {
 
     pub fn start_with(store: Store, settings: Settings, job: Arc<dyn Job>, shutdown: CancellationToken) -> Executor {
         let handle = ExecutorHandle::default();
+        let owner = owner_id();
+        let _ = handle.owner.set(owner.clone());
         let ctx = Arc::new(worker::Context {
             store,
-            owner: owner_id(),
+            owner,
             settings,
             job,
             handle: handle.clone(),

@@ -1,14 +1,14 @@
 //! Claiming, running and completing attempts.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
-use super::{ErrorKind, ExecutorHandle, Job, JobError, RunningAttempt, Settings};
+use super::{ErrorKind, ExecutorHandle, Job, JobError, RunningAttempt, Settings, Stop};
 use crate::store::{Claimed, Completion, Finish, Store, now_ms};
 
 /// Most executions claimed in one query.
@@ -38,7 +38,9 @@ pub(super) async fn dispatch(ctx: Arc<Context>, done: mpsc::UnboundedSender<Comp
     let lease = millis(ctx.settings.lease);
     let limited: Vec<String> = ctx.settings.type_limits.iter().map(|(t, _)| t.clone()).collect();
     let mut failures = 0u32;
+    let live = ctx.handle.liveness.clone();
     loop {
+        live.dispatcher_waits("a free worker");
         let first = tokio::select! {
             p = ctx.permits.clone().acquire_owned() => p.expect("semaphore stays open"),
             _ = shutdown.cancelled() => return,
@@ -55,32 +57,38 @@ pub(super) async fn dispatch(ctx: Arc<Context>, done: mpsc::UnboundedSender<Comp
         }
         let mut claimed = Vec::new();
         let mut result = Ok(());
+        live.dispatcher_waits("the database (claiming executions)");
+        // The leases claimed below end `lease` after the claim's clock reading, taken after this.
+        let lease_until = Instant::now() + ctx.settings.lease;
         for (ty, limit) in &ctx.settings.type_limits {
             // Never more than the free workers: a claimed execution without one would hold its lease unrun.
             let room = permits.len().saturating_sub(claimed.len());
             if room == 0 || result.is_err() {
                 break;
             }
-            match ctx
+            let claim = ctx
                 .store
-                .claim_limited(&ctx.owner, ty, *limit as i64, lease, room as i64)
-                .await
-            {
+                .claim_limited(&ctx.owner, ty, *limit as i64, lease, room as i64);
+            match ctx.store.bounded("claim", claim).await {
                 Ok(mut rows) => claimed.append(&mut rows),
                 Err(e) => result = Err(e),
             }
         }
         let room = permits.len().saturating_sub(claimed.len());
         if room > 0 && result.is_ok() {
-            match ctx.store.claim(&ctx.owner, room as i64, lease, &limited).await {
+            let claim = ctx.store.claim(&ctx.owner, room as i64, lease, &limited);
+            match ctx.store.bounded("claim", claim).await {
                 Ok(mut rows) => claimed.append(&mut rows),
                 Err(e) => result = Err(e),
             }
         }
         // Run what was claimed even if a later claim failed: those executions are ours now.
         let got = claimed.len();
+        if got > 0 {
+            live.claimed();
+        }
         for (execution, permit) in claimed.into_iter().zip(permits.drain(..)) {
-            tokio::spawn(run_attempt(ctx.clone(), execution, permit, done.clone()));
+            tokio::spawn(run_attempt(ctx.clone(), execution, lease_until, permit, done.clone()));
         }
         drop(permits);
         if let Err(e) = result {
@@ -88,16 +96,20 @@ pub(super) async fn dispatch(ctx: Arc<Context>, done: mpsc::UnboundedSender<Comp
             failures += 1;
             let wait = Duration::from_millis(100 * 2u64.pow(failures.min(6)));
             tracing::warn!(error = %e, retry_in = ?wait, "cannot claim executions");
+            live.claim_failed();
+            live.dispatcher_waits("a back-off after a failed claim");
             tokio::select! { _ = tokio::time::sleep(wait) => continue, _ = shutdown.cancelled() => return }
         }
         failures = 0;
         if got > 0 {
             continue;
         }
-        let sleep = match ctx.store.next_due_at().await {
+        live.dispatcher_waits("the database (next due time)");
+        let sleep = match ctx.store.bounded("next due time", ctx.store.next_due_at()).await {
             Ok(Some(at)) => Duration::from_millis((at - now_ms()).max(1) as u64).min(ctx.settings.poll_interval),
             _ => ctx.settings.poll_interval,
         };
+        live.dispatcher_waits("new work (idle)");
         tokio::select! {
             _ = ctx.handle.wake.notified() => {}
             _ = tokio::time::sleep(sleep) => {}
@@ -119,20 +131,37 @@ fn take_free(semaphore: &Arc<Semaphore>, permits: &mut Vec<OwnedSemaphorePermit>
 async fn run_attempt(
     ctx: Arc<Context>,
     claimed: Claimed,
+    lease_until: Instant,
     permit: OwnedSemaphorePermit,
     done: mpsc::UnboundedSender<Completion>,
 ) {
     let row = &claimed.row;
+    // Instrumented rather than entered: an entered span stays current across `.await`, and the
+    // other attempts this thread polls meanwhile would log inside it.
     let span = tracing::info_span!("attempt", execution_id = %row.id, event_id = %row.event_id, attempt = row.attempts);
-    let _enter = span.enter();
+    run_attempt_in_span(ctx, claimed, lease_until, permit, done)
+        .instrument(span)
+        .await
+}
+
+async fn run_attempt_in_span(
+    ctx: Arc<Context>,
+    claimed: Claimed,
+    lease_until: Instant,
+    permit: OwnedSemaphorePermit,
+    done: mpsc::UnboundedSender<Completion>,
+) {
+    let row = &claimed.row;
     let stop = CancellationToken::new();
-    let released = Arc::new(AtomicBool::new(false));
+    let reason = Arc::new(Mutex::new(None));
     ctx.handle.running.attempts.lock().expect("running registry").insert(
         row.id.clone(),
         RunningAttempt {
             stop: stop.clone(),
-            released: released.clone(),
+            reason: reason.clone(),
             attempt: row.attempts,
+            lease_until,
+            finished: None,
         },
     );
 
@@ -146,9 +175,30 @@ async fn run_attempt(
             Ok(Err(_)) => Outcome::Done(Err(JobError::retryable("the handler panicked"))),
             Err(_) => Outcome::Timeout,
         },
-        _ = stop.cancelled() => if released.load(Ordering::SeqCst) { Outcome::Released } else { Outcome::Aborted },
+        _ = stop.cancelled() => match *reason.lock().expect("stop reason") {
+            Some(Stop::Released) => Outcome::Released,
+            Some(Stop::LeaseLost) => Outcome::LeaseLost,
+            Some(Stop::Aborted) | None => Outcome::Aborted,
+        },
     };
     let elapsed = clock.elapsed();
+
+    if matches!(outcome, Outcome::LeaseLost) {
+        // Nothing to record: the lease is (or is about to be) gone, so the rescuer records the
+        // attempt as lost and the execution runs again, here or in another process.
+        tracing::warn!(
+            elapsed_ms = elapsed.as_millis() as u64,
+            "attempt stopped: its lease could not be renewed in time; the rescuer will run the execution again"
+        );
+        metrics::counter!("deferral_attempts_total", "outcome" => "lease_lost", "error_kind" => "lease_lost")
+            .increment(1);
+        let mut running = ctx.handle.running.attempts.lock().expect("running registry");
+        if running.get(&row.id).is_some_and(|a| a.attempt == row.attempts) {
+            running.remove(&row.id);
+        }
+        drop(permit);
+        return;
+    }
 
     let finish = decide(&ctx.settings, row.attempts, outcome, &mut rand::thread_rng());
     record_metrics(&finish, elapsed);
@@ -160,6 +210,16 @@ async fn run_attempt(
         Finish::Failed { message, .. } => tracing::error!(error = %message, "attempt failed; execution failed"),
         Finish::Aborted => tracing::info!("attempt aborted by an operator"),
         Finish::Released => tracing::info!("attempt released at shutdown"),
+    }
+    if let Some(a) = ctx
+        .handle
+        .running
+        .attempts
+        .lock()
+        .expect("running registry")
+        .get_mut(&row.id)
+    {
+        a.finished = Some(Instant::now());
     }
     let _ = done.send(Completion {
         execution_id: row.id.clone(),
@@ -177,6 +237,8 @@ enum Outcome {
     Timeout,
     Aborted,
     Released,
+    /// Stopped because its lease could not be renewed: nothing is recorded.
+    LeaseLost,
 }
 
 /// What an attempt's end means for the execution, given the retry policy.
@@ -189,7 +251,8 @@ fn decide(settings: &Settings, attempt: i64, outcome: Outcome, rng: &mut impl ra
             };
         }
         Outcome::Aborted => return Finish::Aborted,
-        Outcome::Released => return Finish::Released,
+        // Handled before deciding (nothing is recorded); released if it ever got here.
+        Outcome::Released | Outcome::LeaseLost => return Finish::Released,
         Outcome::Timeout => (
             "timeout",
             JobError::retryable(format!(
@@ -240,10 +303,17 @@ fn record_metrics(finish: &Finish, elapsed: Duration) {
 /// Writes completions in batches: whatever has arrived, in one transaction.
 pub(super) async fn complete_batches(ctx: Arc<Context>, mut rx: mpsc::UnboundedReceiver<Completion>) {
     let mut batch = Vec::with_capacity(COMPLETE_BATCH);
+    let live = ctx.handle.liveness.clone();
     while rx.recv_many(&mut batch, COMPLETE_BATCH).await > 0 {
         let mut failures = 0u32;
         loop {
-            match ctx.store.complete(&ctx.owner, &batch).await {
+            live.set_pending(batch.len() + rx.len());
+            live.completer_waits("the database (recording completions)");
+            match ctx
+                .store
+                .bounded("completion", ctx.store.complete(&ctx.owner, &batch))
+                .await
+            {
                 Ok(_) => break,
                 // Refused rather than unreachable: one completion may be at fault, and retrying
                 // the batch would stop every completion behind it for good.
@@ -254,11 +324,16 @@ pub(super) async fn complete_batches(ctx: Arc<Context>, mut rx: mpsc::UnboundedR
                     }
                     break;
                 }
-                // Keep the batch: the leases protect the executions meanwhile, and if they
-                // expire the rescuer runs them again elsewhere (at-least-once).
-                Err(e) => back_off(&mut failures, &e, batch.len()).await,
+                // Keep the batch: the leases protect the executions meanwhile, for a bounded
+                // time (see `ExecutorHandle::renewable_ids`); past it the rescuer runs them again
+                // (at-least-once), and recording the completion later changes nothing.
+                Err(e) => {
+                    live.completer_waits("a back-off after a failed completion");
+                    back_off(&mut failures, &e, batch.len()).await
+                }
             }
         }
+        live.completed();
         // Recorded (or given up): no lease left to renew (the heartbeat renews until here, so a
         // slow completer does not let finished executions expire and run again).
         {
@@ -270,6 +345,8 @@ pub(super) async fn complete_batches(ctx: Arc<Context>, mut rx: mpsc::UnboundedR
             }
         }
         batch.clear();
+        live.set_pending(rx.len());
+        live.completer_waits("completions to record");
         // Finished executions may unblock later ones for the same object.
         ctx.handle.wake();
     }
@@ -281,7 +358,8 @@ pub(super) async fn complete_batches(ctx: Arc<Context>, mut rx: mpsc::UnboundedR
 async fn complete_alone(ctx: &Context, c: &Completion) {
     let mut failures = 0u32;
     loop {
-        match ctx.store.complete(&ctx.owner, std::slice::from_ref(c)).await {
+        let one = ctx.store.complete(&ctx.owner, std::slice::from_ref(c));
+        match ctx.store.bounded("completion", one).await {
             Ok(_) => return,
             Err(e) if !e.is_unavailable() => {
                 tracing::error!(error = %e, execution_id = %c.execution_id, "completion refused; the attempt will count as lost");

@@ -218,6 +218,33 @@ pub(super) fn index_hint(db: &Db, index: &str) -> String {
     }
 }
 
+/// `FROM … WHERE …` of the executions a claim may start now (`$1`: now): due, scheduled, not
+/// overdue, their object free; `extra` narrows it further. Claims and the executor's watchdog
+/// (`claimable_exists`) read the same set.
+fn startable_now(hint: &str, extra: &str) -> String {
+    format!(
+        "FROM executions e {hint} WHERE e.finished_at IS NULL AND e.next_run_at <= $1 AND e.state = 'scheduled' AND {NOT_OVERDUE} AND {OBJECT_IS_FREE}{extra}"
+    )
+}
+
+/// Whether any execution could be claimed now, leaving out `skip_types` (those with a
+/// concurrency limit, which may wait on it).
+pub(super) async fn claimable_exists(db: &Db, now: i64, skip_types: &[String]) -> Result<bool> {
+    let sql = format!(
+        "SELECT e.seq {} LIMIT 1",
+        startable_now(&index_hint(db, "executions_due"), &skip_clause(skip_types, 2))
+    );
+    let sql = db.sql(sql);
+    let found: Option<i64> = super::on_db!(db, pool => {
+        let mut q = sqlx::query_scalar(&sql).bind(now);
+        for t in skip_types {
+            q = q.bind(t);
+        }
+        q.fetch_optional(pool).await?
+    });
+    Ok(found.is_some())
+}
+
 fn skip_clause(skip_types: &[String], first: usize) -> String {
     if skip_types.is_empty() {
         return String::new();
@@ -244,8 +271,8 @@ pub(super) async fn claim(
         Db::Postgres(_) => "e.seq, e.object_id",
     };
     let candidates = format!(
-        "SELECT {columns} FROM executions e {hint} WHERE e.finished_at IS NULL AND e.next_run_at <= $1 AND e.state = 'scheduled' AND {NOT_OVERDUE} AND {OBJECT_IS_FREE}{skip}
-         ORDER BY e.next_run_at, e.seq LIMIT $4"
+        "SELECT {columns} {} ORDER BY e.next_run_at, e.seq LIMIT $4",
+        startable_now(&hint, &skip)
     );
     let rows = match db {
         Db::Sqlite(pool) => {
@@ -307,9 +334,9 @@ pub(super) async fn claim_type(
         Db::Postgres(_) => "e.seq, e.object_id",
     };
     let candidates = format!(
-        "SELECT {columns} FROM executions e {hint} WHERE e.finished_at IS NULL AND e.next_run_at <= $1 AND e.state = 'scheduled' AND e.event_type = $4 AND {NOT_OVERDUE} AND {OBJECT_IS_FREE}
-         ORDER BY e.next_run_at, e.seq
-         LIMIT {least}($6, {greatest}(0, $5 - (SELECT COUNT(*) FROM executions r WHERE r.finished_at IS NULL AND r.state = 'running' AND r.event_type = $4)))"
+        "SELECT {columns} {} ORDER BY e.next_run_at, e.seq
+         LIMIT {least}($6, {greatest}(0, $5 - (SELECT COUNT(*) FROM executions r WHERE r.finished_at IS NULL AND r.state = 'running' AND r.event_type = $4)))",
+        startable_now(&hint, " AND e.event_type = $4")
     );
     match db {
         Db::Sqlite(pool) => {

@@ -100,6 +100,15 @@ impl From<ClaimedRow> for Claimed {
     }
 }
 
+/// What a heartbeat renewed.
+#[derive(Debug, Default)]
+pub struct Renewed {
+    /// The executions whose lease now runs a full lease from now.
+    pub ids: Vec<String>,
+    /// Those of them an operator asked to cancel.
+    pub cancel: Vec<String>,
+}
+
 /// How an attempt ended, as the executor decided.
 #[derive(Debug, Clone)]
 pub enum Finish {
@@ -247,6 +256,17 @@ impl Store {
         Ok(rows.into_iter().map(Claimed::from).collect())
     }
 
+    /// Whether executions are due that a claim could start now (types in `skip_types` left out).
+    pub async fn claimable_exists(&self, skip_types: &[String]) -> Result<bool> {
+        // As `next_due_at`: SQLite reads beside the single writer, not behind it.
+        let db = if dialect::single_writer(&self.db) {
+            &self.db
+        } else {
+            &self.writer
+        };
+        dialect::claimable_exists(db, now_ms(), skip_types).await
+    }
+
     /// Claims for types with a concurrency limit: at most `limit - running` of `event_type`,
     /// and at most `max` (the workers free to run them).
     pub async fn claim_limited(
@@ -348,11 +368,12 @@ impl Store {
 
     /// Renews `owner`'s leases on the executions it is `running` right now (and only those:
     /// one claimed but never started, e.g. the connection broke before its payload was read,
-    /// expires and is rescued); answers those of them an operator asked to cancel.
-    pub async fn heartbeat(&self, owner: &str, running: &[String], lease_ms: i64) -> Result<Vec<String>> {
+    /// expires and is rescued); answers the ids renewed, and those of them an operator asked
+    /// to cancel.
+    pub async fn heartbeat(&self, owner: &str, running: &[String], lease_ms: i64) -> Result<Renewed> {
         let until = now_ms() + lease_ms;
         let lock = dialect::skip_locked(&self.writer);
-        let mut cancel = Vec::new();
+        let mut renewed = Renewed::default();
         for chunk in running.chunks(500) {
             let ids = placeholders_from(chunk.len(), 3);
             let sql = self.writer.sql(format!(
@@ -367,9 +388,14 @@ impl Store {
                 }
                 q.fetch_all(pool).await?
             });
-            cancel.extend(rows.into_iter().filter(|(_, c)| *c).map(|(id, _)| id));
+            for (id, cancel) in rows {
+                if cancel {
+                    renewed.cancel.push(id.clone());
+                }
+                renewed.ids.push(id);
+            }
         }
-        Ok(cancel)
+        Ok(renewed)
     }
 
     /// Puts executions whose lease expired (their worker died) back to `scheduled`, recording

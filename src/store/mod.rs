@@ -5,6 +5,7 @@
 //! Times are integers: milliseconds since the Unix epoch (`*_at`), except values
 //! copied from Stripe, which keep Stripe's seconds (`event_created`, `stripe_updated_at`).
 
+mod deadline;
 mod dialect;
 pub mod executions;
 pub mod ingest;
@@ -14,10 +15,12 @@ pub mod sweeps;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::Connection;
+use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
+pub use deadline::DEFAULT_DB_TIMEOUT;
 pub use executions::*;
 pub use ingest::{IngestOutcome, NewEvent};
 pub use sweeps::{SweepCounts, SweepLock, SweepRow};
@@ -32,6 +35,10 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    /// No answer within the deadline (`DEFERRAL_DB_TIMEOUT`): a connection that went silent, a
+    /// database too busy to answer, a lock held elsewhere. Unavailable, like a refused connection.
+    #[error("the database did not answer ({what}) within {}", humantime::format_duration(*.after))]
+    Timeout { what: &'static str, after: Duration },
 }
 
 impl StoreError {
@@ -39,6 +46,7 @@ impl StoreError {
     /// worth trying again.
     pub fn is_unavailable(&self) -> bool {
         match self {
+            StoreError::Timeout { .. } => true,
             StoreError::Db(
                 sqlx::Error::PoolTimedOut
                 | sqlx::Error::Io(_)
@@ -48,15 +56,16 @@ impl StoreError {
             ) => true,
             // SQLite: locked. PostgreSQL (SQLSTATE): connection exceptions (08…), the server shutting
             // down, restarting or starting up (57P01–57P03), out of resources such as connections (53…),
-            // and the transaction rollbacks a retry resolves (40001 serialization, 40P01 deadlock).
+            // the transaction rollbacks a retry resolves (40001 serialization, 40P01 deadlock), and
+            // our own deadlines: `statement_timeout` (57014), `lock_timeout` (55P03) and
+            // `idle_in_transaction_session_timeout` (25P03).
             StoreError::Db(sqlx::Error::Database(e)) => {
                 e.message().contains("locked")
                     || e.code().is_some_and(|c| {
                         c.starts_with("08")
                             || c.starts_with("57P")
                             || c.starts_with("53")
-                            || c == "40001"
-                            || c == "40P01"
+                            || ["40001", "40P01", "57014", "55P03", "25P03"].contains(&c.as_ref())
                     })
             }
             _ => false,
@@ -96,14 +105,23 @@ pub struct Store {
     /// 100 ms), and the writer's page cache stays warm (a connection drops its cache whenever
     /// another one has written). On PostgreSQL planned for index scans only (see `Store::open`).
     pub(crate) writer: Db,
+    /// The longest any one call may take (`DEFERRAL_DB_TIMEOUT`); see `deadline.rs`.
+    pub(crate) deadline: Duration,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 impl Store {
-    /// Opens (creating an SQLite file if needed) and migrates the database.
+    /// Opens (creating an SQLite file if needed) and migrates the database, with the default
+    /// deadline on every call ([`DEFAULT_DB_TIMEOUT`]).
     pub async fn open(url: &str) -> Result<Store> {
+        Self::open_with(url, DEFAULT_DB_TIMEOUT).await
+    }
+
+    /// Opens and migrates the database; no call of the executor, the ingest writer or the
+    /// maintenance services then waits longer than `deadline` on it (see `deadline.rs`).
+    pub async fn open_with(url: &str, deadline: Duration) -> Result<Store> {
         let open_err = |source| StoreError::Open {
             url: url.to_string(),
             source,
@@ -116,7 +134,9 @@ impl Store {
                 // FULL: a commit is on disk before Stripe hears 200, even across power loss.
                 .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(5))
+                // Another process holding the write lock is waited for this long, then the
+                // statement fails as "locked" (unavailable), inside the call's deadline.
+                .busy_timeout(deadline::lock_wait(deadline))
                 // Every execution touches many index pages; keep them in memory (64 MiB per connection).
                 .pragma("cache_size", "-65536")
                 // The executor's checkpointer copies the log into the database off the writers' path
@@ -125,7 +145,7 @@ impl Store {
             let writer = SqlitePoolOptions::new()
                 .max_connections(1)
                 .min_connections(1)
-                .acquire_timeout(Duration::from_secs(5))
+                .acquire_timeout(deadline::acquire_wait(deadline))
                 .connect_with(options.clone())
                 .await
                 .map_err(open_err)?;
@@ -135,19 +155,19 @@ impl Store {
             let readers = SqlitePoolOptions::new()
                 .max_connections(8)
                 .min_connections(1)
-                .acquire_timeout(Duration::from_secs(5))
+                .acquire_timeout(deadline::acquire_wait(deadline))
                 .connect_with(options)
                 .await
                 .map_err(open_err)?;
             (Db::Sqlite(readers), Db::Sqlite(writer))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url).map_err(open_err)?;
-            let pool = |size: u32, options: PgConnectOptions| {
-                PgPoolOptions::new()
-                    .max_connections(size)
-                    .acquire_timeout(Duration::from_secs(5))
-                    .connect_with(options)
-            };
+            // Migrations run without the deadline: building an index on a large table may take long.
+            let mut migrating = sqlx::PgConnection::connect_with(&options).await.map_err(open_err)?;
+            // sqlx takes an advisory lock here, so processes starting together migrate once.
+            POSTGRES_MIGRATIONS.run(&mut migrating).await?;
+            let _ = migrating.close().await;
+            let options = options.options(deadline::pg_session_limits(deadline));
             // The writers' statements (ingest, claims, completions, leases) each find their rows
             // by key or walk an index in order up to a LIMIT; they must never read a whole table.
             // Without statistics (a new table, or autovacuum off) the planner takes the table for
@@ -159,15 +179,19 @@ impl Store {
             let writer_options = options
                 .clone()
                 .options([("enable_seqscan", "off"), ("enable_bitmapscan", "off")]);
-            let writer = pool(12, writer_options).await.map_err(open_err)?;
-            // sqlx takes an advisory lock here, so processes starting together migrate once.
-            POSTGRES_MIGRATIONS.run(&writer).await?;
-            let readers = pool(8, options).await.map_err(open_err)?;
+            let writer = deadline::pg_pool(12, deadline)
+                .connect_with(writer_options)
+                .await
+                .map_err(open_err)?;
+            let readers = deadline::pg_pool(8, deadline)
+                .connect_with(options)
+                .await
+                .map_err(open_err)?;
             (Db::Postgres(readers), Db::Postgres(writer))
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_string()));
         };
-        Ok(Store { db, writer })
+        Ok(Store { db, writer, deadline })
     }
 
     pub fn backend(&self) -> &'static str {

@@ -50,7 +50,7 @@ async fn write_batches(store: Store, rx: Arc<Mutex<mpsc::Receiver<(NewEvent, Rep
             }
         }
         let (events, replies): (Vec<NewEvent>, Vec<Reply>) = batch.drain(..).unzip();
-        match store.ingest(&events).await {
+        match store.bounded("ingest", store.ingest(&events)).await {
             Ok(outcomes) => {
                 let created = outcomes.iter().any(|o| !o.duplicate);
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {

@@ -23,7 +23,9 @@ impl Process {
     pub fn spawn(database_url: &str, logs: &Path, name: &str, env: &[(&str, &str)]) -> Process {
         let log = logs.join(format!("{name}.log"));
         let file = std::fs::File::create(&log).expect("create log file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_deferral"));
+        // Another build can stand in (`DEFERRAL_TEST_BINARY`), e.g. an older commit's, to compare.
+        let binary = std::env::var("DEFERRAL_TEST_BINARY").unwrap_or_else(|_| env!("CARGO_BIN_EXE_deferral").into());
+        let mut cmd = Command::new(binary);
         cmd.env("DATABASE_URL", database_url)
             .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
             .env("LEPTOS_SITE_ROOT", concat!(env!("CARGO_MANIFEST_DIR"), "/target/site"))
@@ -159,6 +161,43 @@ pub async fn connect(database_url: &str) -> sqlx::PgPool {
         .expect("connect to the test database")
 }
 
+/// What the database and the processes look like, for a failure message.
+/// A backend as `diagnose` shows it: state, wait event type and name, seconds in state, query.
+type Backend = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<f64>,
+    Option<String>,
+);
+
+pub async fn diagnose(db: &sqlx::PgPool) -> String {
+    let states: Vec<(String, i64)> =
+        sqlx::query_as("SELECT state, COUNT(*) FROM executions GROUP BY state ORDER BY state")
+            .fetch_all(db)
+            .await
+            .unwrap_or_default();
+    let running: Vec<(String, Option<String>, Option<i64>, i64)> = sqlx::query_as(
+        "SELECT id, lease_owner, lease_expires_at - (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT, attempts
+         FROM executions WHERE state = 'running' ORDER BY seq LIMIT 10",
+    )
+    .fetch_all(db)
+    .await
+    .unwrap_or_default();
+    let backends: Vec<Backend> = sqlx::query_as(
+        "SELECT state, wait_event_type, wait_event,
+                EXTRACT(EPOCH FROM clock_timestamp() - state_change)::float8, left(query, 60)
+         FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(db)
+    .await
+    .unwrap_or_default();
+    format!(
+        "executions by state: {states:?}\nrunning (id, owner, lease left ms, attempts): {running:?}\n\
+         the processes' backends (state, wait, event, seconds in state, query): {backends:#?}"
+    )
+}
+
 /// Waits until no execution is scheduled or running; panics after `timeout`.
 pub async fn wait_until_all_finished(db: &sqlx::PgPool, timeout: Duration) {
     let deadline = Instant::now() + timeout;
@@ -172,7 +211,8 @@ pub async fn wait_until_all_finished(db: &sqlx::PgPool, timeout: Duration) {
         }
         assert!(
             Instant::now() < deadline,
-            "{open} executions still open after {timeout:?}"
+            "{open} executions still open after {timeout:?}: the executors stalled\n{}",
+            diagnose(db).await
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -181,4 +221,42 @@ pub async fn wait_until_all_finished(db: &sqlx::PgPool, timeout: Duration) {
 /// Milliseconds since the Unix epoch, the clock the processes stamp attempts with.
 pub fn now_ms() -> i64 {
     deferral::store::now_ms()
+}
+
+/// `version name` of the PostgreSQL cluster the restart tests stop and start:
+/// `DEFERRAL_TEST_PG_CLUSTER` (e.g. `15 stall`), by default the only version under
+/// /etc/postgresql and `main`. It must be the server `DEFERRAL_TEST_POSTGRES` points at.
+pub fn pg_cluster() -> (String, String) {
+    let spec = std::env::var("DEFERRAL_TEST_PG_CLUSTER").unwrap_or_else(|_| {
+        let versions: Vec<String> = std::fs::read_dir("/etc/postgresql")
+            .expect("/etc/postgresql: set DEFERRAL_TEST_PG_CLUSTER")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect();
+        assert_eq!(
+            versions.len(),
+            1,
+            "several versions {versions:?}: set DEFERRAL_TEST_PG_CLUSTER"
+        );
+        format!("{} main", versions[0])
+    });
+    let (version, name) = spec
+        .split_once(' ')
+        .expect("DEFERRAL_TEST_PG_CLUSTER is `version name`");
+    (version.to_string(), name.to_string())
+}
+
+/// `pg_ctlcluster <version> <name> <args…>` on the test cluster.
+pub fn pg_ctlcluster(args: &[&str]) -> std::process::ExitStatus {
+    let (version, name) = pg_cluster();
+    Command::new("pg_ctlcluster")
+        .args(["--skip-systemctl-redirect", &version, &name])
+        .args(args)
+        .status()
+        .expect("run pg_ctlcluster")
+}
+
+/// Whether the tests that restart the PostgreSQL server were asked for
+/// (`DEFERRAL_TEST_BACKEND=postgres DEFERRAL_TEST_PG_RESTART=1`).
+pub fn restarts_allowed() -> bool {
+    crate::support::backend() == "postgres" && std::env::var("DEFERRAL_TEST_PG_RESTART").as_deref() == Ok("1")
 }

@@ -5,6 +5,8 @@
 //! `postgres://postgres@127.0.0.1:5432`). The whole suite runs once per backend.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::time::{Duration, Instant};
 
 use deferral::config::{CommaList, Config};
