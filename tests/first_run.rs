@@ -67,8 +67,11 @@ async fn has_record(store: &Store, ty: &str, event_id: &str, object: &Value) -> 
         t if t.starts_with("customer.subscription.") => store.subscription(id).await.unwrap().is_some(),
         t if t.starts_with("customer.") => store.customer(id).await.unwrap().is_some(),
         "invoice.payment_failed" => {
-            let charge = object["charge"].as_str().unwrap();
-            store.payment_failure(charge).await.unwrap().is_some() && notified("payment_failed").await
+            // `trigger` sends the newest API version, whose invoice names no charge: the row is
+            // found by its invoice.
+            let customer = object["customer"].as_str().unwrap();
+            let failures = store.customer_payment_failures(customer).await.unwrap();
+            failures.iter().any(|f| f.invoice.as_deref() == Some(id)) && notified("payment_failed").await
         }
         "invoice.upcoming" => notified("upcoming_charge").await,
         "invoice.finalized" | "invoice.paid" => notified("invoice_email").await,
