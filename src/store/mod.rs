@@ -5,6 +5,7 @@
 //! Times are integers: milliseconds since the Unix epoch (`*_at`), except values
 //! copied from Stripe, which keep Stripe's seconds (`event_created`, `stripe_updated_at`).
 
+pub mod console;
 mod dialect;
 pub mod executions;
 pub mod ingest;
