@@ -213,7 +213,7 @@ impl Auth {
         };
         let same_password = current.is_some_and(|c| bool::from(c.as_bytes().ct_eq(row.credential.as_bytes())));
         let open = row.ended_at.is_none() && row.expires_at > now_ms;
-        Ok((open && same_password).then(|| SignedIn {
+        Ok((open && same_password).then_some(SignedIn {
             session_id: row.id,
             role,
         }))

@@ -31,7 +31,7 @@ fn content_security_policy(nonce: &Nonce) -> String {
 }
 
 /// The host a browser was talking to: `Host`, or what a trusted proxy says it forwarded.
-fn served_host<'h>(headers: &'h HeaderMap, from_trusted_proxy: bool) -> Option<&'h str> {
+fn served_host(headers: &HeaderMap, from_trusted_proxy: bool) -> Option<&str> {
     let forwarded = from_trusted_proxy
         .then(|| headers.get("x-forwarded-host"))
         .flatten()
