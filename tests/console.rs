@@ -206,7 +206,7 @@ async fn failed_logins_are_rate_limited() {
             (resp.status().as_u16(), resp.text().await.unwrap())
         }
     };
-    for _ in 0..5 {
+    for _ in 0..10 {
         let (status, body) = attempt("wrong").await;
         assert_eq!(status, 401, "{body}");
         assert!(body.contains("WrongPassword"), "{body}");

@@ -15,11 +15,11 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 
 /// Attempts at once, then one per `SHORT_PERIOD`.
-pub const SHORT_BURST: u32 = 5;
-pub const SHORT_PERIOD: Duration = Duration::from_secs(12);
+pub const SHORT_BURST: u32 = 10;
+pub const SHORT_PERIOD: Duration = Duration::from_secs(3);
 /// Attempts over a longer run, then one per `LONG_PERIOD`.
-pub const LONG_BURST: u32 = 20;
-pub const LONG_PERIOD: Duration = Duration::from_secs(180);
+pub const LONG_BURST: u32 = 100;
+pub const LONG_PERIOD: Duration = Duration::from_secs(36);
 
 pub struct LoginThrottle {
     short: DefaultKeyedRateLimiter<IpAddr>,
