@@ -1,5 +1,5 @@
 import { defineConfig } from '@playwright/test';
-import { API_TOKEN, BASE_URL, CONSOLE_PASSWORD, PORT, WEBHOOK_SECRET } from './env';
+import { API_TOKEN, BASE_URL, CONSOLE_PASSWORD, PORT, VIEWER_PASSWORD, WEBHOOK_SECRET } from './env';
 
 // Debian's Chromium, never a downloaded browser.
 const chromium = {
@@ -45,6 +45,7 @@ export default defineConfig({
       E2E_PORT: String(PORT),
       STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET,
       DEFERRAL_CONSOLE_PASSWORD: CONSOLE_PASSWORD,
+      DEFERRAL_CONSOLE_VIEWER_PASSWORD: VIEWER_PASSWORD,
       DEFERRAL_API_TOKEN: API_TOKEN,
     },
   },

@@ -26,6 +26,8 @@ const child = spawn(binary, [], {
     DEFERRAL_RETRY_INITIAL_INTERVAL: '1s',
     DEFERRAL_POLL_INTERVAL: '200ms',
     RUST_LOG: process.env.RUST_LOG ?? 'warn',
+    // Plain HTTP: session cookies without `Secure`, as `deferral dev` sets it.
+    DEFERRAL_INSECURE_COOKIES: '1',
   },
 });
 const stop = () => child.kill('SIGTERM');

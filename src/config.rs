@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::console::TrustedProxies;
+
 /// Durations are written as `30s`, `10m`, `30d`.
 fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (write durations like 30s, 10m, 30d)"))
@@ -51,6 +53,13 @@ pub fn reconcile_window(s: &str) -> Result<Duration, String> {
         ));
     }
     Ok(d)
+}
+
+fn session_secret(s: &str) -> Result<String, String> {
+    if s.len() < 32 {
+        return Err("must be at least 32 characters (e.g. `openssl rand -hex 32`)".into());
+    }
+    Ok(s.to_string())
 }
 
 fn multiplier(s: &str) -> Result<f64, String> {
@@ -107,9 +116,27 @@ pub struct Config {
     #[arg(long, env = "STRIPE_API_VERSION", value_parser = crate::stripe::version::parse, default_value = crate::stripe::API_VERSION)]
     pub stripe_api_version: String,
 
-    /// Console password; when unset a random one is generated and logged at start.
+    /// Console password; when unset a random one is generated and printed at start.
     #[arg(long, env = "DEFERRAL_CONSOLE_PASSWORD", hide_env_values = true)]
     pub console_password: Option<String>,
+
+    /// A second console password that can browse but not act (unset: no such login).
+    #[arg(long, env = "DEFERRAL_CONSOLE_VIEWER_PASSWORD", hide_env_values = true)]
+    pub console_viewer_password: Option<String>,
+
+    /// Key console session tokens are signed with (at least 32 characters); when unset one is
+    /// generated once and kept in the database.
+    #[arg(long, env = "DEFERRAL_SESSION_SECRET", value_parser = session_secret, hide_env_values = true)]
+    pub session_secret: Option<String>,
+
+    /// Session cookies without `Secure`, for plain-HTTP development (`deferral dev` sets it).
+    #[arg(long, env = "DEFERRAL_INSECURE_COOKIES", value_parser = clap::builder::BoolishValueParser::new())]
+    pub insecure_cookies: bool,
+
+    /// Reverse proxies (addresses or CIDR networks, comma-separated) whose `X-Forwarded-For`
+    /// names the client; from anyone else the header is ignored.
+    #[arg(long, env = "DEFERRAL_TRUSTED_PROXIES", value_parser = TrustedProxies::parse, default_value = "")]
+    pub trusted_proxies: TrustedProxies,
 
     /// Bearer token for `/api/v1/*`; when unset the API answers 401.
     #[arg(long, env = "DEFERRAL_API_TOKEN", hide_env_values = true)]
@@ -261,6 +288,9 @@ mod tests {
         assert!(c.stripe_webhook_secret.is_empty());
         assert_eq!(c.reconcile_interval, Duration::from_secs(15 * 60));
         assert_eq!(c.reconcile_window, Duration::from_secs(72 * 3600));
+        assert!(!c.insecure_cookies, "cookies are Secure unless asked");
+        assert!(c.trusted_proxies.0.is_empty(), "no proxy is trusted unless named");
+        assert!(session_secret("short").is_err());
     }
 
     #[test]

@@ -49,6 +49,7 @@ impl Running {
 
 /// Opens the store, binds the listener and starts every part of the service.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
+    console::check_config(&config)?;
     let config = Arc::new(config);
     telemetry::prometheus(); // install the recorder before anything counts
     let store = Store::open_with(&config.database_url, config.db_timeout).await?;
@@ -77,7 +78,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         let listener = listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        axum::serve(listener, router)
+        // The peer address reaches handlers (`ConnectInfo`): login throttling and the audit log.
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(serve_shutdown.cancelled_owned())
             .await?;
         if let Some(sweep) = sweep {

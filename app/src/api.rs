@@ -1,11 +1,14 @@
 //! What the console needs from the server, declared here and implemented in `src/console/`.
 //! The server puts a [`Console`] into Leptos context; server functions take it from there.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
+use http::request::Parts;
+
 use crate::error::ConsoleError;
-use crate::model::{Action, Execution, ExecutionDetail, ExecutionFilter};
-use crate::view::{BulkOutcome, BulkPreview, Facets, ListView};
+use crate::model::{Action, Cursor, Execution, ExecutionDetail, ExecutionFilter};
+use crate::view::{AuditPage, BulkOutcome, BulkPreview, Facets, ListView, Role};
 
 /// A signed-in session, as the cookie carries it.
 #[derive(Debug, Clone)]
@@ -14,24 +17,51 @@ pub struct Session {
     pub max_age_secs: u64,
 }
 
+/// A valid session: which one (its id, shown in the audit log) and what it may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedIn {
+    pub session_id: String,
+    pub role: Role,
+}
+
+/// Who asks for an action, as the audit log records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub session: SignedIn,
+    pub address: IpAddr,
+}
+
 #[async_trait::async_trait]
 pub trait ConsoleApi: Send + Sync + 'static {
-    /// Whether a session token (from the cookie) is valid now.
-    fn session_valid(&self, token: &str) -> bool;
-    /// Checks the password (constant time, rate limited) and opens a session.
-    fn login(&self, password: &str) -> Result<Session, ConsoleError>;
-    /// Ends a session so that its token no longer works.
-    fn logout(&self, token: &str);
+    /// The session a cookie's token belongs to, if it is valid now (not ended, not expired,
+    /// opened with the current password). Checked in the database, so every process agrees.
+    async fn session(&self, token: &str) -> Result<Option<SignedIn>, ConsoleError>;
+    /// Checks the password (constant time, throttled per client) and opens a session.
+    async fn login(&self, password: &str, client: IpAddr) -> Result<Session, ConsoleError>;
+    /// Ends a session in every process: its token no longer works anywhere.
+    async fn logout(&self, token: &str);
+    /// The client's address: the peer, or what a trusted proxy forwarded.
+    fn client_address(&self, request: &Parts) -> IpAddr;
+    /// Whether the session cookie gets `Secure` (everywhere but plain-HTTP development).
+    fn secure_cookies(&self) -> bool;
 
     async fn list(&self, filter: &ExecutionFilter) -> Result<ListView, ConsoleError>;
     async fn facets(&self) -> Result<Facets, ConsoleError>;
     async fn detail(&self, id: &str) -> Result<ExecutionDetail, ConsoleError>;
-    /// Applies an action; answers the changed execution, or the new one for a re-run.
-    async fn act(&self, id: &str, action: Action) -> Result<Execution, ConsoleError>;
+    /// Applies an action and records it; answers the changed execution, or the new one for a re-run.
+    async fn act(&self, actor: &Actor, id: &str, action: Action) -> Result<Execution, ConsoleError>;
     /// How many executions matching `filter` the action would apply to.
     async fn bulk_preview(&self, filter: &ExecutionFilter, action: Action) -> Result<BulkPreview, ConsoleError>;
-    /// Applies the action to every matching execution (the filter's cursor bounds it to the preview).
-    async fn bulk_apply(&self, filter: &ExecutionFilter, action: Action) -> Result<BulkOutcome, ConsoleError>;
+    /// Applies the action to every matching execution (the filter's cursor bounds it to the
+    /// preview) and records it.
+    async fn bulk_apply(
+        &self,
+        actor: &Actor,
+        filter: &ExecutionFilter,
+        action: Action,
+    ) -> Result<BulkOutcome, ConsoleError>;
+    /// The audit log, newest first, older than `cursor` when given.
+    async fn audit(&self, cursor: Option<Cursor>) -> Result<AuditPage, ConsoleError>;
 }
 
 /// The implementation, as Leptos context.

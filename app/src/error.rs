@@ -16,6 +16,9 @@ pub enum ConsoleError {
     TooManyAttempts {
         retry_after_secs: u64,
     },
+    /// Signed in, but not allowed: a viewer asking for an operator's action, or a
+    /// cross-origin request.
+    Forbidden(String),
     NotFound(String),
     /// The action does not apply to the execution in its current state; nothing changed.
     Refused(String),
@@ -33,7 +36,8 @@ impl fmt::Display for ConsoleError {
             ConsoleError::TooManyAttempts { retry_after_secs } => {
                 write!(f, "too many failed logins: try again in {retry_after_secs} s")
             }
-            ConsoleError::NotFound(m)
+            ConsoleError::Forbidden(m)
+            | ConsoleError::NotFound(m)
             | ConsoleError::Refused(m)
             | ConsoleError::Invalid(m)
             | ConsoleError::Unavailable(m)

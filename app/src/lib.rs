@@ -22,7 +22,10 @@ use leptos_router::{
 };
 
 use components::{header::Header, require_session::RequireSession};
-use pages::{bulk::BulkPage, detail::DetailPage, executions::ExecutionsPage, login::LoginPage, not_found::NotFound};
+use pages::{
+    audit::AuditPage, bulk::BulkPage, detail::DetailPage, executions::ExecutionsPage, login::LoginPage,
+    not_found::NotFound,
+};
 
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -65,6 +68,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("") view=ExecutionsPage ssr=SsrMode::Async/>
                         <Route path=path!("executions/:id") view=DetailPage ssr=SsrMode::Async/>
                         <Route path=path!("bulk") view=BulkPage ssr=SsrMode::Async/>
+                        <Route path=path!("audit") view=AuditPage ssr=SsrMode::Async/>
                     </ParentRoute>
                 </Routes>
             </main>

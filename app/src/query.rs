@@ -25,9 +25,16 @@ pub fn list_href(filter: &ExecutionFilter, cursor: Option<&str>) -> String {
     if qs.is_empty() { "/".into() } else { format!("/?{qs}") }
 }
 
-/// A local path to return to after logging in; anything else (another host) becomes `/`.
+/// A path on this site to return to after logging in; anything else becomes `/`.
+///
+/// Only visible ASCII, starting with one `/`: browsers drop tabs and newlines from a URL and
+/// read `\` as `/`, so `/<TAB>/evil.example` or `/\evil.example` would become the scheme-relative
+/// `//evil.example`, another site. Visible ASCII is also exactly what a `Location` header may hold.
 pub fn safe_next(next: &str) -> String {
-    let ok = next.starts_with('/') && !next.starts_with("//") && !next.contains('\\');
+    let bytes = next.as_bytes();
+    let ok = bytes.first() == Some(&b'/')
+        && !matches!(bytes.get(1), Some(b'/'))
+        && bytes.iter().all(|b| b.is_ascii_graphic() && *b != b'\\');
     if ok { next.to_string() } else { "/".into() }
 }
 
@@ -51,5 +58,10 @@ mod tests {
         assert_eq!(safe_next("//evil.example"), "/");
         assert_eq!(safe_next("https://evil.example"), "/");
         assert_eq!(safe_next("/\\evil.example"), "/");
+        assert_eq!(safe_next("/\t/evil.example/"), "/");
+        assert_eq!(safe_next("/ /evil.example/"), "/");
+        assert_eq!(safe_next("/\u{7f}"), "/");
+        assert_eq!(safe_next("/caf\u{e9}"), "/");
+        assert_eq!(safe_next(""), "/");
     }
 }

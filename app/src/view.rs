@@ -85,3 +85,70 @@ pub struct Facets {
     pub types: Vec<String>,
     pub api_versions: Vec<String>,
 }
+
+/// What a console login may do: an operator acts, a viewer only browses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Operator,
+    Viewer,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Operator => "operator",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    /// Only an operator retries, re-runs or cancels.
+    pub fn can_act(self) -> bool {
+        self == Role::Operator
+    }
+}
+
+/// The signed-in session, as the pages see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub role: Role,
+}
+
+impl SessionInfo {
+    pub fn can_act(&self) -> bool {
+        self.role.can_act()
+    }
+}
+
+/// One operator action on record: who (role, session, address), when, what and how many.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Order of recording; the REST API's cursor is built from it.
+    pub seq: i64,
+    /// RFC 3339.
+    pub at: String,
+    /// `operator` (the console) or `api` (a bearer token).
+    pub role: String,
+    /// The console session that acted (none for the REST API).
+    pub session_id: Option<String>,
+    /// The client's address (behind a trusted proxy, the one it forwarded).
+    pub address: String,
+    /// `retry`, `rerun`, `cancel`, `bulk-rerun` or `bulk-cancel`.
+    pub action: String,
+    /// The execution acted on, or for a bulk action the filter it applied to (a query string).
+    pub target: String,
+    /// The execution a re-run created.
+    pub result_id: Option<String>,
+    /// Executions the action changed.
+    pub applied: i64,
+    /// Bulk actions: matched but left alone, their state having changed since the preview.
+    pub skipped: i64,
+}
+
+/// A page of the audit log, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditPage {
+    pub data: Vec<AuditEntry>,
+    /// Cursor for the next (older) page.
+    pub next_cursor: Option<String>,
+}

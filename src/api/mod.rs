@@ -10,6 +10,8 @@ use subtle::ConstantTimeEq;
 
 use app::model::{Action, ExecutionFilter};
 
+use crate::console::ClientAddr;
+use crate::console::audit::{self, By, Done};
 use crate::http::{ApiError, AppState};
 use crate::store::{ActionError, parse_time_bound};
 
@@ -18,6 +20,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/executions", get(list))
         .route("/api/v1/executions/{id}", get(show))
         .route("/api/v1/executions/{id}/{action}", post(act))
+        .route("/api/v1/audit", get(audit_log))
 }
 
 fn unauthorized(message: &str) -> ApiError {
@@ -93,6 +96,7 @@ async fn show(
 
 async fn act(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     headers: axum::http::HeaderMap,
     Path((id, action)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
@@ -100,13 +104,50 @@ async fn act(
     let action: Action = action
         .parse()
         .map_err(|m: String| ApiError::new(StatusCode::NOT_FOUND, "not_found", m))?;
-    let row = perform(&state, &id, action).await?;
+    let row = perform(&state, &By::api(client), &id, action).await?;
     let view = state.store.views(std::slice::from_ref(&row)).await?.remove(0);
     Ok(Json(serde_json::to_value(view).expect("plain data serialises")))
 }
 
-/// Runs an operator action and tells the executor: wake for new work, abort a local attempt.
-pub async fn perform(state: &AppState, id: &str, action: Action) -> Result<crate::store::ExecutionRow, ApiError> {
+/// The audit log, newest first: `?limit=&cursor=` as for executions.
+async fn audit_log(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Json<Value>, ApiError> {
+    check_token(&state, &headers)?;
+    let mut cursor = None;
+    let mut limit = None;
+    for (key, value) in &pairs {
+        match key.as_str() {
+            "cursor" => cursor = Some(app::model::Cursor::decode(value).map_err(invalid_filter)?),
+            "limit" => {
+                limit = Some(
+                    value
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|n| (1..=app::model::MAX_PAGE_SIZE).contains(n))
+                        .ok_or_else(|| {
+                            invalid_filter(format!("limit must be between 1 and {}", app::model::MAX_PAGE_SIZE))
+                        })?,
+                )
+            }
+            other => return Err(invalid_filter(format!("unknown parameter `{other}` (cursor, limit)"))),
+        }
+    }
+    let before = audit::before(cursor).map_err(invalid_filter)?;
+    let page = audit::page(&state.store, before, limit).await?;
+    Ok(Json(serde_json::to_value(page).expect("plain data serialises")))
+}
+
+/// Runs an operator action, records it in the audit log, and tells the executor: wake for new
+/// work, abort a local attempt.
+pub async fn perform(
+    state: &AppState,
+    by: &By,
+    id: &str,
+    action: Action,
+) -> Result<crate::store::ExecutionRow, ApiError> {
     let row = state.store.act(id, action).await.map_err(|e| match e {
         ActionError::NotFound(id) => not_found(&id),
         refused @ ActionError::Refused { .. } => ApiError::new(StatusCode::CONFLICT, "refused", refused.to_string()),
@@ -118,5 +159,18 @@ pub async fn perform(state: &AppState, id: &str, action: Action) -> Result<crate
         }
         Action::Retry | Action::Rerun => state.executor.wake(),
     }
+    audit::record(
+        &state.store,
+        by,
+        Done {
+            action: action.as_str().into(),
+            target: id,
+            // A re-run answers the execution it created.
+            result_id: (row.id != id).then_some(row.id.as_str()),
+            applied: 1,
+            skipped: 0,
+        },
+    )
+    .await;
     Ok(row)
 }

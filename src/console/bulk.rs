@@ -6,6 +6,7 @@ use app::error::ConsoleError;
 use app::model::{Action, Cursor, ExecutionFilter, State};
 use app::view::{BulkOutcome, BulkPreview, applies_to};
 
+use super::audit::{self, By, Done};
 use super::store_error;
 use crate::http::AppState;
 use crate::store::{ActionError, Store};
@@ -68,7 +69,14 @@ pub async fn preview(store: &Store, filter: &ExecutionFilter, action: Action) ->
     })
 }
 
-pub async fn apply(state: &AppState, filter: &ExecutionFilter, action: Action) -> Result<BulkOutcome, ConsoleError> {
+/// Applies the action and records it in the audit log, with what it changed (also when a
+/// database error stops it part way).
+pub async fn apply(
+    state: &AppState,
+    by: &By,
+    filter: &ExecutionFilter,
+    action: Action,
+) -> Result<BulkOutcome, ConsoleError> {
     check_action(action)?;
     if !matches!(filter.cursor, Some(Cursor::Before(_))) {
         return Err(ConsoleError::Invalid(
@@ -80,9 +88,42 @@ pub async fn apply(state: &AppState, filter: &ExecutionFilter, action: Action) -
         applied: 0,
         skipped: 0,
     };
-    let Some(mut f) = eligible(filter, action) else {
+    let Some(f) = eligible(filter, action) else {
         return Ok(outcome);
     };
+    let stopped = apply_matching(state, f, action, &mut outcome).await;
+    if action == Action::Rerun && outcome.applied > 0 {
+        state.executor.wake();
+    }
+    tracing::info!(
+        action = action.as_str(),
+        applied = outcome.applied,
+        skipped = outcome.skipped,
+        "console bulk action"
+    );
+    let mut described = filter.clone();
+    described.cursor = None;
+    audit::record(
+        &state.store,
+        by,
+        Done {
+            action: format!("bulk-{}", action.as_str()),
+            target: &described.query_string(None),
+            result_id: None,
+            applied: outcome.applied,
+            skipped: outcome.skipped,
+        },
+    )
+    .await;
+    stopped.map(|()| outcome)
+}
+
+async fn apply_matching(
+    state: &AppState,
+    mut f: ExecutionFilter,
+    action: Action,
+    outcome: &mut BulkOutcome,
+) -> Result<(), ConsoleError> {
     f.limit = Some(BATCH);
     loop {
         let (rows, more) = state.store.list(&f).await.map_err(store_error)?;
@@ -103,17 +144,7 @@ pub async fn apply(state: &AppState, filter: &ExecutionFilter, action: Action) -
             Some(last) if more && outcome.applied + outcome.skipped < BULK_MAX => {
                 f.cursor = Some(Cursor::Before(last.seq))
             }
-            _ => break,
+            _ => return Ok(()),
         }
     }
-    if action == Action::Rerun && outcome.applied > 0 {
-        state.executor.wake();
-    }
-    tracing::info!(
-        action = action.as_str(),
-        applied = outcome.applied,
-        skipped = outcome.skipped,
-        "console bulk action"
-    );
-    Ok(outcome)
 }

@@ -1,19 +1,28 @@
 //! The console's server side: implements `app::api::ConsoleApi` over the store and the
 //! executor. The Leptos app reaches it through context (see `http::router`).
 
+pub mod audit;
 mod auth;
 mod bulk;
+pub mod client;
+pub mod guard;
 mod list;
+mod throttle;
 
-use app::api::{Console, ConsoleApi, Session};
+use std::net::IpAddr;
+
+use app::api::{Actor, Console, ConsoleApi, Session, SignedIn};
 use app::error::ConsoleError;
 use app::model::{Action, Cursor, Execution, ExecutionDetail, ExecutionFilter, ExecutionPage, MAX_PAGE_SIZE};
-use app::view::{BulkOutcome, BulkPreview, Facets, ListView, StateCount, SweepView};
+use app::view::{AuditPage, BulkOutcome, BulkPreview, Facets, ListView, StateCount, SweepView};
+use axum::http::request::Parts;
 
+use crate::config::Config;
 use crate::http::AppState;
 use crate::store::{StoreError, now_ms, parse_time_bound, rfc3339};
 
-pub use auth::Auth;
+pub use auth::{Auth, Passwords};
+pub use client::{ClientAddr, TrustedProxies};
 
 /// Counts per status stop here: a big table never pays for a full count on each page.
 pub const COUNT_CAP: i64 = 1000;
@@ -23,20 +32,35 @@ pub struct ConsoleService {
     auth: Auth,
 }
 
+/// Console settings that cannot work together, refused at start.
+pub fn check_config(config: &Config) -> anyhow::Result<()> {
+    let operator = config.console_password.as_deref().filter(|p| !p.is_empty());
+    let viewer = config.console_viewer_password.as_deref().filter(|p| !p.is_empty());
+    if viewer.is_some() && viewer == operator {
+        anyhow::bail!(
+            "DEFERRAL_CONSOLE_VIEWER_PASSWORD equals DEFERRAL_CONSOLE_PASSWORD: a login could not tell a viewer from an operator"
+        );
+    }
+    Ok(())
+}
+
 impl ConsoleService {
-    /// Uses the configured password, or generates one and logs it.
+    /// Uses the configured password, or generates one and prints it once to the terminal
+    /// (never into the structured log, which is often shipped elsewhere).
     pub fn new(state: AppState) -> Self {
         app::server::register();
-        let password = match &state.config.console_password {
-            Some(p) if !p.is_empty() => p.clone(),
-            _ => {
+        let configured = state.config.console_password.clone().filter(|p| !p.is_empty());
+        let passwords = Passwords {
+            configured: configured.is_some(),
+            operator: configured.unwrap_or_else(|| {
                 let p = Auth::generate_password();
-                tracing::warn!(password = %p, "DEFERRAL_CONSOLE_PASSWORD is not set; generated a console password for this run");
+                eprintln!("DEFERRAL_CONSOLE_PASSWORD is not set; the console password for this run is: {p}");
                 p
-            }
+            }),
+            viewer: state.config.console_viewer_password.clone().filter(|p| !p.is_empty()),
         };
         ConsoleService {
-            auth: Auth::new(&password),
+            auth: Auth::new(state.store.clone(), passwords, state.config.session_secret.clone()),
             state,
         }
     }
@@ -77,16 +101,26 @@ fn check_filter(f: &ExecutionFilter) -> Result<(), ConsoleError> {
 
 #[async_trait::async_trait]
 impl ConsoleApi for ConsoleService {
-    fn session_valid(&self, token: &str) -> bool {
-        self.auth.valid(token, now_ms() / 1000)
+    async fn session(&self, token: &str) -> Result<Option<SignedIn>, ConsoleError> {
+        self.auth.session(token, now_ms()).await
     }
 
-    fn login(&self, password: &str) -> Result<Session, ConsoleError> {
-        self.auth.login(password, now_ms() / 1000)
+    async fn login(&self, password: &str, client: IpAddr) -> Result<Session, ConsoleError> {
+        self.auth.login(password, client, now_ms()).await
     }
 
-    fn logout(&self, token: &str) {
-        self.auth.logout(token, now_ms() / 1000)
+    async fn logout(&self, token: &str) {
+        if let Err(e) = self.auth.logout(token, now_ms()).await {
+            tracing::error!(error = %e, "console logout could not end the session");
+        }
+    }
+
+    fn client_address(&self, request: &Parts) -> IpAddr {
+        ClientAddr::of(request, &self.state.config.trusted_proxies).0
+    }
+
+    fn secure_cookies(&self) -> bool {
+        !self.state.config.insecure_cookies
     }
 
     async fn list(&self, filter: &ExecutionFilter) -> Result<ListView, ConsoleError> {
@@ -162,8 +196,11 @@ impl ConsoleApi for ConsoleService {
         })
     }
 
-    async fn act(&self, id: &str, action: Action) -> Result<Execution, ConsoleError> {
-        let row = crate::api::perform(&self.state, id, action).await.map_err(api_error)?;
+    async fn act(&self, actor: &Actor, id: &str, action: Action) -> Result<Execution, ConsoleError> {
+        let by = audit::By::console(actor)?;
+        let row = crate::api::perform(&self.state, &by, id, action)
+            .await
+            .map_err(api_error)?;
         let mut views = self
             .state
             .store
@@ -178,9 +215,20 @@ impl ConsoleApi for ConsoleService {
         bulk::preview(&self.state.store, filter, action).await
     }
 
-    async fn bulk_apply(&self, filter: &ExecutionFilter, action: Action) -> Result<BulkOutcome, ConsoleError> {
+    async fn bulk_apply(
+        &self,
+        actor: &Actor,
+        filter: &ExecutionFilter,
+        action: Action,
+    ) -> Result<BulkOutcome, ConsoleError> {
+        let by = audit::By::console(actor)?;
         check_filter(filter)?;
-        bulk::apply(&self.state, filter, action).await
+        bulk::apply(&self.state, &by, filter, action).await
+    }
+
+    async fn audit(&self, cursor: Option<Cursor>) -> Result<AuditPage, ConsoleError> {
+        let before = audit::before(cursor).map_err(ConsoleError::Invalid)?;
+        audit::page(&self.state.store, before, None).await.map_err(store_error)
     }
 }
 

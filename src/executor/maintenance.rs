@@ -120,9 +120,15 @@ pub(super) fn spawn_all(ctx: Arc<Context>, stop: CancellationToken) -> Vec<JoinH
                     tracing::info!(count = n, "pruned finished executions past the retention");
                 }
                 if n < PRUNE_BATCH as u64 {
-                    return Ok(());
+                    break;
                 }
             }
+            // The audit log is kept as long as the executions it acted on.
+            let n = c.store.prune_console(before, now_ms()).await?;
+            if n > 0 {
+                tracing::info!(count = n, "pruned audit log entries past the retention");
+            }
+            Ok(())
         }
     }));
 

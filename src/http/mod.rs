@@ -62,17 +62,27 @@ pub fn router(state: AppState) -> Router {
     let routes = route_list();
     let options = state.leptos_options.clone();
     let console = crate::console::ConsoleService::new(state.clone()).into_context();
+    let context = move || {
+        provide_context(console.clone());
+        crate::console::guard::provide_nonce();
+    };
+    // The console (pages, server functions, assets, its 404 page) behind its guard: cross-origin
+    // posts refused, security headers on every answer.
+    let console_routes = Router::new()
+        .leptos_routes_with_context(&state, routes, context.clone(), move || app::shell(options.clone()))
+        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(
+            context,
+            app::shell,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::console::guard::guard,
+        ));
     Router::new()
         .merge(health::router())
         .merge(metrics::router())
         .merge(crate::webhook::router())
         .merge(crate::api::router())
-        .leptos_routes_with_context(
-            &state,
-            routes,
-            move || provide_context(console.clone()),
-            move || app::shell(options.clone()),
-        )
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
+        .merge(console_routes)
         .with_state(state)
 }

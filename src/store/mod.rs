@@ -6,6 +6,7 @@
 //! copied from Stripe, which keep Stripe's seconds (`event_created`, `stripe_updated_at`).
 
 mod deadline;
+pub mod console;
 mod dialect;
 pub mod executions;
 pub mod ingest;

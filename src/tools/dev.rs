@@ -66,8 +66,10 @@ pub struct DevArgs {
     pub secret_file: SecretFile,
 }
 
-/// `deferral dev`: serves like `deferral serve`, with a development secret when none is set.
+/// `deferral dev`: serves like `deferral serve`, with a development secret when none is set,
+/// and session cookies without `Secure` (development is plain HTTP).
 pub async fn run(mut args: DevArgs) -> anyhow::Result<()> {
+    args.config.insecure_cookies = true;
     if args.config.stripe_webhook_secret.is_empty() {
         let secret = args.secret_file.read_or_create()?;
         println!("Development mode: STRIPE_WEBHOOK_SECRET is not set, so webhooks are verified with");

@@ -3,6 +3,7 @@ use leptos_router::components::A;
 use leptos_router::hooks::use_query_map;
 
 use crate::components::error_view::{ActionError, ErrorView};
+use crate::components::require_session::can_act;
 use crate::error::ConsoleError;
 use crate::model::{Action, ExecutionFilter};
 use crate::query::{filter_from, list_href};
@@ -60,6 +61,8 @@ fn Confirm(preview: BulkPreview, filter: ExecutionFilter, apply: ServerAction<Ap
         view! { <p class="error">{format!("More than {n} executions match; narrow the filter to {} them in one go.", verb.to_lowercase())}</p> }.into_any()
     } else if n == 0 {
         view! { <p class="empty">{format!("No execution matching this filter can be {done}.")}</p> }.into_any()
+    } else if !can_act() {
+        view! { <p class="viewer">{format!("{n} {noun} match; this login can browse but not act.")}</p> }.into_any()
     } else {
         let bounded = filter.query_string(preview.up_to.as_deref());
         view! {

@@ -2,6 +2,7 @@ use leptos::prelude::*;
 use leptos_router::components::A;
 use leptos_router::hooks::use_query_map;
 
+use crate::components::require_session::can_act;
 use crate::components::{
     auto_refresh::AutoRefresh, error_view::ErrorView, execution_table::ExecutionTable, filter_form::FilterForm,
     last_sweep::LastSweep, notice::Notice, pager::Pager, state_counts::StateCounts,
@@ -67,9 +68,12 @@ pub fn ExecutionsPage() -> impl IntoView {
     }
 }
 
-/// Links to the confirmation of a bulk action over the current filter.
+/// Links to the confirmation of a bulk action over the current filter (not for a viewer).
 #[component]
 fn BulkLinks(filter: ExecutionFilter) -> impl IntoView {
+    if !can_act() {
+        return ().into_any();
+    }
     let href = |action: Action| {
         let qs = filter.query_string(None);
         let sep = if qs.is_empty() { "" } else { "&" };
@@ -83,4 +87,5 @@ fn BulkLinks(filter: ExecutionFilter) -> impl IntoView {
             <A href=href(Action::Cancel) attr:class="bulk-cancel">"Cancel all…"</A>
         </p>
     }
+    .into_any()
 }

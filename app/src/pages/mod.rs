@@ -1,3 +1,4 @@
+pub mod audit;
 pub mod bulk;
 pub mod detail;
 pub mod executions;

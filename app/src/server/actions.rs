@@ -65,9 +65,9 @@ fn decode(s: &str) -> String {
 #[server(prefix = "/console/fn", endpoint = "act")]
 pub async fn run_action(id: String, action: String) -> Result<Execution, ConsoleError> {
     use super::session;
-    let console = session::authorized()?;
+    let (console, actor) = session::operator().await?;
     let action = parse_action(&action)?;
-    let execution = console.act(&id, action).await.map_err(session::failed)?;
+    let execution = console.act(&actor, &id, action).await.map_err(session::failed)?;
     // A re-run is a new execution: show it, with a link back to the original.
     let target = match action {
         crate::model::Action::Rerun => format!(
@@ -81,7 +81,7 @@ pub async fn run_action(id: String, action: String) -> Result<Execution, Console
             other.as_str()
         ),
     };
-    leptos_axum::redirect(&target);
+    session::redirect(&target);
     Ok(execution)
 }
 
@@ -89,7 +89,7 @@ pub async fn run_action(id: String, action: String) -> Result<Execution, Console
 #[server(prefix = "/console/fn", endpoint = "bulk_preview")]
 pub async fn preview_bulk(action: String, query: String) -> Result<BulkPreview, ConsoleError> {
     use super::session;
-    let console = session::authorized()?;
+    let console = session::authorized().await?;
     let action = parse_action(&action)?;
     let filter = parse_filter(&query)?;
     console.bulk_preview(&filter, action).await.map_err(session::failed)
@@ -99,7 +99,7 @@ pub async fn preview_bulk(action: String, query: String) -> Result<BulkPreview, 
 #[server(prefix = "/console/fn", endpoint = "bulk_apply")]
 pub async fn apply_bulk(action: String, query: String) -> Result<BulkOutcome, ConsoleError> {
     use super::session;
-    let console = session::authorized()?;
+    let (console, actor) = session::operator().await?;
     let action = parse_action(&action)?;
     let mut filter = parse_filter(&query)?;
     if filter.cursor.is_none() {
@@ -107,7 +107,10 @@ pub async fn apply_bulk(action: String, query: String) -> Result<BulkOutcome, Co
             "a bulk action needs the bound from its confirmation; open the confirmation again".into(),
         )));
     }
-    let outcome = console.bulk_apply(&filter, action).await.map_err(session::failed)?;
+    let outcome = console
+        .bulk_apply(&actor, &filter, action)
+        .await
+        .map_err(session::failed)?;
     filter.cursor = None;
     let mut target = crate::query::list_href(&filter, None);
     target.push(if target.contains('?') { '&' } else { '?' });
@@ -117,6 +120,6 @@ pub async fn apply_bulk(action: String, query: String) -> Result<BulkOutcome, Co
         outcome.applied,
         outcome.skipped
     ));
-    leptos_axum::redirect(&target);
+    session::redirect(&target);
     Ok(outcome)
 }

@@ -3,13 +3,13 @@ use leptos::server_fn::codec::Json;
 
 use crate::error::ConsoleError;
 use crate::model::{ExecutionDetail, ExecutionFilter};
-use crate::view::ListView;
+use crate::view::{AuditPage, ListView};
 
 /// One page of executions matching the filter, with counts per status and the facets.
 #[server(prefix = "/console/fn", endpoint = "list_executions", input = Json)]
 pub async fn list_executions(filter: ExecutionFilter) -> Result<ListView, ConsoleError> {
     use super::session;
-    let console = session::authorized()?;
+    let console = session::authorized().await?;
     console.list(&filter).await.map_err(session::failed)
 }
 
@@ -17,7 +17,7 @@ pub async fn list_executions(filter: ExecutionFilter) -> Result<ListView, Consol
 #[server(prefix = "/console/fn", endpoint = "get_execution")]
 pub async fn get_execution(id: String) -> Result<ExecutionDetail, ConsoleError> {
     use super::session;
-    let console = session::authorized()?;
+    let console = session::authorized().await?;
     console.detail(&id).await.map_err(session::failed)
 }
 
@@ -25,6 +25,19 @@ pub async fn get_execution(id: String) -> Result<ExecutionDetail, ConsoleError> 
 #[server(prefix = "/console/fn", endpoint = "facets")]
 pub async fn get_facets() -> Result<crate::view::Facets, ConsoleError> {
     use super::session;
-    let console = session::authorized()?;
+    let console = session::authorized().await?;
     console.facets().await.map_err(session::failed)
+}
+
+/// The audit log, newest first; `cursor` (from the previous page) pages to older entries.
+#[server(prefix = "/console/fn", endpoint = "audit")]
+pub async fn list_audit(cursor: Option<String>) -> Result<AuditPage, ConsoleError> {
+    use super::session;
+    let console = session::authorized().await?;
+    let cursor = cursor
+        .filter(|c| !c.is_empty())
+        .map(|c| crate::model::Cursor::decode(&c))
+        .transpose()
+        .map_err(|e| session::failed(ConsoleError::Invalid(e)))?;
+    console.audit(cursor).await.map_err(session::failed)
 }

@@ -1,5 +1,7 @@
 //! Server functions: the console's only way to the server. Each one checks the session first
-//! and answers 401 without one. They live under `/console/fn/…`, apart from the REST API.
+//! and answers 401 without one; those that change something also need the operator role (403
+//! for a viewer). They live under `/console/fn/…`, apart from the REST API; the server refuses
+//! cross-origin posts to them before they run.
 
 mod actions;
 mod auth;
@@ -8,8 +10,8 @@ mod executions;
 pub mod session;
 
 pub use actions::{ApplyBulk, PreviewBulk, RunAction, apply_bulk, preview_bulk, run_action};
-pub use auth::{LogIn, LogOut, log_in, log_out};
-pub use executions::{get_execution, get_facets, list_executions};
+pub use auth::{LogIn, LogOut, current_session, log_in, log_out};
+pub use executions::{get_execution, get_facets, list_audit, list_executions};
 
 /// Where the server functions are mounted.
 pub const PREFIX: &str = "/console/fn";
@@ -22,9 +24,11 @@ pub fn register() {
     use leptos::server_fn::axum::register_explicit;
     register_explicit::<LogIn>();
     register_explicit::<LogOut>();
+    register_explicit::<auth::CurrentSession>();
     register_explicit::<executions::ListExecutions>();
     register_explicit::<executions::GetExecution>();
     register_explicit::<executions::GetFacets>();
+    register_explicit::<executions::ListAudit>();
     register_explicit::<RunAction>();
     register_explicit::<PreviewBulk>();
     register_explicit::<ApplyBulk>();

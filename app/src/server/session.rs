@@ -1,11 +1,12 @@
-//! The session cookie and the guard every server function and page goes through.
+//! The session cookie and the guards every server function and page goes through.
 
 use http::request::Parts;
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderName, HeaderValue, StatusCode, header};
 use leptos::prelude::*;
+use leptos::server_fn::redirect::REDIRECT_HEADER;
 use leptos_axum::ResponseOptions;
 
-use crate::api::Console;
+use crate::api::{Actor, Console, SignedIn};
 use crate::error::ConsoleError;
 
 pub const COOKIE: &str = "deferral_session";
@@ -34,16 +35,45 @@ pub fn current_token() -> Option<String> {
     use_context::<Parts>().as_ref().and_then(session_token)
 }
 
-/// Whether the current request has a valid session.
-pub fn signed_in() -> bool {
-    match (console(), current_token()) {
-        (Ok(console), Some(token)) => console.session_valid(&token),
-        _ => false,
+/// The console and the caller's valid session; otherwise `SignedOut` (401 for non-browser
+/// callers; browsers posting a form are sent back, and from there to the login page).
+pub async fn signed_in() -> Result<(Console, SignedIn), ConsoleError> {
+    let console = console()?;
+    let Some(token) = current_token() else {
+        return Err(failed(ConsoleError::SignedOut));
+    };
+    match console.session(&token).await.map_err(failed)? {
+        Some(session) => Ok((console, session)),
+        None => Err(failed(ConsoleError::SignedOut)),
     }
 }
 
-/// A plain HTML form post or page load (as opposed to the wasm client or a script).
-fn from_browser_navigation() -> bool {
+/// The console for any signed-in caller (operators and viewers browse alike).
+pub async fn authorized() -> Result<Console, ConsoleError> {
+    signed_in().await.map(|(console, _)| console)
+}
+
+/// The console and the acting operator, for server functions that change something: a viewer
+/// is refused (403), whatever its page showed or a forged request says.
+pub async fn operator() -> Result<(Console, Actor), ConsoleError> {
+    let (console, session) = signed_in().await?;
+    if !session.role.can_act() {
+        return Err(failed(ConsoleError::Forbidden(
+            "this login can browse but not act: log in with the operator password".into(),
+        )));
+    }
+    let address = client_address(&console);
+    Ok((console, Actor { session, address }))
+}
+
+/// The caller's address as the server resolves it (peer, or a trusted proxy's forward).
+pub fn client_address(console: &Console) -> std::net::IpAddr {
+    use_context::<Parts>()
+        .map(|parts| console.client_address(&parts))
+        .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into())
+}
+
+fn accepts_html() -> bool {
     use_context::<Parts>()
         .and_then(|p| {
             p.headers
@@ -54,61 +84,63 @@ fn from_browser_navigation() -> bool {
         .unwrap_or(false)
 }
 
-/// The console for a signed-in caller; otherwise `SignedOut` (401 for non-browser callers;
-/// browsers posting a form are sent back, and from there to the login page).
-pub fn authorized() -> Result<Console, ConsoleError> {
-    let console = console()?;
-    match current_token() {
-        Some(token) if console.session_valid(&token) => Ok(console),
-        _ => Err(failed(ConsoleError::SignedOut)),
-    }
-}
-
 /// Gives an error its HTTP status for callers that read statuses (the wasm client, scripts).
 /// Browser navigations keep Leptos's redirect, which carries the error back to the form's page.
 pub fn failed(e: ConsoleError) -> ConsoleError {
     let status = match &e {
         ConsoleError::SignedOut | ConsoleError::WrongPassword => StatusCode::UNAUTHORIZED,
         ConsoleError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+        ConsoleError::Forbidden(_) => StatusCode::FORBIDDEN,
         ConsoleError::NotFound(_) => StatusCode::NOT_FOUND,
         ConsoleError::Refused(_) => StatusCode::CONFLICT,
         ConsoleError::Invalid(_) => StatusCode::BAD_REQUEST,
         ConsoleError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         ConsoleError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    if !from_browser_navigation()
+    if !accepts_html()
         && let Some(res) = use_context::<ResponseOptions>()
     {
         res.set_status(status);
+        if let ConsoleError::TooManyAttempts { retry_after_secs } = &e {
+            res.insert_header(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
     }
     e
 }
 
-/// Served over HTTPS (directly or behind a proxy that says so): the cookie gets `Secure`.
-fn over_https() -> bool {
-    use_context::<Parts>().is_some_and(|p| {
-        p.uri.scheme_str() == Some("https")
-            || p.headers
-                .get("x-forwarded-proto")
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.eq_ignore_ascii_case("https"))
-    })
+/// Sends the browser to `path` after the server function: a `302` for a plain form post, the
+/// server-function client's redirect header otherwise. Unlike `leptos_axum::redirect`, a path
+/// that cannot be a header value is left out instead of panicking (callers pass checked paths;
+/// this is the last line).
+pub fn redirect(path: &str) {
+    let Some(res) = use_context::<ResponseOptions>() else {
+        return;
+    };
+    let Ok(location) = HeaderValue::from_str(path) else {
+        return;
+    };
+    res.insert_header(header::LOCATION, location);
+    if accepts_html() {
+        res.set_status(StatusCode::FOUND);
+    } else {
+        res.insert_header(HeaderName::from_static(REDIRECT_HEADER), HeaderValue::from_static(""));
+    }
 }
 
-fn set_cookie(value: &str, max_age_secs: u64) {
-    let secure = if over_https() { "; Secure" } else { "" };
+fn set_cookie(console: &Console, value: &str, max_age_secs: u64) {
+    let secure = if console.secure_cookies() { "; Secure" } else { "" };
     let cookie = format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{secure}");
     if let (Some(res), Ok(value)) = (use_context::<ResponseOptions>(), HeaderValue::from_str(&cookie)) {
         res.append_header(header::SET_COOKIE, value);
     }
 }
 
-pub fn start_session(token: &str, max_age_secs: u64) {
-    set_cookie(token, max_age_secs);
+pub fn start_session(console: &Console, token: &str, max_age_secs: u64) {
+    set_cookie(console, token, max_age_secs);
 }
 
-pub fn end_session() {
-    set_cookie("", 0);
+pub fn end_session(console: &Console) {
+    set_cookie(console, "", 0);
 }
 
 /// A page asked for without a session: answer `302 Found` to the login page, whoever asks.
