@@ -60,6 +60,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 
     let job = Arc::new(handlers::Processor::from_config(&config, store.clone()));
     let executor = executor::Executor::start(store.clone(), &config, job, shutdown.child_token());
+    let alerter = executor::alerter::spawn(
+        store.clone(),
+        executor::alerter::AlertSettings::from_config(&config),
+        shutdown.child_token(),
+    );
     let state = http::AppState::new(config.clone(), store.clone(), executor.handle());
     let router = http::router(state);
 
@@ -74,6 +79,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             .with_graceful_shutdown(serve_shutdown.cancelled_owned())
             .await?;
         executor.stopped().await;
+        let _ = alerter.await;
         Ok(())
     });
     tracing::info!("listening on http://{addr}");

@@ -3,10 +3,12 @@
 //! The server (`src/` in the workspace root) provides the data through [`api::ConsoleApi`]
 //! in Leptos context; nothing here knows SQL.
 
+pub mod alerts;
 #[cfg(feature = "ssr")]
 pub mod api;
 mod components;
 pub mod error;
+pub mod event_types;
 pub mod model;
 mod pages;
 pub mod query;

@@ -2,6 +2,7 @@
 //! and records each attempt; small maintenance services (heartbeat, rescuer, discarder,
 //! pruner, gauges) each do one thing beside it.
 
+pub mod alerter;
 mod job;
 mod maintenance;
 mod retry;
@@ -111,7 +112,7 @@ impl Settings {
 }
 
 /// Identifies this process's leases: host, pid and a random tag.
-fn owner_id() -> String {
+pub(crate) fn owner_id() -> String {
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
     format!("{host}-{}-{:04x}", std::process::id(), rand::random::<u16>())
 }

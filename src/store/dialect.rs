@@ -18,6 +18,12 @@ const OBJECT_IS_FREE: &str = "(e.object_id IS NULL OR NOT EXISTS (
       AND (o.state = 'running' OR o.event_created < e.event_created
            OR (o.event_created = e.event_created AND o.seq < e.seq))))";
 
+/// Not held by a paused event type (issue 18; `store::pauses`). Nothing to do per row without a pause.
+fn not_held() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| super::pauses::not_paused("e.event_type"))
+}
+
 /// Past its discard deadline without a start: left for the discarder, never started late.
 const NOT_OVERDUE: &str = "(e.discard_at IS NULL OR e.attempts > 0 OR e.discard_at >= $1)";
 
@@ -245,8 +251,9 @@ pub(super) async fn claim(
         Db::Postgres(_) => "e.seq, e.object_id",
     };
     let candidates = format!(
-        "SELECT {columns} FROM executions e {hint} WHERE e.finished_at IS NULL AND e.next_run_at <= $1 AND e.state = 'scheduled' AND {NOT_OVERDUE} AND {OBJECT_IS_FREE}{skip}
-         ORDER BY e.next_run_at, e.seq LIMIT $4"
+        "SELECT {columns} FROM executions e {hint} WHERE e.finished_at IS NULL AND e.next_run_at <= $1 AND e.state = 'scheduled' AND {NOT_OVERDUE} AND {OBJECT_IS_FREE}{skip} AND {}
+         ORDER BY e.next_run_at, e.seq LIMIT $4",
+        not_held()
     );
     let rows = match db {
         Db::Sqlite(pool) => {
@@ -308,9 +315,10 @@ pub(super) async fn claim_type(
         Db::Postgres(_) => "e.seq, e.object_id",
     };
     let candidates = format!(
-        "SELECT {columns} FROM executions e {hint} WHERE e.finished_at IS NULL AND e.next_run_at <= $1 AND e.state = 'scheduled' AND e.event_type = $4 AND {NOT_OVERDUE} AND {OBJECT_IS_FREE}
+        "SELECT {columns} FROM executions e {hint} WHERE e.finished_at IS NULL AND e.next_run_at <= $1 AND e.state = 'scheduled' AND e.event_type = $4 AND {NOT_OVERDUE} AND {OBJECT_IS_FREE} AND {}
          ORDER BY e.next_run_at, e.seq
-         LIMIT {least}($6, {greatest}(0, $5 - (SELECT COUNT(*) FROM executions r WHERE r.finished_at IS NULL AND r.state = 'running' AND r.event_type = $4)))"
+         LIMIT {least}($6, {greatest}(0, $5 - (SELECT COUNT(*) FROM executions r WHERE r.finished_at IS NULL AND r.state = 'running' AND r.event_type = $4)))",
+        not_held()
     );
     match db {
         Db::Sqlite(pool) => {

@@ -5,9 +5,11 @@
 //! Times are integers: milliseconds since the Unix epoch (`*_at`), except values
 //! copied from Stripe, which keep Stripe's seconds (`event_created`, `stripe_updated_at`).
 
+pub mod alerts;
 mod dialect;
 pub mod executions;
 pub mod ingest;
+pub mod pauses;
 pub mod records;
 
 use std::str::FromStr;
@@ -19,6 +21,7 @@ use sqlx::{PgPool, SqlitePool};
 
 pub use executions::*;
 pub use ingest::{IngestOutcome, NewEvent};
+pub use pauses::PauseError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
