@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
+use crate::alerts::Alerts;
 use crate::error::ConsoleError;
+use crate::event_types::{EventTypes, Pause};
 use crate::model::{Action, Execution, ExecutionDetail, ExecutionFilter};
 use crate::view::{BulkOutcome, BulkPreview, Facets, ListView};
 
@@ -32,6 +34,15 @@ pub trait ConsoleApi: Send + Sync + 'static {
     async fn bulk_preview(&self, filter: &ExecutionFilter, action: Action) -> Result<BulkPreview, ConsoleError>;
     /// Applies the action to every matching execution (the filter's cursor bounds it to the preview).
     async fn bulk_apply(&self, filter: &ExecutionFilter, action: Action) -> Result<BulkOutcome, ConsoleError>;
+
+    /// Every event type seen, with counts per state and pauses (issue 18).
+    async fn event_types(&self) -> Result<EventTypes, ConsoleError>;
+    /// Every pause, with how many executions each holds (cheap: for the list's banner).
+    async fn pauses(&self) -> Result<Vec<Pause>, ConsoleError>;
+    /// Pauses (`paused`) or resumes a type or prefix pattern.
+    async fn set_paused(&self, pattern: &str, paused: bool) -> Result<Pause, ConsoleError>;
+    /// Failure alerts composed, and their deliveries.
+    async fn alerts(&self) -> Result<Alerts, ConsoleError>;
 }
 
 /// The implementation, as Leptos context.

@@ -24,7 +24,10 @@ use leptos_router::{
 };
 
 use components::{header::Header, require_session::RequireSession};
-use pages::{bulk::BulkPage, detail::DetailPage, executions::ExecutionsPage, login::LoginPage, not_found::NotFound};
+use pages::{
+    alerts::AlertsPage, bulk::BulkPage, detail::DetailPage, event_types::EventTypesPage, executions::ExecutionsPage,
+    login::LoginPage, not_found::NotFound,
+};
 
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -67,6 +70,8 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("") view=ExecutionsPage ssr=SsrMode::Async/>
                         <Route path=path!("executions/:id") view=DetailPage ssr=SsrMode::Async/>
                         <Route path=path!("bulk") view=BulkPage ssr=SsrMode::Async/>
+                        <Route path=path!("event-types") view=EventTypesPage ssr=SsrMode::Async/>
+                        <Route path=path!("alerts") view=AlertsPage ssr=SsrMode::Async/>
                     </ParentRoute>
                 </Routes>
             </main>

@@ -76,19 +76,27 @@ pub fn spawn(store: Store, settings: AlertSettings, stop: CancellationToken) -> 
                 _ = tokio::time::sleep(tick) => {}
                 _ = stop.cancelled() => return,
             }
+            rounds += 1;
+            if rounds % 3600 == 0 {
+                let before = now_ms() - settings.retention.as_millis() as i64;
+                if let Err(e) = store.prune_alerts(before).await {
+                    tracing::warn!(error = %e, "alerter: cannot prune old alerts");
+                }
+            }
             let window_ms = settings.window.as_millis() as i64;
+            match store.alerts_due(now_ms(), window_ms).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "alerter: cannot read the outbox; will try again");
+                    continue;
+                }
+            }
             if let Err(e) = store.compose_alerts(now_ms(), window_ms, &settings.receivers, &format).await {
                 tracing::warn!(error = %e, "alerter: cannot compose alerts; will try again");
             }
             if let Err(e) = deliver_due(&store, &client, &settings, &owner).await {
                 tracing::warn!(error = %e, "alerter: cannot take deliveries; will try again");
-            }
-            rounds += 1;
-            if rounds % 600 == 0 {
-                let before = now_ms() - settings.retention.as_millis() as i64;
-                if let Err(e) = store.prune_alerts(before).await {
-                    tracing::warn!(error = %e, "alerter: cannot prune old alerts");
-                }
             }
         }
     })

@@ -62,6 +62,24 @@ type PendingRow = (String, i64, i64, i64);
 type TypeRow = (String, i64, i64, bool);
 
 impl Store {
+    /// Whether the alerter has work: failures whose type's digest window is over, an alerting
+    /// type that has succeeded since, or deliveries due. Read on a reader, so that an idle
+    /// alerter never takes the writer (SQLite's only write connection) from the executor.
+    pub async fn alerts_due(&self, now: i64, window_ms: i64) -> Result<bool> {
+        on_db!(&self.db, pool => Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM alert_failures f WHERE f.message_id IS NULL AND NOT EXISTS (
+                        SELECT 1 FROM alert_types t WHERE t.event_type = f.event_type AND t.last_message_at > $1))
+                 OR EXISTS (SELECT 1 FROM alert_types t WHERE t.alerting AND EXISTS (
+                        SELECT 1 FROM executions x WHERE x.finished_at IS NOT NULL AND x.final_state = 'succeeded'
+                          AND x.event_type = t.event_type AND x.seq > t.last_failure_seq))
+                 OR EXISTS (SELECT 1 FROM alert_deliveries d WHERE d.state = 'pending' AND d.next_attempt_at <= $2)",
+        )
+        .bind(now - window_ms)
+        .bind(now)
+        .fetch_one(pool)
+        .await?))
+    }
+
     /// Turns pending failures into messages (per type: at most one per `window_ms`) and sends
     /// "recovered" for alerting types that succeeded since; one delivery per receiver.
     /// On PostgreSQL one process composes at a time (the others skip this round).
@@ -249,7 +267,8 @@ impl Store {
         .bind(id)
         .bind(owner)
         .execute(pool)
-        .await?);
+        .await
+        .map(|_| ())?);
         Ok(())
     }
 

@@ -62,6 +62,7 @@ impl Store {
         .bind(now_ms())
         .execute(pool)
         .await
+        .map(|_| ())
         .map_err(super::StoreError::from)?);
         let pause = self.pauses().await?.into_iter().find(|p| p.pattern == pattern);
         pause.ok_or_else(|| PauseError::NotPaused {
@@ -74,7 +75,7 @@ impl Store {
     /// usual order; their discard deadlines move by the time they were held, so that a pause
     /// never expires them. Returns the pause lifted.
     pub async fn resume(&self, pattern: &str) -> Result<Pause, PauseError> {
-        parse_pattern(pattern).map_err(PauseError::Invalid)?;
+        let prefix = parse_pattern(pattern).map_err(PauseError::Invalid)?;
         let now = now_ms();
         let lifted: Option<Pause> = on_db!(&self.writer, pool => {
             let mut tx = pool.begin_with(self.writer.begin_write()).await.map_err(super::StoreError::from)?;
@@ -88,7 +89,6 @@ impl Store {
             match row {
                 None => None,
                 Some(row) => {
-                    let prefix = parse_pattern(pattern).map_err(PauseError::Invalid)?;
                     // The executions this pause held that no other pause still holds.
                     let held = format!(
                         "finished_at IS NULL AND state = 'scheduled' AND discard_at IS NOT NULL AND attempts = 0

@@ -184,3 +184,26 @@ pub fn event(id: &str, event_type: &str, object_id: &str, created: i64) -> Strin
     })
     .to_string()
 }
+
+/// Logs in to the console with the test password and returns the session token.
+pub async fn log_in(app: &TestApp) -> String {
+    let resp = app
+        .client
+        .post(format!("{}/console/fn/login", app.url))
+        .form(&[("password", "test-password"), ("next", "/")])
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        resp.status().is_success() || resp.status().is_redirection(),
+        "{}",
+        resp.status()
+    );
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_string();
+    cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("deferral_session=")
+        .to_string()
+}

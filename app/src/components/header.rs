@@ -15,6 +15,8 @@ pub fn Header() -> impl IntoView {
             <A href="/" attr:class="brand">"Deferral"</A>
             <nav>
                 <A href="/">"Executions"</A>
+                <A href="/event-types">"Event types"</A>
+                <A href="/alerts">"Alerts"</A>
             </nav>
             <Show when=move || !on_login_page()>
                 <ActionForm action=logout attr:class="logout">

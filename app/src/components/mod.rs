@@ -8,5 +8,7 @@ pub mod format;
 pub mod header;
 pub mod notice;
 pub mod pager;
+pub mod pause_button;
+pub mod paused_banner;
 pub mod require_session;
 pub mod state_counts;

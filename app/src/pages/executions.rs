@@ -4,7 +4,7 @@ use leptos_router::hooks::use_query_map;
 
 use crate::components::{
     auto_refresh::AutoRefresh, error_view::ErrorView, execution_table::ExecutionTable, filter_form::FilterForm,
-    notice::Notice, pager::Pager, state_counts::StateCounts,
+    notice::Notice, pager::Pager, paused_banner::PausedBanner, state_counts::StateCounts,
 };
 use crate::error::ConsoleError;
 use crate::model::{Action, ExecutionFilter};
@@ -60,6 +60,7 @@ pub fn ExecutionsPage() -> impl IntoView {
                 <AutoRefresh tick/>
             </div>
             <Notice/>
+            <PausedBanner/>
             <Transition fallback=|| ()>{form}</Transition>
             <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>{results}</Transition>
         </section>

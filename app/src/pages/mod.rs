@@ -1,5 +1,7 @@
+pub mod alerts;
 pub mod bulk;
 pub mod detail;
+pub mod event_types;
 pub mod executions;
 pub mod login;
 pub mod not_found;
