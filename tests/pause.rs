@@ -229,8 +229,6 @@ async fn the_discard_deadline_does_not_expire_held_executions() {
 #[tokio::test]
 async fn the_console_pauses_and_resumes_without_javascript_and_says_what_is_held() {
     let app = TestApp::spawn().await;
-    let held = app.deliver_ok(&event("evt_console", HELD, "cpn_c", now_s() + 3600)).await;
-    app.wait_for(&held, "scheduled", Duration::from_secs(5)).await;
     // Without a session: refused, nothing paused.
     for name in ["set_paused", "event_types", "pauses", "alerts"] {
         let resp = app
@@ -260,6 +258,8 @@ async fn the_console_pauses_and_resumes_without_javascript_and_says_what_is_held
     assert!(location.starts_with("/?done=pause"), "{location}");
     let pauses = app.store.pauses().await.unwrap();
     assert_eq!((pauses[0].pattern.as_str(), pauses[0].paused_by.as_str()), (HELD, "console"));
+    let held = app.deliver_ok(&event("evt_console", HELD, "cpn_c", now_s())).await;
+    stays_scheduled(&app, &held, Duration::from_millis(300)).await;
 
     let page = |path: &'static str| {
         app.client
@@ -287,6 +287,7 @@ async fn the_console_pauses_and_resumes_without_javascript_and_says_what_is_held
     let resp = post("resume").await.unwrap();
     assert!(resp.status().is_redirection(), "{}", resp.status());
     assert!(app.store.pauses().await.unwrap().is_empty());
+    app.wait_for(&held, "succeeded", Duration::from_secs(10)).await;
     app.stop().await;
 }
 
