@@ -10,6 +10,8 @@ CREATE TABLE event_type_pauses (
     paused_by TEXT NOT NULL,
     paused_at INTEGER NOT NULL            -- unix ms
 );
+-- The prefixes, which the claim tests every due execution against while any pause exists.
+CREATE INDEX event_type_pauses_prefixes ON event_type_pauses (prefix) WHERE prefix IS NOT NULL;
 
 -- The outbox: one row per execution that ended `failed`, written by the trigger below in the
 -- same transaction as the failure (whichever statement made it: a completion, the rescuer,

@@ -108,8 +108,9 @@ impl Store {
             )
             .fetch_all(&mut *tx)
             .await?;
+            // In key order: PostgreSQL's writers read through indexes only (`Store::open`).
             let types: Vec<TypeRow> =
-                sqlx::query_as("SELECT event_type, last_message_at, last_failure_seq, alerting FROM alert_types")
+                sqlx::query_as("SELECT event_type, last_message_at, last_failure_seq, alerting FROM alert_types ORDER BY event_type")
                     .fetch_all(&mut *tx)
                     .await?;
             let mut drafts: Vec<(AlertDraft, Option<(i64, i64)>)> = Vec::new();
