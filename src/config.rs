@@ -184,7 +184,11 @@ fn http_url(s: &str) -> Result<String, String> {
 }
 
 fn webhook_urls(s: &str) -> Result<CommaList, String> {
-    list(s)?.iter().map(|u| http_url(u)).collect::<Result<_, _>>().map(CommaList)
+    list(s)?
+        .iter()
+        .map(|u| http_url(u))
+        .collect::<Result<_, _>>()
+        .map(CommaList)
 }
 
 fn public_url(s: &str) -> Result<String, String> {
@@ -252,7 +256,10 @@ mod tests {
         assert!(randomization("1.5").is_err());
         assert_eq!(webhook_urls("https://a.example/x, http://b:1/y").unwrap().len(), 2);
         assert!(webhook_urls("hooks.slack.com/x").is_err());
-        assert_eq!(public_url("https://deferral.example/").unwrap(), "https://deferral.example");
+        assert_eq!(
+            public_url("https://deferral.example/").unwrap(),
+            "https://deferral.example"
+        );
     }
 
     #[test]

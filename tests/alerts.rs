@@ -189,7 +189,10 @@ async fn a_burst_of_failures_is_digested_into_a_handful_of_messages() {
             assert!(got.len() <= 6, "{} messages for one burst: {got:?}", got.len());
             // After the first, the digests say how many and link to the filtered list.
             let digest = got.iter().find(|m| failures(m) > 1).expect("a digest");
-            assert!(text(digest).contains(&format!("executions of {TYPE} failed")), "{digest}");
+            assert!(
+                text(digest).contains(&format!("executions of {TYPE} failed")),
+                "{digest}"
+            );
             let list = format!("{PUBLIC}/?type=customer.created&status=failed");
             assert_eq!(digest["attachments"][0]["title_link"], list.as_str());
             break;
@@ -221,7 +224,12 @@ async fn a_type_that_alerted_sends_one_recovered_message_when_it_succeeds_again(
     assert_eq!(recovered["attachments"][0]["color"], "good", "{recovered}");
     assert!(text(recovered).contains(&format!("{TYPE} recovered")), "{recovered}");
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(receiver.accepted().len(), 2, "one recovered message: {:?}", receiver.accepted());
+    assert_eq!(
+        receiver.accepted().len(),
+        2,
+        "one recovered message: {:?}",
+        receiver.accepted()
+    );
     app.stop().await;
 }
 
@@ -237,25 +245,24 @@ async fn a_receiver_down_then_up_gets_the_alert_once_and_the_console_shows_the_d
     assert!(text(&got[0]).contains("evt_down"));
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(receiver.accepted().len(), 1, "delivered more than once");
-    assert_eq!(receiver.inbox.posts.load(Ordering::SeqCst), 4, "3 refused, then accepted");
+    assert_eq!(
+        receiver.inbox.posts.load(Ordering::SeqCst),
+        4,
+        "3 refused, then accepted"
+    );
 
     let alerts = app.store.alerts(10, true).await.unwrap();
     let delivery = &alerts.messages[0].deliveries[0];
-    assert_eq!((delivery.state.as_str(), delivery.attempts), ("sent", 4), "{delivery:?}");
+    assert_eq!(
+        (delivery.state.as_str(), delivery.attempts),
+        ("sent", 4),
+        "{delivery:?}"
+    );
     // The receiver's secret path never shows.
     assert!(!delivery.receiver.contains("secret"), "{delivery:?}");
 
     let token = support::log_in(&app).await;
-    let page = app
-        .client
-        .get(format!("{}/alerts", app.url))
-        .header("Cookie", format!("deferral_session={token}"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.page("/alerts", &token).await;
     assert!(page.contains("sent after 4 attempts"), "{page}");
     assert!(!page.contains("B000/secret"), "{page}");
     app.stop().await;
@@ -314,8 +321,7 @@ async fn an_alert_survives_a_sigkill_between_the_failure_and_the_send() {
 /// PostgreSQL: two processes share the outbox; every message reaches the receiver exactly once.
 #[tokio::test]
 async fn two_postgres_processes_send_each_alert_once() {
-    if support::backend() != "postgres" {
-        eprintln!("PostgreSQL only (DEFERRAL_TEST_BACKEND=postgres)");
+    if !support::on_postgres() {
         return;
     }
     let fake = FakeStripe::start().await;

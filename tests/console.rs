@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{TestApp, event};
+use support::{TestApp, event, log_in};
 
 /// Every data server function, with a body it would accept from a signed-in caller.
 const DATA_FUNCTIONS: [(&str, &str, &str); 6] = [
@@ -40,29 +40,6 @@ async fn call(app: &TestApp, name: &str, content_type: &str, body: &str, session
     }
     let resp = req.send().await.unwrap();
     (resp.status().as_u16(), resp.text().await.unwrap())
-}
-
-/// Logs in with the test password and returns the session token.
-async fn log_in(app: &TestApp) -> String {
-    let resp = app
-        .client
-        .post(format!("{}/console/fn/login", app.url))
-        .form(&[("password", "test-password"), ("next", "/")])
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        resp.status().is_success() || resp.status().is_redirection(),
-        "{}",
-        resp.status()
-    );
-    let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_string();
-    cookie
-        .split(';')
-        .next()
-        .unwrap()
-        .trim_start_matches("deferral_session=")
-        .to_string()
 }
 
 /// A scheduled execution that stays scheduled (its event runs an hour from now).

@@ -38,9 +38,7 @@ fn type_entry<'a>(list: &'a Value, event_type: &str) -> &'a Value {
 async fn a_paused_type_is_stored_but_not_run_while_other_types_run() {
     let app = TestApp::spawn().await;
     // Scheduled before the pause (an hour ahead of its time), and new after it: both are held.
-    let early = app
-        .deliver_ok(&event("evt_early", HELD, "cpn_early", now_s()))
-        .await;
+    let early = app.deliver_ok(&event("evt_early", HELD, "cpn_early", now_s())).await;
     let (status, pause) = app.api_post(&format!("/api/v1/event-types/{HELD}/pause")).await;
     assert_eq!(status, 200, "{pause}");
     assert_eq!(pause["pattern"], HELD);
@@ -154,8 +152,12 @@ async fn a_prefix_pause_holds_every_matching_type_even_ones_first_seen_later() {
     let app = TestApp::spawn().await;
     let (status, pause) = app.api_post("/api/v1/event-types/coupon.*/pause").await;
     assert_eq!(status, 200, "{pause}");
-    let created = app.deliver_ok(&event("evt_p1", "coupon.created", "cpn_1", now_s())).await;
-    let deleted = app.deliver_ok(&event("evt_p2", "coupon.deleted", "cpn_2", now_s())).await;
+    let created = app
+        .deliver_ok(&event("evt_p1", "coupon.created", "cpn_1", now_s()))
+        .await;
+    let deleted = app
+        .deliver_ok(&event("evt_p2", "coupon.deleted", "cpn_2", now_s()))
+        .await;
     // `_` is no wildcard: `coupon_x.created` does not start with `coupon.`.
     let unrelated = app
         .deliver_ok(&event("evt_p3", "coupon_x.created", "cpn_3", now_s()))
@@ -257,31 +259,19 @@ async fn the_console_pauses_and_resumes_without_javascript_and_says_what_is_held
     let location = resp.headers()["location"].to_str().unwrap().to_string();
     assert!(location.starts_with("/?done=pause"), "{location}");
     let pauses = app.store.pauses().await.unwrap();
-    assert_eq!((pauses[0].pattern.as_str(), pauses[0].paused_by.as_str()), (HELD, "console"));
+    assert_eq!(
+        (pauses[0].pattern.as_str(), pauses[0].paused_by.as_str()),
+        (HELD, "console")
+    );
     let held = app.deliver_ok(&event("evt_console", HELD, "cpn_c", now_s())).await;
     stays_scheduled(&app, &held, Duration::from_millis(300)).await;
 
-    let page = |path: &'static str| {
-        app.client
-            .get(format!("{}{path}", app.url))
-            .header("Cookie", &cookie)
-            .send()
-    };
-    let list = page("/").await.unwrap().text().await.unwrap();
+    let list = app.page("/", &token).await;
     assert!(list.contains(&format!("{HELD} is paused")), "{list}");
     assert!(list.contains("holds 1 scheduled execution."), "{list}");
-    let types = page("/event-types").await.unwrap().text().await.unwrap();
+    let types = app.page("/event-types", &token).await;
     assert!(types.contains("paused by console"), "{types}");
-    let detail = app
-        .client
-        .get(format!("{}/executions/{held}", app.url))
-        .header("Cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let detail = app.page(&format!("/executions/{held}"), &token).await;
     assert!(detail.contains("Held: "), "{detail}");
 
     let resp = post("resume").await.unwrap();
@@ -295,8 +285,7 @@ async fn the_console_pauses_and_resumes_without_javascript_and_says_what_is_held
 /// another, the held executions run.
 #[tokio::test]
 async fn two_postgres_processes_agree_on_a_pause() {
-    if support::backend() != "postgres" {
-        eprintln!("PostgreSQL only (DEFERRAL_TEST_BACKEND=postgres)");
+    if !support::on_postgres() {
         return;
     }
     let (database_url, dir) = support::fresh_database().await;
@@ -304,7 +293,9 @@ async fn two_postgres_processes_agree_on_a_pause() {
     let procs = processes::start(2, &database_url, dir.path(), &env).await;
     let client = reqwest::Client::new();
     let post = |url: String| client.post(url).bearer_auth("test-token").send();
-    let resp = post(format!("{}/api/v1/event-types/{HELD}/pause", procs[0].url)).await.unwrap();
+    let resp = post(format!("{}/api/v1/event-types/{HELD}/pause", procs[0].url))
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let mut ids = Vec::new();
     for (i, p) in procs.iter().enumerate() {
@@ -320,11 +311,12 @@ async fn two_postgres_processes_agree_on_a_pause() {
     let db = processes::connect(&database_url).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let (done,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM executions WHERE event_type = $1 AND state = 'succeeded'")
-            .bind(FREE)
-            .fetch_one(&db)
-            .await
-            .unwrap();
+        let (done,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM executions WHERE event_type = $1 AND state = 'succeeded'")
+                .bind(FREE)
+                .fetch_one(&db)
+                .await
+                .unwrap();
         if done == 1 {
             break;
         }
@@ -339,13 +331,16 @@ async fn two_postgres_processes_agree_on_a_pause() {
         .unwrap();
     assert_eq!(started, 0, "a process ran a held execution");
 
-    let resp = post(format!("{}/api/v1/event-types/{HELD}/resume", procs[1].url)).await.unwrap();
-    assert_eq!(resp.status(), 200);
-    processes::wait_until_all_finished(&db, Duration::from_secs(20)).await;
-    let (succeeded,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM executions WHERE event_type = $1 AND state = 'succeeded'")
-        .bind(HELD)
-        .fetch_one(&db)
+    let resp = post(format!("{}/api/v1/event-types/{HELD}/resume", procs[1].url))
         .await
         .unwrap();
+    assert_eq!(resp.status(), 200);
+    processes::wait_until_all_finished(&db, Duration::from_secs(20)).await;
+    let (succeeded,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM executions WHERE event_type = $1 AND state = 'succeeded'")
+            .bind(HELD)
+            .fetch_one(&db)
+            .await
+            .unwrap();
     assert_eq!(succeeded, ids.len() as i64);
 }

@@ -56,6 +56,9 @@ mod tests {
             super::receiver_label("https://hooks.slack.com/services/T0/B0/secret"),
             "https://hooks.slack.com"
         );
-        assert_eq!(super::receiver_label("http://user:pw@127.0.0.1:9/x"), "http://127.0.0.1:9");
+        assert_eq!(
+            super::receiver_label("http://user:pw@127.0.0.1:9/x"),
+            "http://127.0.0.1:9"
+        );
     }
 }

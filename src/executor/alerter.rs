@@ -92,7 +92,10 @@ pub fn spawn(store: Store, settings: AlertSettings, stop: CancellationToken) -> 
                     continue;
                 }
             }
-            if let Err(e) = store.compose_alerts(now_ms(), window_ms, &settings.receivers, &format).await {
+            if let Err(e) = store
+                .compose_alerts(now_ms(), window_ms, &settings.receivers, &format)
+                .await
+            {
                 tracing::warn!(error = %e, "alerter: cannot compose alerts; will try again");
             }
             if let Err(e) = deliver_due(&store, &client, &settings, &owner).await {
@@ -171,7 +174,8 @@ pub fn format_message(public_url: &str, draft: &AlertDraft, id: i64) -> (String,
             app::model::encode_component(event_type)
         )
     };
-    let field = |title: &str, value: &str, short: bool| json!({ "title": title, "value": escape(value), "short": short });
+    let field =
+        |title: &str, value: &str, short: bool| json!({ "title": title, "value": escape(value), "short": short });
     let (summary, color, title, link, fields): (String, &str, String, String, Vec<Value>) = match draft {
         AlertDraft::Failed {
             event_type,
@@ -179,10 +183,7 @@ pub fn format_message(public_url: &str, draft: &AlertDraft, id: i64) -> (String,
             event_id,
             error,
         } => {
-            let link = format!(
-                "{public_url}/executions/{}",
-                app::model::encode_component(execution_id)
-            );
+            let link = format!("{public_url}/executions/{}", app::model::encode_component(execution_id));
             let error = error.as_deref().unwrap_or("(no message)");
             (
                 format!("Deferral: {event_type} failed: {error} ({event_id}) {link}"),
@@ -260,7 +261,10 @@ mod tests {
         assert!(summary.contains("https://d.example/executions/exe_1"), "{summary}");
         let body: Value = serde_json::from_str(&body).unwrap();
         assert!(body["text"].as_str().unwrap().contains("&lt;b&gt; &amp; co"));
-        assert_eq!(body["attachments"][0]["title_link"], "https://d.example/executions/exe_1");
+        assert_eq!(
+            body["attachments"][0]["title_link"],
+            "https://d.example/executions/exe_1"
+        );
         assert_eq!(body["attachments"][0]["footer"], "Deferral alert 7");
     }
 

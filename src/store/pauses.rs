@@ -12,7 +12,9 @@ use super::{Result, Store, now_ms, on_db, rfc3339};
 /// `pause p` matches the event type `type_expr` (an SQL expression): the same type, or a prefix
 /// of it. `substr`, not `LIKE`: `_` is a wildcard to `LIKE` and common in type names.
 pub(super) fn matches(type_expr: &str) -> String {
-    format!("(p.pattern = {type_expr} OR (p.prefix IS NOT NULL AND substr({type_expr}, 1, length(p.prefix)) = p.prefix))")
+    format!(
+        "(p.pattern = {type_expr} OR (p.prefix IS NOT NULL AND substr({type_expr}, 1, length(p.prefix)) = p.prefix))"
+    )
 }
 
 /// No pause holds the execution whose event type is `type_expr`. The first test needs no row:
@@ -217,7 +219,9 @@ impl Store {
         if let Some(pause) = self.pause_of(&row.event_type).await? {
             return Ok(Some(Waiting::Paused(pause)));
         }
-        let Some(object_id) = &row.object_id else { return Ok(None) };
+        let Some(object_id) = &row.object_id else {
+            return Ok(None);
+        };
         let ahead: Option<(String, String)> = on_db!(&self.db, pool => sqlx::query_as(
             "SELECT o.id, o.event_type FROM executions o
              WHERE o.object_id = $1 AND o.finished_at IS NULL AND o.seq <> $2

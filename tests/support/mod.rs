@@ -18,6 +18,15 @@ pub fn backend() -> String {
     std::env::var("DEFERRAL_TEST_BACKEND").unwrap_or_else(|_| "sqlite".into())
 }
 
+/// Whether this run is on PostgreSQL; otherwise says that a PostgreSQL-only test is skipped.
+pub fn on_postgres() -> bool {
+    let yes = backend() == "postgres";
+    if !yes {
+        eprintln!("PostgreSQL only (DEFERRAL_TEST_BACKEND=postgres)");
+    }
+    yes
+}
+
 /// A fresh, empty database for one test; the guard keeps a temporary folder alive.
 pub async fn fresh_database() -> (String, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -149,6 +158,20 @@ impl TestApp {
             .unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A console page as a signed-in browser (session `token`) gets it: the HTML.
+    pub async fn page(&self, path: &str, token: &str) -> String {
+        self.client
+            .get(format!("{}{path}", self.url))
+            .header("cookie", format!("deferral_session={token}"))
+            .header("accept", "text/html")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 
     /// Waits until the execution reaches `state` (or panics after `timeout`), returning its row.

@@ -100,7 +100,12 @@ fn DetailView(detail: ExecutionDetail, action: ServerAction<RunAction>) -> impl 
 #[component]
 fn WaitingNote(waiting: Waiting) -> impl IntoView {
     let paused = |p: &Pause| {
-        format!("paused as {} by {} since {}", p.pattern, p.paused_by, format::time(&p.paused_at))
+        format!(
+            "paused as {} by {} since {}",
+            p.pattern,
+            p.paused_by,
+            format::time(&p.paused_at)
+        )
     };
     let text = match waiting {
         Waiting::Paused(p) => view! {

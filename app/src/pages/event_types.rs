@@ -1,7 +1,12 @@
 use leptos::prelude::*;
 use leptos_router::components::A;
 
-use crate::components::{error_view::{ActionError, ErrorView}, format, notice::Notice, pause_button::PauseButton};
+use crate::components::{
+    error_view::{ActionError, ErrorView},
+    format,
+    notice::Notice,
+    pause_button::PauseButton,
+};
 use crate::event_types::{EventTypes, Pause};
 use crate::model::{ExecutionFilter, State};
 use crate::query::list_href;
@@ -71,7 +76,10 @@ fn EventTypesView(types: EventTypes, action: ServerAction<SetPaused>) -> impl In
             <table class="pauses"><thead><tr><th>"Pattern"</th><th>"Since"</th><th></th></tr></thead><tbody>{rows}</tbody></table>
         }
     });
-    let header = State::ALL.iter().map(|s| view! { <th>{s.as_str()}</th> }).collect_view();
+    let header = State::ALL
+        .iter()
+        .map(|s| view! { <th>{s.as_str()}</th> })
+        .collect_view();
     let rows = types
         .types
         .into_iter()
