@@ -77,7 +77,7 @@ pub fn spawn(store: Store, settings: AlertSettings, stop: CancellationToken) -> 
                 _ = stop.cancelled() => return,
             }
             rounds += 1;
-            if rounds % 3600 == 0 {
+            if rounds.is_multiple_of(3600) {
                 let before = now_ms() - settings.retention.as_millis() as i64;
                 if let Err(e) = store.prune_alerts(before).await {
                     tracing::warn!(error = %e, "alerter: cannot prune old alerts");
