@@ -214,6 +214,42 @@ pub struct Config {
     /// On shutdown, how long running attempts may take to finish before they are released.
     #[arg(long, env = "DEFERRAL_SHUTDOWN_GRACE", value_parser = duration, default_value = "10s")]
     pub shutdown_grace: Duration,
+
+    /// Slack-compatible incoming-webhook URLs told about final failures, comma-separated (unset: none).
+    #[arg(long, env = "DEFERRAL_ALERT_WEBHOOK_URL", value_parser = webhook_urls, default_value = "", hide_env_values = true)]
+    pub alert_webhook_url: CommaList,
+
+    /// At most one failure message per event type per window; failures meanwhile are digested.
+    #[arg(long, env = "DEFERRAL_ALERT_DIGEST_WINDOW", value_parser = nonzero_duration, default_value = "1m")]
+    pub alert_digest_window: Duration,
+
+    /// First wait before posting an alert again when its receiver failed (doubles, up to 10m).
+    #[arg(long, env = "DEFERRAL_ALERT_RETRY_INTERVAL", value_parser = nonzero_duration, default_value = "5s")]
+    pub alert_retry_interval: Duration,
+
+    /// Base of links in alerts (default: http://LEPTOS_SITE_ADDR).
+    #[arg(long, env = "DEFERRAL_PUBLIC_URL", value_parser = public_url)]
+    pub public_url: Option<String>,
+}
+
+/// An `http(s)://` URL.
+fn http_url(s: &str) -> Result<String, String> {
+    match reqwest::Url::parse(s) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(s.to_string()),
+        _ => Err(format!("`{}` is not an http(s) URL", app::alerts::receiver_label(s))),
+    }
+}
+
+fn webhook_urls(s: &str) -> Result<CommaList, String> {
+    list(s)?
+        .iter()
+        .map(|u| http_url(u))
+        .collect::<Result<_, _>>()
+        .map(CommaList)
+}
+
+fn public_url(s: &str) -> Result<String, String> {
+    http_url(s.trim()).map(|u| u.trim_end_matches('/').to_string())
 }
 
 /// `type=limit` pairs.
@@ -275,6 +311,12 @@ mod tests {
         assert!(type_limits("a").is_err());
         assert!(multiplier("0.5").is_err());
         assert!(randomization("1.5").is_err());
+        assert_eq!(webhook_urls("https://a.example/x, http://b:1/y").unwrap().len(), 2);
+        assert!(webhook_urls("hooks.slack.com/x").is_err());
+        assert_eq!(
+            public_url("https://deferral.example/").unwrap(),
+            "https://deferral.example"
+        );
     }
 
     #[test]

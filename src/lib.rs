@@ -62,6 +62,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 
     let job = Arc::new(handlers::Processor::from_config(&config, store.clone()));
     let executor = executor::Executor::start(store.clone(), &config, job, shutdown.child_token());
+    let alerter = executor::alerter::spawn(
+        store.clone(),
+        executor::alerter::AlertSettings::from_config(&config),
+        shutdown.child_token(),
+    );
     let state = http::AppState::new(config.clone(), store.clone(), executor.handle());
     let sweep = reconcile::sweep::spawn(
         config.clone(),
@@ -86,6 +91,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             let _ = sweep.await;
         }
         executor.stopped().await;
+        let _ = alerter.await;
         Ok(())
     });
     tracing::info!("listening on http://{addr}");

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use http::request::Parts;
 
+use crate::alerts::Alerts;
 use crate::error::ConsoleError;
+use crate::event_types::{EventTypes, Pause};
 use crate::model::{Action, Cursor, Execution, ExecutionDetail, ExecutionFilter};
 use crate::view::{AuditPage, BulkOutcome, BulkPreview, Facets, ListView, Role};
 
@@ -62,6 +64,15 @@ pub trait ConsoleApi: Send + Sync + 'static {
     ) -> Result<BulkOutcome, ConsoleError>;
     /// The audit log, newest first, older than `cursor` when given.
     async fn audit(&self, cursor: Option<Cursor>) -> Result<AuditPage, ConsoleError>;
+
+    /// Every event type seen, with counts per state and pauses (issue 18).
+    async fn event_types(&self) -> Result<EventTypes, ConsoleError>;
+    /// Every pause, with how many executions each holds (cheap: for the list's banner).
+    async fn pauses(&self) -> Result<Vec<Pause>, ConsoleError>;
+    /// Pauses (`paused`) or resumes a type or prefix pattern, and records it (operators only).
+    async fn set_paused(&self, actor: &Actor, pattern: &str, paused: bool) -> Result<Pause, ConsoleError>;
+    /// Failure alerts composed, and their deliveries.
+    async fn alerts(&self) -> Result<Alerts, ConsoleError>;
 }
 
 /// The implementation, as Leptos context.

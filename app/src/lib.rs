@@ -3,10 +3,12 @@
 //! The server (`src/` in the workspace root) provides the data through [`api::ConsoleApi`]
 //! in Leptos context; nothing here knows SQL.
 
+pub mod alerts;
 #[cfg(feature = "ssr")]
 pub mod api;
 mod components;
 pub mod error;
+pub mod event_types;
 pub mod model;
 mod pages;
 pub mod query;
@@ -23,8 +25,8 @@ use leptos_router::{
 
 use components::{header::Header, require_session::RequireSession};
 use pages::{
-    audit::AuditPage, bulk::BulkPage, detail::DetailPage, executions::ExecutionsPage, login::LoginPage,
-    not_found::NotFound,
+    alerts::AlertsPage, audit::AuditPage, bulk::BulkPage, detail::DetailPage, event_types::EventTypesPage,
+    executions::ExecutionsPage, login::LoginPage, not_found::NotFound,
 };
 
 /// The HTML document around the app, rendered on the server.
@@ -69,6 +71,8 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("executions/:id") view=DetailPage ssr=SsrMode::Async/>
                         <Route path=path!("bulk") view=BulkPage ssr=SsrMode::Async/>
                         <Route path=path!("audit") view=AuditPage ssr=SsrMode::Async/>
+                        <Route path=path!("event-types") view=EventTypesPage ssr=SsrMode::Async/>
+                        <Route path=path!("alerts") view=AlertsPage ssr=SsrMode::Async/>
                     </ParentRoute>
                 </Routes>
             </main>

@@ -149,6 +149,9 @@ pub struct ExecutionDetail {
     /// The event as delivered, pretty-printed.
     pub payload: String,
     pub reruns: Vec<String>,
+    /// Why a scheduled execution is not running although due (a paused type, per-object order).
+    #[serde(default)]
+    pub waiting: Option<crate::event_types::Waiting>,
 }
 
 /// One page of a filtered list, newest first.

@@ -1,6 +1,8 @@
 //! The REST API under `/api/v1`: read executions, and retry, re-run or cancel them.
 //! Bearer `DEFERRAL_API_TOKEN`; without a configured token every call answers 401.
 
+pub mod event_types;
+
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -21,6 +23,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/executions/{id}", get(show))
         .route("/api/v1/executions/{id}/{action}", post(act))
         .route("/api/v1/audit", get(audit_log))
+        .merge(event_types::router())
 }
 
 fn unauthorized(message: &str) -> ApiError {

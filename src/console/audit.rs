@@ -34,6 +34,11 @@ impl By {
         })
     }
 
+    /// `operator` or `api`: who a pause is shown as set by.
+    pub fn role(&self) -> &'static str {
+        self.role
+    }
+
     /// A caller of the REST API (holder of the bearer token).
     pub fn api(address: IpAddr) -> By {
         By {

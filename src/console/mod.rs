@@ -11,8 +11,10 @@ mod throttle;
 
 use std::net::IpAddr;
 
+use app::alerts::Alerts;
 use app::api::{Actor, Console, ConsoleApi, Session, SignedIn};
 use app::error::ConsoleError;
+use app::event_types::{EventTypes, Pause};
 use app::model::{Action, Cursor, Execution, ExecutionDetail, ExecutionFilter, ExecutionPage, MAX_PAGE_SIZE};
 use app::view::{AuditPage, BulkOutcome, BulkPreview, Facets, ListView, StateCount, SweepView};
 use axum::http::request::Parts;
@@ -188,11 +190,13 @@ impl ConsoleApi for ConsoleService {
             .map_err(store_error)?
             .unwrap_or_default();
         let reruns = store.reruns(id).await.map_err(store_error)?;
+        let waiting = store.waiting(&row).await.map_err(store_error)?;
         Ok(ExecutionDetail {
             execution,
             attempts,
             payload: pretty(&payload),
             reruns,
+            waiting,
         })
     }
 
@@ -230,13 +234,41 @@ impl ConsoleApi for ConsoleService {
         let before = audit::before(cursor).map_err(ConsoleError::Invalid)?;
         audit::page(&self.state.store, before, None).await.map_err(store_error)
     }
+
+    async fn event_types(&self) -> Result<EventTypes, ConsoleError> {
+        self.state.store.event_types().await.map_err(store_error)
+    }
+
+    async fn pauses(&self) -> Result<Vec<Pause>, ConsoleError> {
+        self.state.store.pauses().await.map_err(store_error)
+    }
+
+    async fn set_paused(&self, actor: &Actor, pattern: &str, paused: bool) -> Result<Pause, ConsoleError> {
+        let by = audit::By::console(actor)?;
+        crate::api::event_types::set_paused(&self.state, pattern, paused, &by)
+            .await
+            .map_err(api_error)
+    }
+
+    async fn alerts(&self) -> Result<Alerts, ConsoleError> {
+        let configured = !self.state.config.alert_webhook_url.is_empty();
+        self.state
+            .store
+            .alerts(ALERTS_SHOWN, configured)
+            .await
+            .map_err(store_error)
+    }
 }
+
+/// Alert messages the console lists.
+const ALERTS_SHOWN: i64 = 100;
 
 /// The REST API's refusal, as the console shows it (one code path for actions).
 fn api_error(e: crate::http::ApiError) -> ConsoleError {
     use axum::http::StatusCode;
     match e.status {
         StatusCode::NOT_FOUND => ConsoleError::NotFound(e.message),
+        StatusCode::BAD_REQUEST => ConsoleError::Invalid(e.message),
         StatusCode::CONFLICT => ConsoleError::Refused(e.message),
         StatusCode::SERVICE_UNAVAILABLE => ConsoleError::Unavailable(e.message),
         _ => ConsoleError::Internal(e.message),

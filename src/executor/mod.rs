@@ -2,6 +2,7 @@
 //! and records each attempt; small maintenance services (heartbeat, rescuer, discarder,
 //! pruner, gauges) each do one thing beside it.
 
+pub mod alerter;
 mod job;
 mod liveness;
 mod maintenance;

@@ -18,6 +18,12 @@ const OBJECT_IS_FREE: &str = "(e.object_id IS NULL OR NOT EXISTS (
       AND (o.state = 'running' OR o.event_created < e.event_created
            OR (o.event_created = e.event_created AND o.seq < e.seq))))";
 
+/// Not held by a paused event type (issue 18; `store::pauses`). Nothing to do per row without a pause.
+fn not_held() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| super::pauses::not_paused("e.event_type"))
+}
+
 /// Past its discard deadline without a start: left for the discarder, never started late.
 const NOT_OVERDUE: &str = "(e.discard_at IS NULL OR e.attempts > 0 OR e.discard_at >= $1)";
 
@@ -223,7 +229,8 @@ pub(super) fn index_hint(db: &Db, index: &str) -> String {
 /// (`claimable_exists`) read the same set.
 fn startable_now(hint: &str, extra: &str) -> String {
     format!(
-        "FROM executions e {hint} WHERE e.finished_at IS NULL AND e.next_run_at <= $1 AND e.state = 'scheduled' AND {NOT_OVERDUE} AND {OBJECT_IS_FREE}{extra}"
+        "FROM executions e {hint} WHERE e.finished_at IS NULL AND e.next_run_at <= $1 AND e.state = 'scheduled' AND {NOT_OVERDUE} AND {OBJECT_IS_FREE}{extra} AND {}",
+        not_held()
     )
 }
 

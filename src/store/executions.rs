@@ -456,14 +456,17 @@ impl Store {
         })
     }
 
-    /// Scheduled executions never started before their deadline become `discarded`.
+    /// Scheduled executions never started before their deadline become `discarded`; those held
+    /// by a paused type wait (their deadline moves when it resumes).
     pub async fn discard_overdue(&self) -> Result<u64> {
         let now = now_ms();
-        on_db!(&self.writer, pool => Ok(sqlx::query(
+        on_db!(&self.writer, pool => Ok(sqlx::query(&format!(
             "UPDATE executions SET state = 'discarded', next_run_at = NULL, finished_at = $1,
                  last_error = 'not started before its deadline'
-             WHERE finished_at IS NULL AND discard_at IS NOT NULL AND discard_at < $1 AND state = 'scheduled' AND attempts = 0",
-        )
+             WHERE finished_at IS NULL AND discard_at IS NOT NULL AND discard_at < $1 AND state = 'scheduled' AND attempts = 0
+               AND {}",
+            super::pauses::not_paused("executions.event_type")
+        ))
         .bind(now)
         .execute(pool)
         .await?
@@ -525,12 +528,15 @@ impl Store {
         })
     }
 
-    /// Due but not started: how many, and since when the oldest has waited (unix ms).
+    /// Due but not started: how many, and since when the oldest has waited (unix ms). Executions
+    /// held by a paused type are not due (issue 18).
     pub async fn backlog(&self) -> Result<(i64, Option<i64>)> {
         let now = now_ms();
-        on_db!(&self.db, pool => Ok(sqlx::query_as(
-            "SELECT COUNT(*), MIN(next_run_at) FROM executions WHERE finished_at IS NULL AND next_run_at <= $1 AND state = 'scheduled'",
-        )
+        on_db!(&self.db, pool => Ok(sqlx::query_as(&format!(
+            "SELECT COUNT(*), MIN(next_run_at) FROM executions WHERE finished_at IS NULL AND next_run_at <= $1 AND state = 'scheduled'
+               AND {}",
+            super::pauses::not_paused("executions.event_type")
+        ))
         .bind(now)
         .fetch_one(pool)
         .await?))

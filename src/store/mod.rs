@@ -6,10 +6,12 @@
 //! copied from Stripe, which keep Stripe's seconds (`event_created`, `stripe_updated_at`).
 
 mod deadline;
+pub mod alerts;
 pub mod console;
 mod dialect;
 pub mod executions;
 pub mod ingest;
+pub mod pauses;
 pub mod records;
 pub mod sweeps;
 
@@ -25,6 +27,7 @@ pub use deadline::DEFAULT_DB_TIMEOUT;
 pub use executions::*;
 pub use ingest::{IngestOutcome, NewEvent};
 pub use sweeps::{SweepCounts, SweepLock, SweepRow};
+pub use pauses::PauseError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

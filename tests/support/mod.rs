@@ -20,6 +20,15 @@ pub fn backend() -> String {
     std::env::var("DEFERRAL_TEST_BACKEND").unwrap_or_else(|_| "sqlite".into())
 }
 
+/// Whether this run is on PostgreSQL; otherwise says that a PostgreSQL-only test is skipped.
+pub fn on_postgres() -> bool {
+    let yes = backend() == "postgres";
+    if !yes {
+        eprintln!("PostgreSQL only (DEFERRAL_TEST_BACKEND=postgres)");
+    }
+    yes
+}
+
 /// A fresh, empty database for one test; the guard keeps a temporary folder alive.
 pub async fn fresh_database() -> (String, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -16,6 +16,8 @@ pub fn Header() -> impl IntoView {
             <nav>
                 <A href="/">"Executions"</A>
                 <A href="/audit">"Audit log"</A>
+                <A href="/event-types">"Event types"</A>
+                <A href="/alerts">"Alerts"</A>
             </nav>
             <Show when=move || !on_login_page()>
                 <ActionForm action=logout attr:class="logout">

@@ -9,5 +9,7 @@ pub mod header;
 pub mod last_sweep;
 pub mod notice;
 pub mod pager;
+pub mod pause_button;
+pub mod paused_banner;
 pub mod require_session;
 pub mod state_counts;

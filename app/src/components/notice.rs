@@ -17,6 +17,14 @@ pub fn Notice() -> impl IntoView {
             "rerun" => "Re-run created: this is the new execution.".to_string(),
             "bulk-rerun" => format!("Re-ran {n} executions."),
             "bulk-cancel" => format!("Cancelled {n} executions."),
+            "pause" => format!(
+                "Paused {}: its executions are held (not run) until it is resumed.",
+                q.get("pattern").unwrap_or_default()
+            ),
+            "resume" => format!(
+                "Resumed {}: held executions run in their usual order.",
+                q.get("pattern").unwrap_or_default()
+            ),
             _ => return None,
         };
         let skipped = skipped.map(|s| format!(" {s} skipped: their state changed meanwhile."));

@@ -9,6 +9,7 @@ use crate::components::{
     format,
     notice::Notice,
 };
+use crate::event_types::{Pause, Waiting};
 use crate::model::{ExecutionDetail, State};
 use crate::server::{RunAction, get_execution};
 
@@ -45,6 +46,7 @@ fn DetailView(detail: ExecutionDetail, action: ServerAction<RunAction>) -> impl 
         attempts,
         payload,
         reruns,
+        waiting,
     } = detail;
     let next_run = (e.state == State::Scheduled).then(|| format::opt_time(&e.next_run_at));
     let rerun_of = e
@@ -63,6 +65,7 @@ fn DetailView(detail: ExecutionDetail, action: ServerAction<RunAction>) -> impl 
             <h1>"Execution " <code>{e.id.clone()}</code></h1>
             <ActionButtons execution=e.clone() action/>
         </div>
+        {waiting.map(|w| view! { <WaitingNote waiting=w/> })}
         <dl class="meta">
             <dt>"Status"</dt>
             <dd><span class=format!("state state-{}", e.state) id="state">{e.state.as_str()}</span></dd>
@@ -92,4 +95,45 @@ fn DetailView(detail: ExecutionDetail, action: ServerAction<RunAction>) -> impl 
         // Text, never markup: a payload containing HTML or a script shows as written.
         <pre class="payload">{payload}</pre>
     }
+}
+
+/// Why a due execution does not run: its type is paused, or it waits behind an earlier
+/// execution of the same Stripe object (which may itself be held).
+#[component]
+fn WaitingNote(waiting: Waiting) -> impl IntoView {
+    let paused = |p: &Pause| {
+        format!(
+            "paused as {} by {} since {}",
+            p.pattern,
+            p.paused_by,
+            format::time(&p.paused_at)
+        )
+    };
+    let text = match waiting {
+        Waiting::Paused(p) => view! {
+            <strong>"Held: "</strong>
+            {format!("its event type is {}. It runs when resumed. ", paused(&p))}
+            <A href="/event-types">"Event types"</A>
+        }
+        .into_any(),
+        Waiting::BehindObject {
+            execution_id,
+            event_type,
+            paused: held,
+        } => {
+            let held = held
+                .as_ref()
+                .map(|p| format!(", which is held: {event_type} is {}", paused(p)))
+                .unwrap_or_default();
+            view! {
+                <strong>"Waiting: "</strong>
+                "an earlier execution of the same object comes first (per-object order): "
+                <A href=format!("/executions/{execution_id}")>{execution_id}</A>
+                {held}
+                "."
+            }
+            .into_any()
+        }
+    };
+    view! { <p class="waiting" role="status">{text}</p> }
 }

@@ -5,7 +5,7 @@ use leptos_router::hooks::use_query_map;
 use crate::components::require_session::can_act;
 use crate::components::{
     auto_refresh::AutoRefresh, error_view::ErrorView, execution_table::ExecutionTable, filter_form::FilterForm,
-    last_sweep::LastSweep, notice::Notice, pager::Pager, state_counts::StateCounts,
+    last_sweep::LastSweep, notice::Notice, pager::Pager, paused_banner::PausedBanner, state_counts::StateCounts,
 };
 use crate::error::ConsoleError;
 use crate::model::{Action, ExecutionFilter};
@@ -62,6 +62,7 @@ pub fn ExecutionsPage() -> impl IntoView {
                 <AutoRefresh tick/>
             </div>
             <Notice/>
+            <PausedBanner/>
             <Transition fallback=|| ()>{form}</Transition>
             <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>{results}</Transition>
         </section>

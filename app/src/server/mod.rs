@@ -5,12 +5,14 @@
 
 mod actions;
 mod auth;
+mod event_types;
 mod executions;
 #[cfg(feature = "ssr")]
 pub mod session;
 
 pub use actions::{ApplyBulk, PreviewBulk, RunAction, apply_bulk, preview_bulk, run_action};
 pub use auth::{LogIn, LogOut, current_session, log_in, log_out};
+pub use event_types::{SetPaused, get_alerts, get_event_types, get_pauses, set_paused};
 pub use executions::{get_execution, get_facets, list_audit, list_executions};
 
 /// Where the server functions are mounted.
@@ -32,4 +34,8 @@ pub fn register() {
     register_explicit::<RunAction>();
     register_explicit::<PreviewBulk>();
     register_explicit::<ApplyBulk>();
+    register_explicit::<event_types::GetEventTypes>();
+    register_explicit::<SetPaused>();
+    register_explicit::<event_types::GetPauses>();
+    register_explicit::<event_types::GetAlerts>();
 }

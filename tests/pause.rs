@@ -1,0 +1,346 @@
+//! Pausing an event type holds its executions (stored, scheduled, not run) until it is resumed;
+//! other types run meanwhile, the pause survives a restart, resume runs the held executions in
+//! per-object order, and a prefix pattern holds every matching type. Both backends.
+
+mod processes;
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{TestApp, event};
+
+const HELD: &str = "coupon.created";
+const FREE: &str = "product.created";
+
+fn now_s() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Waits `d` and checks the execution is still `scheduled` (held).
+async fn stays_scheduled(app: &TestApp, id: &str, d: Duration) {
+    tokio::time::sleep(d).await;
+    let row = app.store.execution(id).await.unwrap().unwrap();
+    assert_eq!(row.state, "scheduled", "held execution ran: {row:?}");
+    assert_eq!(row.attempts, 0, "{row:?}");
+}
+
+fn type_entry<'a>(list: &'a Value, event_type: &str) -> &'a Value {
+    list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["event_type"] == event_type)
+        .unwrap_or_else(|| panic!("{event_type} not listed: {list}"))
+}
+
+#[tokio::test]
+async fn a_paused_type_is_stored_but_not_run_while_other_types_run() {
+    let app = TestApp::spawn().await;
+    // Scheduled before the pause (an hour ahead of its time), and new after it: both are held.
+    let early = app.deliver_ok(&event("evt_early", HELD, "cpn_early", now_s())).await;
+    let (status, pause) = app.api_post(&format!("/api/v1/event-types/{HELD}/pause")).await;
+    assert_eq!(status, 200, "{pause}");
+    assert_eq!(pause["pattern"], HELD);
+    assert_eq!(pause["paused_by"], "api");
+    let held = app.deliver_ok(&event("evt_held", HELD, "cpn_1", now_s())).await;
+    let free = app.deliver_ok(&event("evt_free", FREE, "prod_1", now_s())).await;
+    app.wait_for(&free, "succeeded", Duration::from_secs(10)).await;
+    // The early one may have run before the pause landed; the later one never does.
+    stays_scheduled(&app, &held, Duration::from_millis(600)).await;
+    let early_state = app.store.execution(&early).await.unwrap().unwrap().state;
+
+    // Held executions are not due: the backlog (liveness, the backlog-age gauge) leaves them out.
+    assert_eq!(app.store.backlog().await.unwrap().0, 0);
+
+    let (status, list) = app.api("/api/v1/event-types").await;
+    assert_eq!(status, 200, "{list}");
+    let held_type = type_entry(&list, HELD);
+    assert_eq!(held_type["paused"]["pattern"], HELD, "{list}");
+    let scheduled = if early_state == "scheduled" { 2 } else { 1 };
+    assert_eq!(held_type["counts"]["scheduled"], scheduled, "{list}");
+    assert_eq!(held_type["paused"]["holds"], scheduled, "{list}");
+    assert!(type_entry(&list, FREE)["paused"].is_null(), "{list}");
+    assert_eq!(type_entry(&list, FREE)["counts"]["succeeded"], 1, "{list}");
+    assert_eq!(list["pauses"][0]["holds"], scheduled, "{list}");
+
+    // Pausing again keeps the first pause.
+    let (status, again) = app.api_post(&format!("/api/v1/event-types/{HELD}/pause")).await;
+    assert_eq!(status, 200);
+    assert_eq!(again["paused_at"], pause["paused_at"]);
+
+    let (status, lifted) = app.api_post(&format!("/api/v1/event-types/{HELD}/resume")).await;
+    assert_eq!(status, 200, "{lifted}");
+    app.wait_for(&held, "succeeded", Duration::from_secs(10)).await;
+    app.wait_for(&early, "succeeded", Duration::from_secs(10)).await;
+    let (_, list) = app.api("/api/v1/event-types").await;
+    assert!(type_entry(&list, HELD)["paused"].is_null(), "{list}");
+    assert_eq!(list["pauses"], serde_json::json!([]));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_pause_holds_across_a_restart() {
+    let app = TestApp::spawn().await;
+    let (status, _) = app.api_post(&format!("/api/v1/event-types/{HELD}/pause")).await;
+    assert_eq!(status, 200);
+    let held = app.deliver_ok(&event("evt_restart", HELD, "cpn_r", now_s())).await;
+    stays_scheduled(&app, &held, Duration::from_millis(300)).await;
+    let config = support::test_config(&app.database_url);
+    let dir = app.stop().await;
+
+    let app = TestApp::start(config, dir).await;
+    stays_scheduled(&app, &held, Duration::from_millis(800)).await;
+    let (status, _) = app.api_post(&format!("/api/v1/event-types/{HELD}/resume")).await;
+    assert_eq!(status, 200);
+    app.wait_for(&held, "succeeded", Duration::from_secs(10)).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn resume_runs_held_executions_in_per_object_order_and_later_ones_wait_behind_them() {
+    let app = TestApp::spawn().await;
+    let (status, _) = app.api_post(&format!("/api/v1/event-types/{HELD}/pause")).await;
+    assert_eq!(status, 200);
+    let t = now_s() - 100;
+    // Delivered out of order: per-object order follows the events' `created`.
+    let second = app.deliver_ok(&event("evt_o2", HELD, "obj_1", t + 2)).await;
+    let first = app.deliver_ok(&event("evt_o1", HELD, "obj_1", t + 1)).await;
+    // Not paused, but a later event of the same object: it waits behind the held ones.
+    let third = app.deliver_ok(&event("evt_o3", FREE, "obj_1", t + 3)).await;
+    // Another object of the free type runs meanwhile.
+    let other = app.deliver_ok(&event("evt_other", FREE, "obj_2", t + 3)).await;
+    app.wait_for(&other, "succeeded", Duration::from_secs(10)).await;
+    stays_scheduled(&app, &third, Duration::from_millis(500)).await;
+
+    // The console says why it waits: behind an execution of the same object, which is held.
+    let row = app.store.execution(&third).await.unwrap().unwrap();
+    match app.store.waiting(&row).await.unwrap() {
+        Some(app::event_types::Waiting::BehindObject {
+            execution_id, paused, ..
+        }) => {
+            assert_eq!(execution_id, first);
+            assert_eq!(paused.expect("held").pattern, HELD);
+        }
+        other => panic!("expected to wait behind {first}: {other:?}"),
+    }
+    let row = app.store.execution(&first).await.unwrap().unwrap();
+    assert!(matches!(
+        app.store.waiting(&row).await.unwrap(),
+        Some(app::event_types::Waiting::Paused(_))
+    ));
+
+    let (status, _) = app.api_post(&format!("/api/v1/event-types/{HELD}/resume")).await;
+    assert_eq!(status, 200);
+    let mut rows = Vec::new();
+    for id in [&first, &second, &third] {
+        rows.push(app.wait_for(id, "succeeded", Duration::from_secs(10)).await);
+    }
+    for pair in rows.windows(2) {
+        assert!(
+            pair[0].finished_at.unwrap() <= pair[1].started_at.unwrap(),
+            "{} started before {} finished",
+            pair[1].id,
+            pair[0].id
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_prefix_pause_holds_every_matching_type_even_ones_first_seen_later() {
+    let app = TestApp::spawn().await;
+    let (status, pause) = app.api_post("/api/v1/event-types/coupon.*/pause").await;
+    assert_eq!(status, 200, "{pause}");
+    let created = app
+        .deliver_ok(&event("evt_p1", "coupon.created", "cpn_1", now_s()))
+        .await;
+    let deleted = app
+        .deliver_ok(&event("evt_p2", "coupon.deleted", "cpn_2", now_s()))
+        .await;
+    // `_` is no wildcard: `coupon_x.created` does not start with `coupon.`.
+    let unrelated = app
+        .deliver_ok(&event("evt_p3", "coupon_x.created", "cpn_3", now_s()))
+        .await;
+    app.wait_for(&unrelated, "succeeded", Duration::from_secs(10)).await;
+    stays_scheduled(&app, &created, Duration::from_millis(400)).await;
+    stays_scheduled(&app, &deleted, Duration::ZERO).await;
+
+    let (_, list) = app.api("/api/v1/event-types").await;
+    assert_eq!(type_entry(&list, "coupon.created")["paused"]["pattern"], "coupon.*");
+    assert_eq!(type_entry(&list, "coupon.deleted")["paused"]["pattern"], "coupon.*");
+    assert!(type_entry(&list, "coupon_x.created")["paused"].is_null());
+    assert_eq!(list["pauses"][0]["holds"], 2, "{list}");
+
+    // A type held by a prefix is resumed through the prefix: the refusal says which.
+    let (status, refused) = app.api_post("/api/v1/event-types/coupon.created/resume").await;
+    assert_eq!(status, 404, "{refused}");
+    assert_eq!(refused["error"], "not_paused");
+    assert!(refused["message"].as_str().unwrap().contains("coupon.*"), "{refused}");
+
+    let (status, _) = app.api_post("/api/v1/event-types/coupon.*/resume").await;
+    assert_eq!(status, 200);
+    app.wait_for(&created, "succeeded", Duration::from_secs(10)).await;
+    app.wait_for(&deleted, "succeeded", Duration::from_secs(10)).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_patterns_and_unknown_actions_are_refused_and_change_nothing() {
+    let app = TestApp::spawn().await;
+    for bad in ["in*voice", "a%20b", "invoice.**", "%27%3B%20DROP%20TABLE%20executions"] {
+        let (status, body) = app.api_post(&format!("/api/v1/event-types/{bad}/pause")).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert_eq!(body["error"], "invalid_pattern", "{body}");
+    }
+    let long = "a".repeat(201);
+    let (status, _) = app.api_post(&format!("/api/v1/event-types/{long}/pause")).await;
+    assert_eq!(status, 400);
+    let (status, body) = app.api_post("/api/v1/event-types/invoice.paid/resume").await;
+    assert_eq!((status, body["error"].as_str()), (404, Some("not_paused")), "{body}");
+    let (status, _) = app.api_post("/api/v1/event-types/invoice.paid/explode").await;
+    assert_eq!(status, 404);
+    assert!(app.store.pauses().await.unwrap().is_empty());
+    // Without the token: 401, nothing paused.
+    let resp = app
+        .client
+        .post(format!("{}/api/v1/event-types/invoice.paid/pause", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert!(app.store.pauses().await.unwrap().is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_discard_deadline_does_not_expire_held_executions() {
+    let app = TestApp::spawn_with(|c| c.discard_after = Some(Duration::from_millis(500))).await;
+    let (status, _) = app.api_post(&format!("/api/v1/event-types/{HELD}/pause")).await;
+    assert_eq!(status, 200);
+    let held = app.deliver_ok(&event("evt_deadline", HELD, "cpn_d", now_s())).await;
+    // Well past its deadline while paused: not discarded.
+    stays_scheduled(&app, &held, Duration::from_millis(1200)).await;
+    let (status, _) = app.api_post(&format!("/api/v1/event-types/{HELD}/resume")).await;
+    assert_eq!(status, 200);
+    // Its deadline moved by the time it was held: it runs instead of being discarded.
+    app.wait_for(&held, "succeeded", Duration::from_secs(10)).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_console_pauses_and_resumes_without_javascript_and_says_what_is_held() {
+    let app = TestApp::spawn().await;
+    // Without a session: refused, nothing paused.
+    for name in ["set_paused", "event_types", "pauses", "alerts"] {
+        let resp = app
+            .client
+            .post(format!("{}/console/fn/{name}", app.url))
+            .form(&[("pattern", HELD), ("action", "pause"), ("back", "/")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 401, "{name}");
+    }
+    assert!(app.store.pauses().await.unwrap().is_empty());
+
+    let token = app.log_in().await;
+    let cookie = format!("deferral_session={token}");
+    let post = |action: &'static str| {
+        app.client
+            .post(format!("{}/console/fn/set_paused", app.url))
+            .header("Cookie", &cookie)
+            .header("Accept", "text/html")
+            .form(&[("pattern", HELD), ("action", action), ("back", "/")])
+            .send()
+    };
+    let resp = post("pause").await.unwrap();
+    assert!(resp.status().is_redirection(), "{}", resp.status());
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.starts_with("/?done=pause"), "{location}");
+    let pauses = app.store.pauses().await.unwrap();
+    assert_eq!(
+        (pauses[0].pattern.as_str(), pauses[0].paused_by.as_str()),
+        (HELD, "console")
+    );
+    let held = app.deliver_ok(&event("evt_console", HELD, "cpn_c", now_s())).await;
+    stays_scheduled(&app, &held, Duration::from_millis(300)).await;
+
+    let (_, list) = app.page("/", &token).await;
+    assert!(list.contains(&format!("{HELD} is paused")), "{list}");
+    assert!(list.contains("holds 1 scheduled execution."), "{list}");
+    let (_, types) = app.page("/event-types", &token).await;
+    assert!(types.contains("paused by console"), "{types}");
+    let (_, detail) = app.page(&format!("/executions/{held}"), &token).await;
+    assert!(detail.contains("Held: "), "{detail}");
+
+    let resp = post("resume").await.unwrap();
+    assert!(resp.status().is_redirection(), "{}", resp.status());
+    assert!(app.store.pauses().await.unwrap().is_empty());
+    app.wait_for(&held, "succeeded", Duration::from_secs(10)).await;
+    app.stop().await;
+}
+
+/// PostgreSQL: a pause made through one process holds in every process; resumed through
+/// another, the held executions run.
+#[tokio::test]
+async fn two_postgres_processes_agree_on_a_pause() {
+    if !support::on_postgres() {
+        return;
+    }
+    let (database_url, dir) = support::fresh_database().await;
+    let env = [("DEFERRAL_API_TOKEN", "test-token"), ("DEFERRAL_POLL_INTERVAL", "50ms")];
+    let procs = processes::start(2, &database_url, dir.path(), &env).await;
+    let client = reqwest::Client::new();
+    let post = |url: String| client.post(url).bearer_auth("test-token").send();
+    let resp = post(format!("{}/api/v1/event-types/{HELD}/pause", procs[0].url))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut ids = Vec::new();
+    for (i, p) in procs.iter().enumerate() {
+        for n in 0..5 {
+            let body = event(&format!("evt_pg_{i}_{n}"), HELD, &format!("cpn_{i}_{n}"), now_s());
+            let (status, json) = processes::deliver(&client, &p.url, &body).await.unwrap();
+            assert_eq!(status, 200, "{json}");
+            ids.push(json["execution_id"].as_str().unwrap().to_string());
+        }
+    }
+    let free = event("evt_pg_free", FREE, "prod_pg", now_s());
+    processes::deliver(&client, &procs[1].url, &free).await.unwrap();
+    let db = processes::connect(&database_url).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (done,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM executions WHERE event_type = $1 AND state = 'succeeded'")
+                .bind(FREE)
+                .fetch_one(&db)
+                .await
+                .unwrap();
+        if done == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the free type never ran");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (started,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM executions WHERE event_type = $1 AND attempts > 0")
+        .bind(HELD)
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(started, 0, "a process ran a held execution");
+
+    let resp = post(format!("{}/api/v1/event-types/{HELD}/resume", procs[1].url))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    processes::wait_until_all_finished(&db, Duration::from_secs(20)).await;
+    let (succeeded,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM executions WHERE event_type = $1 AND state = 'succeeded'")
+            .bind(HELD)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(succeeded, ids.len() as i64);
+}
