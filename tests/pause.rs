@@ -261,7 +261,7 @@ async fn the_console_pauses_and_resumes_without_javascript_and_says_what_is_held
     let pauses = app.store.pauses().await.unwrap();
     assert_eq!(
         (pauses[0].pattern.as_str(), pauses[0].paused_by.as_str()),
-        (HELD, "console")
+        (HELD, "operator")
     );
     let held = app.deliver_ok(&event("evt_console", HELD, "cpn_c", now_s())).await;
     stays_scheduled(&app, &held, Duration::from_millis(300)).await;
@@ -270,7 +270,7 @@ async fn the_console_pauses_and_resumes_without_javascript_and_says_what_is_held
     assert!(list.contains(&format!("{HELD} is paused")), "{list}");
     assert!(list.contains("holds 1 scheduled execution."), "{list}");
     let (_, types) = app.page("/event-types", &token).await;
-    assert!(types.contains("paused by console"), "{types}");
+    assert!(types.contains("paused by operator"), "{types}");
     let (_, detail) = app.page(&format!("/executions/{held}"), &token).await;
     assert!(detail.contains("Held: "), "{detail}");
 
@@ -278,6 +278,15 @@ async fn the_console_pauses_and_resumes_without_javascript_and_says_what_is_held
     assert!(resp.status().is_redirection(), "{}", resp.status());
     assert!(app.store.pauses().await.unwrap().is_empty());
     app.wait_for(&held, "succeeded", Duration::from_secs(10)).await;
+    // Both actions are on record, as the operator's.
+    let (_, audit) = app.api("/api/v1/audit").await;
+    let done: Vec<(&str, &str, &str)> = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), e["target"].as_str().unwrap(), e["role"].as_str().unwrap()))
+        .collect();
+    assert_eq!(done, [("resume", HELD, "operator"), ("pause", HELD, "operator")], "{audit}");
     app.stop().await;
 }
 
