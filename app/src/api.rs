@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::error::ConsoleError;
 use crate::model::{Action, Execution, ExecutionDetail, ExecutionFilter};
+use crate::records::{ObjectTimeline, RecordFilter, RecordPage};
 use crate::view::{BulkOutcome, BulkPreview, Facets, ListView};
 
 /// A signed-in session, as the cookie carries it.
@@ -32,6 +33,10 @@ pub trait ConsoleApi: Send + Sync + 'static {
     async fn bulk_preview(&self, filter: &ExecutionFilter, action: Action) -> Result<BulkPreview, ConsoleError>;
     /// Applies the action to every matching execution (the filter's cursor bounds it to the preview).
     async fn bulk_apply(&self, filter: &ExecutionFilter, action: Action) -> Result<BulkOutcome, ConsoleError>;
+    /// One page of local records (customers, payment failures, …) matching `filter`.
+    async fn records(&self, filter: &RecordFilter) -> Result<RecordPage, ConsoleError>;
+    /// An object's executions in the order of its events, with its current record.
+    async fn object(&self, id: &str) -> Result<ObjectTimeline, ConsoleError>;
 }
 
 /// The implementation, as Leptos context.

@@ -10,6 +10,7 @@ pub mod error;
 pub mod model;
 mod pages;
 pub mod query;
+pub mod records;
 pub mod server;
 pub mod view;
 
@@ -22,7 +23,10 @@ use leptos_router::{
 };
 
 use components::{header::Header, require_session::RequireSession};
-use pages::{bulk::BulkPage, detail::DetailPage, executions::ExecutionsPage, login::LoginPage, not_found::NotFound};
+use pages::{
+    bulk::BulkPage, detail::DetailPage, executions::ExecutionsPage, login::LoginPage, not_found::NotFound,
+    object::ObjectPage, records::RecordsPage,
+};
 
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -65,6 +69,8 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("") view=ExecutionsPage ssr=SsrMode::Async/>
                         <Route path=path!("executions/:id") view=DetailPage ssr=SsrMode::Async/>
                         <Route path=path!("bulk") view=BulkPage ssr=SsrMode::Async/>
+                        <Route path=path!("records/:kind") view=RecordsPage ssr=SsrMode::Async/>
+                        <Route path=path!("objects/:id") view=ObjectPage ssr=SsrMode::Async/>
                     </ParentRoute>
                 </Routes>
             </main>

@@ -1,6 +1,8 @@
 //! The REST API under `/api/v1`: read executions, and retry, re-run or cancel them.
 //! Bearer `DEFERRAL_API_TOKEN`; without a configured token every call answers 401.
 
+mod records;
+
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -18,6 +20,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/executions", get(list))
         .route("/api/v1/executions/{id}", get(show))
         .route("/api/v1/executions/{id}/{action}", post(act))
+        .merge(records::router())
 }
 
 fn unauthorized(message: &str) -> ApiError {

@@ -4,6 +4,7 @@
 mod auth;
 mod bulk;
 mod list;
+mod records;
 
 use app::api::{Console, ConsoleApi, Session};
 use app::error::ConsoleError;
@@ -171,6 +172,14 @@ impl ConsoleApi for ConsoleService {
     async fn bulk_apply(&self, filter: &ExecutionFilter, action: Action) -> Result<BulkOutcome, ConsoleError> {
         check_filter(filter)?;
         bulk::apply(&self.state, filter, action).await
+    }
+
+    async fn records(&self, filter: &app::records::RecordFilter) -> Result<app::records::RecordPage, ConsoleError> {
+        records::page(&self.state.store, filter).await
+    }
+
+    async fn object(&self, id: &str) -> Result<app::records::ObjectTimeline, ConsoleError> {
+        records::timeline(&self.state.store, id).await
     }
 }
 

@@ -9,6 +9,7 @@ mod dialect;
 pub mod executions;
 pub mod ingest;
 pub mod records;
+pub mod records_read;
 
 use std::str::FromStr;
 use std::time::Duration;

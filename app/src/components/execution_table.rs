@@ -2,6 +2,7 @@ use leptos::prelude::*;
 use leptos_router::components::A;
 
 use super::format;
+use super::record_table::ObjectLink;
 use crate::model::{Execution, State};
 
 /// The list of executions, newest first.
@@ -52,7 +53,7 @@ fn ExecutionRow(execution: Execution) -> impl IntoView {
             <td class="event"><A href=format!("/executions/{}", e.id)>{e.event_id.clone()}</A></td>
             <td class="mode">{format::livemode(e.livemode)}</td>
             <td class="api-version">{e.api_version.clone().unwrap_or_else(|| "—".into())}</td>
-            <td class="object">{e.object_id.clone().unwrap_or_else(|| "—".into())}</td>
+            <td class="object"><ObjectLink id=e.object_id.clone()/></td>
             <td class="attempts">{format!("{}/{}", e.attempts, e.max_attempts)}</td>
             <td>{format::opt_time(&scheduled_for)}</td>
             <td>{format::opt_time(&e.started_at)}</td>

@@ -15,6 +15,7 @@ pub fn Header() -> impl IntoView {
             <A href="/" attr:class="brand">"Deferral"</A>
             <nav>
                 <A href="/">"Executions"</A>
+                <A href="/records/customers">"Records"</A>
             </nav>
             <Show when=move || !on_login_page()>
                 <ActionForm action=logout attr:class="logout">

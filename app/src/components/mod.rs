@@ -8,5 +8,7 @@ pub mod format;
 pub mod header;
 pub mod notice;
 pub mod pager;
+pub mod record_filter_form;
+pub mod record_table;
 pub mod require_session;
 pub mod state_counts;

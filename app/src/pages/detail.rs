@@ -8,6 +8,7 @@ use crate::components::{
     error_view::{ActionError, ErrorView},
     format,
     notice::Notice,
+    record_table::ObjectLink,
 };
 use crate::model::{ExecutionDetail, State};
 use crate::server::{RunAction, get_execution};
@@ -71,7 +72,7 @@ fn DetailView(detail: ExecutionDetail, action: ServerAction<RunAction>) -> impl 
             <dt>"Type"</dt><dd>{e.event_type.clone()}</dd>
             <dt>"Mode"</dt><dd>{format::livemode(e.livemode)}</dd>
             <dt>"API version"</dt><dd>{e.api_version.clone().unwrap_or_else(|| "—".into())}</dd>
-            <dt>"Object"</dt><dd>{e.object_id.clone().unwrap_or_else(|| "—".into())}</dd>
+            <dt>"Object"</dt><dd class="object"><ObjectLink id=e.object_id.clone()/></dd>
             <dt>"Attempts"</dt><dd>{format!("{} of {}", e.attempts, e.max_attempts)}</dd>
             <dt>"Created"</dt><dd>{format::time(&e.created_at)}</dd>
             <dt>"Scheduled for"</dt><dd>{format::time(&e.scheduled_at)}</dd>

@@ -3,3 +3,5 @@ pub mod detail;
 pub mod executions;
 pub mod login;
 pub mod not_found;
+pub mod object;
+pub mod records;

@@ -4,12 +4,14 @@
 mod actions;
 mod auth;
 mod executions;
+mod records;
 #[cfg(feature = "ssr")]
 pub mod session;
 
 pub use actions::{ApplyBulk, PreviewBulk, RunAction, apply_bulk, preview_bulk, run_action};
 pub use auth::{LogIn, LogOut, log_in, log_out};
 pub use executions::{get_execution, get_facets, list_executions};
+pub use records::{get_object, list_records};
 
 /// Where the server functions are mounted.
 pub const PREFIX: &str = "/console/fn";
@@ -28,4 +30,6 @@ pub fn register() {
     register_explicit::<RunAction>();
     register_explicit::<PreviewBulk>();
     register_explicit::<ApplyBulk>();
+    register_explicit::<records::ListRecords>();
+    register_explicit::<records::GetObject>();
 }
