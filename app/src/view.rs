@@ -18,6 +18,10 @@ pub struct StateCount {
 pub struct ListView {
     pub page: ExecutionPage,
     pub counts: Vec<StateCount>,
+    /// The server's clock when the page was read (ms since the epoch): relative times count
+    /// from it, so the server's HTML and the hydrated page agree.
+    #[serde(default)]
+    pub now_ms: Option<i64>,
 }
 
 /// What a bulk action would do, shown before it is confirmed.
@@ -62,4 +66,15 @@ pub fn applies_to(action: Action) -> &'static [State] {
 pub struct Facets {
     pub types: Vec<String>,
     pub api_versions: Vec<String>,
+    /// Executions per event type (capped like the counts per status), for the type filter.
+    #[serde(default)]
+    pub type_counts: Vec<TypeCount>,
+}
+
+/// How many executions one event type has; `capped`: at least `count`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TypeCount {
+    pub event_type: String,
+    pub count: i64,
+    pub capped: bool,
 }

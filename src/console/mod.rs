@@ -9,7 +9,7 @@ mod records;
 use app::api::{Console, ConsoleApi, Session};
 use app::error::ConsoleError;
 use app::model::{Action, Cursor, Execution, ExecutionDetail, ExecutionFilter, ExecutionPage, MAX_PAGE_SIZE};
-use app::view::{BulkOutcome, BulkPreview, Facets, ListView, StateCount};
+use app::view::{BulkOutcome, BulkPreview, Facets, ListView, StateCount, TypeCount};
 
 use crate::http::AppState;
 use crate::store::{StoreError, now_ms, parse_time_bound};
@@ -118,12 +118,33 @@ impl ConsoleApi for ConsoleService {
                 capped: count >= COUNT_CAP,
             })
             .collect();
-        Ok(ListView { page, counts })
+        Ok(ListView {
+            page,
+            counts,
+            now_ms: Some(now_ms()),
+        })
     }
 
     async fn facets(&self) -> Result<Facets, ConsoleError> {
         let (types, api_versions) = self.state.store.facets().await.map_err(store_error)?;
-        Ok(Facets { types, api_versions })
+        let type_counts = self
+            .state
+            .store
+            .event_type_counts(COUNT_CAP)
+            .await
+            .map_err(store_error)?
+            .into_iter()
+            .map(|(event_type, count)| TypeCount {
+                event_type,
+                count,
+                capped: count >= COUNT_CAP,
+            })
+            .collect();
+        Ok(Facets {
+            types,
+            api_versions,
+            type_counts,
+        })
     }
 
     async fn detail(&self, id: &str) -> Result<ExecutionDetail, ConsoleError> {

@@ -6,6 +6,7 @@
 //! copied from Stripe, which keep Stripe's seconds (`event_created`, `stripe_updated_at`).
 
 mod dialect;
+pub mod event_types;
 pub mod executions;
 pub mod ingest;
 pub mod records;

@@ -59,7 +59,7 @@ pub fn relative(at_ms: i64, now_ms: i64) -> String {
 /// A time: relative to `now` (the server's clock when the page's data was read) when given,
 /// else absolute; the absolute UTC time is always on hover and in `datetime`.
 #[component]
-pub fn Time(at: Option<String>, #[prop(optional)] now: Option<i64>) -> impl IntoView {
+pub fn Time(at: Option<String>, #[prop(default = None)] now: Option<i64>) -> impl IntoView {
     let Some(at) = at else {
         return "—".into_any();
     };

@@ -12,3 +12,4 @@ pub mod record_filter_form;
 pub mod record_table;
 pub mod require_session;
 pub mod state_counts;
+pub mod type_filter;

@@ -43,7 +43,7 @@ pub fn ExecutionsPage() -> impl IntoView {
                 (Ok(view), Ok(filter)) => view! {
                     <StateCounts counts=view.counts filter=filter.clone()/>
                     <BulkLinks filter=filter.clone()/>
-                    <ExecutionTable rows=view.page.data/>
+                    <ExecutionTable rows=view.page.data now=view.now_ms/>
                     <Pager filter prev=view.page.prev_cursor next=view.page.next_cursor/>
                 }
                 .into_any(),

@@ -94,8 +94,9 @@ fn Timeline(entries: Vec<TimelineEntry>) -> impl IntoView {
         .map(|TimelineEntry { event_created, execution: e }| {
             let outcome = e.last_error.clone().map(|m| view! { <p class="last-error">{m}</p> });
             let result = e.result.clone().map(|r| view! { <p class="result">{r}</p> });
+            let (id, event_id) = (e.id.clone(), e.event_id.clone());
             view! {
-                <li class="entry" data-id=e.id.clone() data-event=e.event_id.clone() data-state=e.state.as_str()>
+                <li class="entry" data-id=id data-event=event_id data-state=e.state.as_str()>
                     <div class="when"><format::Time at=Some(event_created)/></div>
                     <div class="what">
                         <span class=format!("state state-{}", e.state)>{e.state.as_str()}</span>

@@ -16,12 +16,14 @@ pub fn RecordsPage() -> impl IntoView {
     let query = use_query_map();
     let filter = Memo::new(move |_| {
         let kind: RecordKind = params.read().get("kind").unwrap_or_default().parse()?;
-        let query = query.read();
         // An empty key comes from the router's form submission (the nameless submit button).
-        RecordFilter::from_pairs(
-            kind,
-            query.into_iter().filter(|(k, _)| !k.is_empty()).map(|(k, v)| (k.as_ref(), v)),
-        )
+        let query = query.read();
+        let pairs: Vec<(String, String)> = (&*query)
+            .into_iter()
+            .filter(|(k, _)| !k.is_empty())
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        RecordFilter::from_pairs(kind, pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
     });
     let page = Resource::new(
         move || filter.get(),
