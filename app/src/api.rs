@@ -37,6 +37,8 @@ pub trait ConsoleApi: Send + Sync + 'static {
     async fn records(&self, filter: &RecordFilter) -> Result<RecordPage, ConsoleError>;
     /// An object's executions in the order of its events, with its current record.
     async fn object(&self, id: &str) -> Result<ObjectTimeline, ConsoleError>;
+    /// Executions per interval by outcome, the backlog and the failing types, over `window`.
+    async fn overview(&self, window: crate::overview::Window) -> Result<crate::overview::Overview, ConsoleError>;
 }
 
 /// The implementation, as Leptos context.

@@ -8,6 +8,7 @@ pub mod api;
 mod components;
 pub mod error;
 pub mod model;
+pub mod overview;
 mod pages;
 pub mod query;
 pub mod records;

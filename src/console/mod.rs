@@ -4,6 +4,7 @@
 mod auth;
 mod bulk;
 mod list;
+mod overview;
 mod records;
 
 use app::api::{Console, ConsoleApi, Session};
@@ -201,6 +202,10 @@ impl ConsoleApi for ConsoleService {
 
     async fn object(&self, id: &str) -> Result<app::records::ObjectTimeline, ConsoleError> {
         records::timeline(&self.state.store, id).await
+    }
+
+    async fn overview(&self, window: app::overview::Window) -> Result<app::overview::Overview, ConsoleError> {
+        overview::overview(&self.state.store, window).await
     }
 }
 

@@ -9,6 +9,7 @@ mod dialect;
 pub mod event_types;
 pub mod executions;
 pub mod ingest;
+pub mod overview;
 pub mod records;
 pub mod records_read;
 

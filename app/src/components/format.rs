@@ -42,6 +42,23 @@ pub fn epoch_ms(rfc3339: &str) -> Option<i64> {
     Some(((days * 24 + h) * 60 + min) * 60_000 + sec * 1000 + ms)
 }
 
+/// Milliseconds since the epoch as `YYYY-MM-DD HH:MM:SS` (UTC).
+pub fn utc(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days (Howard Hinnant's algorithm), the inverse of `epoch_ms`.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rest / 3600, rest % 3600 / 60, rest % 60)
+}
+
 /// How long ago (or how far ahead) `at` is from `now`, in the largest whole unit.
 pub fn relative(at_ms: i64, now_ms: i64) -> String {
     let delta = (now_ms - at_ms) / 1000;
@@ -109,6 +126,8 @@ mod tests {
         assert_eq!(super::epoch_ms("1970-01-01T00:00:00.000Z"), Some(0));
         assert_eq!(super::epoch_ms("2024-06-20T12:34:56.789Z"), Some(1_718_886_896_789));
         assert_eq!(super::epoch_ms("soon"), None);
+        assert_eq!(super::utc(1_718_886_896_789), "2024-06-20 12:34:56");
+        assert_eq!(super::utc(0), "1970-01-01 00:00:00");
         assert_eq!(super::relative(0, 2_000), "just now");
         assert_eq!(super::relative(0, 90_000), "1 min ago");
         assert_eq!(super::relative(7_200_000, 0), "in 2 h");

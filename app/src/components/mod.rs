@@ -7,6 +7,7 @@ pub mod filter_form;
 pub mod format;
 pub mod header;
 pub mod notice;
+pub mod overview_chart;
 pub mod pager;
 pub mod record_filter_form;
 pub mod record_table;

@@ -4,12 +4,13 @@ use leptos_router::hooks::use_query_map;
 
 use crate::components::{
     auto_refresh::AutoRefresh, error_view::ErrorView, execution_table::ExecutionTable, filter_form::FilterForm,
-    notice::Notice, pager::Pager, state_counts::StateCounts,
+    notice::Notice, overview_chart::OverviewPanel, pager::Pager, state_counts::StateCounts,
 };
 use crate::error::ConsoleError;
 use crate::model::{Action, ExecutionFilter};
 use crate::query::filter_from;
-use crate::server::{get_facets, list_executions};
+use crate::overview::Window;
+use crate::server::{get_facets, get_overview, list_executions};
 
 /// The executions list: filter form, counts per status, the table and keyset pagination.
 /// The filter lives in the URL query.
@@ -20,6 +21,18 @@ pub fn ExecutionsPage() -> impl IntoView {
     // Bumped by auto-refresh: reloads the list (not the form) with the same filter.
     let tick = RwSignal::new(0u64);
     let facets = Resource::new(|| (), |_| get_facets());
+    let window = Memo::new(move |_| Window::parse(query.read().get("chart").as_deref()));
+    let overview = Resource::new(move || (window.get(), tick.get()), |(window, _)| get_overview(window));
+    let charts = move || {
+        Suspend::new(async move {
+            let filter = filter.get_untracked().unwrap_or_default();
+            // The charts are a help, not the page: their error stays in their place.
+            match overview.await {
+                Ok(overview) => view! { <OverviewPanel overview filter/> }.into_any(),
+                Err(error) => view! { <ErrorView error/> }.into_any(),
+            }
+        })
+    };
     let list = Resource::new(
         move || (filter.get(), tick.get()),
         |(filter, _)| async move {
@@ -60,6 +73,7 @@ pub fn ExecutionsPage() -> impl IntoView {
                 <AutoRefresh tick/>
             </div>
             <Notice/>
+            <Transition fallback=|| ()>{charts}</Transition>
             <Transition fallback=|| ()>{form}</Transition>
             <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>{results}</Transition>
         </section>

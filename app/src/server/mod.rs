@@ -11,7 +11,7 @@ pub mod session;
 pub use actions::{ApplyBulk, PreviewBulk, RunAction, apply_bulk, preview_bulk, run_action};
 pub use auth::{LogIn, LogOut, log_in, log_out};
 pub use executions::{get_execution, get_facets, list_executions};
-pub use records::{get_object, list_records};
+pub use records::{get_object, get_overview, list_records};
 
 /// Where the server functions are mounted.
 pub const PREFIX: &str = "/console/fn";
@@ -32,4 +32,5 @@ pub fn register() {
     register_explicit::<ApplyBulk>();
     register_explicit::<records::ListRecords>();
     register_explicit::<records::GetObject>();
+    register_explicit::<records::GetOverview>();
 }

@@ -2,6 +2,7 @@ use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
 
 use crate::error::ConsoleError;
+use crate::overview::{Overview, Window};
 use crate::records::{ObjectTimeline, RecordFilter, RecordPage};
 
 /// One page of local records matching the filter.
@@ -18,4 +19,12 @@ pub async fn get_object(id: String) -> Result<ObjectTimeline, ConsoleError> {
     use super::session;
     let console = session::authorized()?;
     console.object(&id).await.map_err(session::failed)
+}
+
+/// The overview's charts and backlog over the window.
+#[server(prefix = "/console/fn", endpoint = "overview", input = Json)]
+pub async fn get_overview(window: Window) -> Result<Overview, ConsoleError> {
+    use super::session;
+    let console = session::authorized()?;
+    console.overview(window).await.map_err(session::failed)
 }
