@@ -226,7 +226,9 @@ async fn the_records_api_filters_each_kind_and_pages_through_all_of_them() {
         assert_eq!(sorted(ids(&body)), sorted(want), "{query}: {body}");
     }
     // A failure's reason and customer come back as recorded.
-    let (_, body) = app.api("/api/v1/records/payment-failures?reason=insufficient_funds").await;
+    let (_, body) = app
+        .api("/api/v1/records/payment-failures?reason=insufficient_funds")
+        .await;
     assert_eq!(body["data"][0]["customer"], "cus_late");
     assert_eq!(body["data"][0]["failed_at"], "2024-09-22T10:15:00.000Z");
 
@@ -325,7 +327,10 @@ async fn the_records_pages_filter_in_the_url_without_javascript() {
         assert!(html.contains(&format!("href=\"/objects/{}\"", expected[0])), "{path}");
     }
     let html = page(&app, &cookie, "/records/customers?on_hold=perhaps").await;
-    assert!(html.contains("role=\"alert\"") && html.contains("invalid on_hold"), "{html}");
+    assert!(
+        html.contains("role=\"alert\"") && html.contains("invalid on_hold"),
+        "{html}"
+    );
 }
 
 #[tokio::test]

@@ -70,10 +70,9 @@ impl fmt::Display for RecordKind {
 impl FromStr for RecordKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        RecordKind::ALL
-            .into_iter()
-            .find(|k| k.slug() == s)
-            .ok_or_else(|| format!("unknown record kind `{s}` (customers, subscriptions, payment-failures, notifications or disputes)"))
+        RecordKind::ALL.into_iter().find(|k| k.slug() == s).ok_or_else(|| {
+            format!("unknown record kind `{s}` (customers, subscriptions, payment-failures, notifications or disputes)")
+        })
     }
 }
 
@@ -156,7 +155,10 @@ impl RecordFilter {
 
     /// Reads a filter from query pairs; a parameter this kind does not take, or a value it
     /// does not know, is an error.
-    pub fn from_pairs<'a>(kind: RecordKind, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, String> {
+    pub fn from_pairs<'a>(
+        kind: RecordKind,
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, String> {
         let mut f = RecordFilter::new(kind);
         for (key, value) in pairs {
             let value = value.trim();
@@ -198,7 +200,11 @@ impl RecordFilter {
 
     /// The filter as query pairs (without the cursor), in the URL's names.
     pub fn to_pairs(&self) -> Vec<(&'static str, String)> {
-        let flags = [("on_hold", self.on_hold), ("deleted", self.deleted), ("delinquent", self.delinquent)];
+        let flags = [
+            ("on_hold", self.on_hold),
+            ("deleted", self.deleted),
+            ("delinquent", self.delinquent),
+        ];
         let texts = [
             ("status", &self.status),
             ("reason", &self.reason),
@@ -443,6 +449,9 @@ mod tests {
             f.href(Some("c9")),
             "/records/payment-failures?reason=expired_card&customer=cus%201%262&cursor=c9"
         );
-        assert_eq!("payment-failures".parse::<RecordKind>(), Ok(RecordKind::PaymentFailures));
+        assert_eq!(
+            "payment-failures".parse::<RecordKind>(),
+            Ok(RecordKind::PaymentFailures)
+        );
     }
 }

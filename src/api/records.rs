@@ -23,7 +23,8 @@ pub fn router() -> Router<AppState> {
 
 fn filter(kind: RecordKind, pairs: &[(String, String)]) -> Result<RecordFilter, ApiError> {
     let invalid = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_filter", m);
-    let filter = RecordFilter::from_pairs(kind, pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))).map_err(invalid)?;
+    let filter =
+        RecordFilter::from_pairs(kind, pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))).map_err(invalid)?;
     check_record_filter(&filter).map_err(invalid)?;
     Ok(filter)
 }

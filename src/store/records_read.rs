@@ -285,8 +285,18 @@ fn invalid(message: String) -> StoreError {
 fn filter_sql(f: &RecordFilter) -> Result<(String, Vec<Arg>)> {
     let mut clauses: Vec<String> = vec!["1 = 1".into()];
     let mut args: Vec<Arg> = Vec::new();
-    let literal = |column: &str, on: bool| if on { column.to_string() } else { format!("NOT {column}") };
-    for (column, value) in [("on_hold", f.on_hold), ("deleted", f.deleted), ("delinquent", f.delinquent)] {
+    let literal = |column: &str, on: bool| {
+        if on {
+            column.to_string()
+        } else {
+            format!("NOT {column}")
+        }
+    };
+    for (column, value) in [
+        ("on_hold", f.on_hold),
+        ("deleted", f.deleted),
+        ("delinquent", f.delinquent),
+    ] {
         clauses.extend(value.map(|v| literal(column, v)));
     }
     if let Some(state) = &f.state {
@@ -384,10 +394,16 @@ impl Store {
         Ok(match f.kind {
             RecordKind::Customers => page!(CustomerRow, Customers, |r| Boundary::Key(r.updated_at, r.id.clone())),
             RecordKind::Subscriptions => {
-                page!(SubscriptionRow, Subscriptions, |r| Boundary::Key(r.updated_at, r.id.clone()))
+                page!(SubscriptionRow, Subscriptions, |r| Boundary::Key(
+                    r.updated_at,
+                    r.id.clone()
+                ))
             }
             RecordKind::PaymentFailures => {
-                page!(PaymentFailureRow, PaymentFailures, |r| Boundary::Key(r.failed_at, r.id.clone()))
+                page!(PaymentFailureRow, PaymentFailures, |r| Boundary::Key(
+                    r.failed_at,
+                    r.id.clone()
+                ))
             }
             RecordKind::Notifications => page!(NotificationRow, Notifications, |r| Boundary::Id(r.id)),
             RecordKind::Disputes => page!(DisputeRow, Disputes, |r| Boundary::Key(r.updated_at, r.id.clone())),
@@ -422,15 +438,18 @@ impl Store {
         one!(RecordKind::Customers, CustomerRow, Customer, "id = $1");
         one!(RecordKind::Subscriptions, SubscriptionRow, Subscription, "id = $1");
         one!(RecordKind::Disputes, DisputeRow, Dispute, "id = $1");
-        one!(RecordKind::PaymentFailures, PaymentFailureRow, PaymentFailure, "id = $1");
+        one!(
+            RecordKind::PaymentFailures,
+            PaymentFailureRow,
+            PaymentFailure,
+            "id = $1"
+        );
         Ok(None)
     }
 
     /// An object's executions in the order of their events' `created` (then arrival), at most `limit`.
     pub async fn object_executions(&self, object_id: &str, limit: i64) -> Result<Vec<ExecutionRow>> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM executions WHERE object_id = $1 ORDER BY event_created, seq LIMIT $2"
-        );
+        let sql = format!("SELECT {COLUMNS} FROM executions WHERE object_id = $1 ORDER BY event_created, seq LIMIT $2");
         on_db!(&self.db, pool => Ok(sqlx::query_as(&sql).bind(object_id).bind(limit).fetch_all(pool).await?))
     }
 }
@@ -443,7 +462,10 @@ mod tests {
     fn cursors_round_trip_and_refuse_garbage() {
         let b = Boundary::Key(1700000000000, "cus_a.b".into());
         assert_eq!(Boundary::decode(RecordKind::Customers, &b.encode()), Some(b));
-        assert_eq!(Boundary::decode(RecordKind::Notifications, "42"), Some(Boundary::Id(42)));
+        assert_eq!(
+            Boundary::decode(RecordKind::Notifications, "42"),
+            Some(Boundary::Id(42))
+        );
         assert_eq!(Boundary::decode(RecordKind::Notifications, "4x"), None);
         assert_eq!(Boundary::decode(RecordKind::Disputes, "nodot"), None);
     }

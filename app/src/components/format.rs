@@ -56,7 +56,12 @@ pub fn utc(ms: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rest / 3600, rest % 3600 / 60, rest % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
 }
 
 /// How long ago (or how far ahead) `at` is from `now`, in the largest whole unit.
@@ -70,7 +75,11 @@ pub fn relative(at_ms: i64, now_ms: i64) -> String {
         3600..86_400 => format!("{} h", secs / 3600),
         _ => format!("{} d", secs / 86_400),
     };
-    if delta >= 0 { format!("{span} ago") } else { format!("in {span}") }
+    if delta >= 0 {
+        format!("{span} ago")
+    } else {
+        format!("in {span}")
+    }
 }
 
 /// A time: relative to `now` (the server's clock when the page's data was read) when given,
@@ -104,7 +113,9 @@ pub fn amount(minor: Option<i64>, currency: Option<&str>) -> String {
         let sign = if minor < 0 { "-" } else { "" };
         format!("{sign}{}.{:02}", minor.unsigned_abs() / 100, minor.unsigned_abs() % 100)
     };
-    format!("{value} {}", currency.to_ascii_uppercase()).trim_end().to_string()
+    format!("{value} {}", currency.to_ascii_uppercase())
+        .trim_end()
+        .to_string()
 }
 
 pub fn livemode(live: bool) -> &'static str {

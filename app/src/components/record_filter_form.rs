@@ -51,7 +51,10 @@ fn text(label: &'static str, name: &'static str, value: &Option<String>, placeho
 }
 
 fn datetime(label: &'static str, name: &'static str, value: &Option<String>) -> AnyView {
-    let value = value.as_deref().map(|v| v.get(..16).unwrap_or(v).to_string()).unwrap_or_default();
+    let value = value
+        .as_deref()
+        .map(|v| v.get(..16).unwrap_or(v).to_string())
+        .unwrap_or_default();
     view! { <label>{label} " " <input type="datetime-local" name=name value=value/></label> }.into_any()
 }
 

@@ -9,8 +9,10 @@ use crate::records::{
 /// A link to an object's timeline, or a dash.
 #[component]
 pub fn ObjectLink(id: Option<String>) -> impl IntoView {
-    id.map(|id| view! { <A href=format!("/objects/{}", crate::model::encode_component(&id))>{id.clone()}</A> }.into_any())
-        .unwrap_or_else(|| "—".into_any())
+    id.map(|id| {
+        view! { <A href=format!("/objects/{}", crate::model::encode_component(&id))>{id.clone()}</A> }.into_any()
+    })
+    .unwrap_or_else(|| "—".into_any())
 }
 
 /// A table cell with its column's name, which narrow screens show beside the value.
@@ -36,27 +38,71 @@ pub fn RecordTable(rows: RecordRows) -> impl IntoView {
     }
     let (headers, body): (&[&str], AnyView) = match rows {
         RecordRows::Customers(rows) => (
-            &["Customer", "Email", "Name", "On hold", "Delinquent", "Deleted", "Mode", "Last event"],
+            &[
+                "Customer",
+                "Email",
+                "Name",
+                "On hold",
+                "Delinquent",
+                "Deleted",
+                "Mode",
+                "Last event",
+            ],
             rows.into_iter().map(customer).collect_view().into_any(),
         ),
         RecordRows::Subscriptions(rows) => (
-            &["Subscription", "Customer", "Status", "Price", "Quantity", "Period end", "Cancels at end", "Trial end", "Mode"],
+            &[
+                "Subscription",
+                "Customer",
+                "Status",
+                "Price",
+                "Quantity",
+                "Period end",
+                "Cancels at end",
+                "Trial end",
+                "Mode",
+            ],
             rows.into_iter().map(subscription).collect_view().into_any(),
         ),
         RecordRows::PaymentFailures(rows) => (
-            &["Failure", "Customer", "Invoice", "Reason", "Code", "Message", "Amount", "Attempt", "Failed at"],
+            &[
+                "Failure",
+                "Customer",
+                "Invoice",
+                "Reason",
+                "Code",
+                "Message",
+                "Amount",
+                "Attempt",
+                "Failed at",
+            ],
             rows.into_iter().map(payment_failure).collect_view().into_any(),
         ),
         RecordRows::Notifications(rows) => (
-            &["#", "Kind", "Status", "Customer", "Email", "Amount", "Due", "Reason", "Queued", "Sent"],
+            &[
+                "#", "Kind", "Status", "Customer", "Email", "Amount", "Due", "Reason", "Queued", "Sent",
+            ],
             rows.into_iter().map(notification).collect_view().into_any(),
         ),
         RecordRows::Disputes(rows) => (
-            &["Dispute", "Customer", "Charge", "Status", "Hold", "Outcome", "Reason", "Amount", "Evidence due"],
+            &[
+                "Dispute",
+                "Customer",
+                "Charge",
+                "Status",
+                "Hold",
+                "Outcome",
+                "Reason",
+                "Amount",
+                "Evidence due",
+            ],
             rows.into_iter().map(dispute).collect_view().into_any(),
         ),
     };
-    let headers = headers.iter().map(|h| view! { <th scope="col">{*h}</th> }).collect_view();
+    let headers = headers
+        .iter()
+        .map(|h| view! { <th scope="col">{*h}</th> })
+        .collect_view();
     view! {
         <table class="records collapsible">
             <thead><tr>{headers}</tr></thead>

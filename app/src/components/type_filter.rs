@@ -98,7 +98,10 @@ pub fn TypeFilter(types: Vec<String>, counts: Vec<TypeCount>, selected: Vec<Stri
 mod tests {
     #[test]
     fn types_group_by_what_precedes_their_last_dot() {
-        assert_eq!(super::resource("customer.subscription.updated"), "customer.subscription");
+        assert_eq!(
+            super::resource("customer.subscription.updated"),
+            "customer.subscription"
+        );
         assert_eq!(super::resource("invoice.paid"), "invoice");
         assert_eq!(super::resource("ping"), "ping");
     }

@@ -8,8 +8,8 @@ use crate::components::{
 };
 use crate::error::ConsoleError;
 use crate::model::{Action, ExecutionFilter};
-use crate::query::filter_from;
 use crate::overview::Window;
+use crate::query::filter_from;
 use crate::server::{get_facets, get_overview, list_executions};
 
 /// The executions list: filter form, counts per status, the table and keyset pagination.

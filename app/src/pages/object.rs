@@ -91,25 +91,30 @@ fn Timeline(entries: Vec<TimelineEntry>) -> impl IntoView {
     }
     let items = entries
         .into_iter()
-        .map(|TimelineEntry { event_created, execution: e }| {
-            let outcome = e.last_error.clone().map(|m| view! { <p class="last-error">{m}</p> });
-            let result = e.result.clone().map(|r| view! { <p class="result">{r}</p> });
-            let (id, event_id) = (e.id.clone(), e.event_id.clone());
-            view! {
-                <li class="entry" data-id=id data-event=event_id data-state=e.state.as_str()>
-                    <div class="when"><format::Time at=Some(event_created)/></div>
-                    <div class="what">
-                        <span class=format!("state state-{}", e.state)>{e.state.as_str()}</span>
-                        " "
-                        <span class="type">{e.event_type.clone()}</span>
-                        " "
-                        <A href=format!("/executions/{}", e.id) attr:class="event">{e.event_id.clone()}</A>
-                        {result}
-                        {outcome}
-                    </div>
-                </li>
-            }
-        })
+        .map(
+            |TimelineEntry {
+                 event_created,
+                 execution: e,
+             }| {
+                let outcome = e.last_error.clone().map(|m| view! { <p class="last-error">{m}</p> });
+                let result = e.result.clone().map(|r| view! { <p class="result">{r}</p> });
+                let (id, event_id) = (e.id.clone(), e.event_id.clone());
+                view! {
+                    <li class="entry" data-id=id data-event=event_id data-state=e.state.as_str()>
+                        <div class="when"><format::Time at=Some(event_created)/></div>
+                        <div class="what">
+                            <span class=format!("state state-{}", e.state)>{e.state.as_str()}</span>
+                            " "
+                            <span class="type">{e.event_type.clone()}</span>
+                            " "
+                            <A href=format!("/executions/{}", e.id) attr:class="event">{e.event_id.clone()}</A>
+                            {result}
+                            {outcome}
+                        </div>
+                    </li>
+                }
+            },
+        )
         .collect_view();
     view! { <ol class="timeline">{items}</ol> }.into_any()
 }

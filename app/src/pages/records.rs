@@ -2,9 +2,7 @@ use leptos::prelude::*;
 use leptos_router::components::A;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
-use crate::components::{
-    error_view::ErrorView, record_filter_form::RecordFilterForm, record_table::RecordTable,
-};
+use crate::components::{error_view::ErrorView, record_filter_form::RecordFilterForm, record_table::RecordTable};
 use crate::error::ConsoleError;
 use crate::records::{RecordFilter, RecordKind};
 use crate::server::list_records;
@@ -44,7 +42,11 @@ pub fn RecordsPage() -> impl IntoView {
             match (page.await, filter.get_untracked()) {
                 (Ok(page), Ok(filter)) => {
                     let first = filter.cursor.is_some().then(|| {
-                        let href = RecordFilter { cursor: None, ..filter.clone() }.href(None);
+                        let href = RecordFilter {
+                            cursor: None,
+                            ..filter.clone()
+                        }
+                        .href(None);
                         view! { <A href=href attr:class="first">"← First page"</A> }
                     });
                     let next = page.next_cursor.map(|c| {
