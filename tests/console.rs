@@ -46,25 +46,7 @@ async fn call(app: &TestApp, name: &str, content_type: &str, body: &str, session
 
 /// Logs in with the test password and returns the session token.
 async fn log_in(app: &TestApp) -> String {
-    let resp = app
-        .client
-        .post(format!("{}/console/fn/login", app.url))
-        .form(&[("password", "test-password"), ("next", "/")])
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        resp.status().is_success() || resp.status().is_redirection(),
-        "{}",
-        resp.status()
-    );
-    let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_string();
-    cookie
-        .split(';')
-        .next()
-        .unwrap()
-        .trim_start_matches("deferral_session=")
-        .to_string()
+    app.log_in().await
 }
 
 /// A scheduled execution that stays scheduled (its event runs an hour from now).

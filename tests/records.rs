@@ -271,17 +271,9 @@ fn urlencode(s: &str) -> String {
     app::model::encode_component(s)
 }
 
-/// Logs in with the test password and returns the cookie header value.
+/// A signed-in console session, as the cookie header carries it.
 async fn session(app: &TestApp) -> String {
-    let resp = app
-        .client
-        .post(format!("{}/console/fn/login", app.url))
-        .form(&[("password", "test-password"), ("next", "/")])
-        .send()
-        .await
-        .unwrap();
-    let cookie = resp.headers()["set-cookie"].to_str().unwrap();
-    cookie.split(';').next().unwrap().to_string()
+    format!("deferral_session={}", app.log_in().await)
 }
 
 async fn page(app: &TestApp, cookie: &str, path: &str) -> String {

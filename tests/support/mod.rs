@@ -151,6 +151,29 @@ impl TestApp {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
+    /// Logs in to the console with the test password and returns the session token.
+    pub async fn log_in(&self) -> String {
+        let resp = self
+            .client
+            .post(format!("{}/console/fn/login", self.url))
+            .form(&[("password", "test-password"), ("next", "/")])
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            resp.status().is_success() || resp.status().is_redirection(),
+            "{}",
+            resp.status()
+        );
+        let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_string();
+        cookie
+            .split(';')
+            .next()
+            .unwrap()
+            .trim_start_matches("deferral_session=")
+            .to_string()
+    }
+
     /// Waits until the execution reaches `state` (or panics after `timeout`), returning its row.
     pub async fn wait_for(&self, id: &str, state: &str, timeout: Duration) -> deferral::store::ExecutionRow {
         let deadline = Instant::now() + timeout;
