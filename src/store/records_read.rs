@@ -345,8 +345,12 @@ fn filter_sql(f: &RecordFilter) -> Result<(String, Vec<Arg>)> {
     Ok((clauses.join(" AND "), args))
 }
 
-/// Checks what the store would refuse deep down, as a message for the caller.
+/// Checks what the store would refuse deep down, as a message for the caller. A filter that
+/// arrives whole (the console's server function takes it as JSON, not from the URL) is held to
+/// the URL's rules too: only its kind's parameters, known values, a bounded page.
 pub fn check_record_filter(f: &RecordFilter) -> std::result::Result<(), String> {
+    let pairs = f.to_pairs();
+    RecordFilter::from_pairs(f.kind, pairs.iter().map(|(k, v)| (*k, v.as_str())))?;
     for v in [&f.from, &f.to].into_iter().flatten() {
         if parse_time_bound(v).is_none() {
             return Err(format!("invalid time `{v}` (RFC 3339, or YYYY-MM-DDTHH:MM in UTC)"));
@@ -468,5 +472,19 @@ mod tests {
         );
         assert_eq!(Boundary::decode(RecordKind::Notifications, "4x"), None);
         assert_eq!(Boundary::decode(RecordKind::Disputes, "nodot"), None);
+    }
+
+    #[test]
+    fn a_whole_filter_is_held_to_the_urls_rules() {
+        let mut f = RecordFilter::new(RecordKind::Customers);
+        assert!(check_record_filter(&f).is_ok());
+        f.reason = Some("other".into()); // not a customers parameter: its column does not exist
+        assert!(check_record_filter(&f).is_err());
+        let mut f = RecordFilter::new(RecordKind::Notifications);
+        f.limit = Some(1_000_000);
+        assert!(check_record_filter(&f).is_err());
+        f.limit = None;
+        f.status = Some("'; DROP TABLE notifications; --".into());
+        assert!(check_record_filter(&f).is_err());
     }
 }
