@@ -23,6 +23,7 @@ pub const COUNT_CAP: i64 = 1000;
 pub struct ConsoleService {
     state: AppState,
     auth: Auth,
+    overview: overview::Cache,
 }
 
 impl ConsoleService {
@@ -40,6 +41,7 @@ impl ConsoleService {
         ConsoleService {
             auth: Auth::new(&password),
             state,
+            overview: overview::Cache::default(),
         }
     }
 
@@ -205,7 +207,7 @@ impl ConsoleApi for ConsoleService {
     }
 
     async fn overview(&self, window: app::overview::Window) -> Result<app::overview::Overview, ConsoleError> {
-        overview::overview(&self.state.store, window).await
+        self.overview.get(&self.state.store, window).await
     }
 }
 
