@@ -8,7 +8,7 @@ use std::time::Duration;
 use support::{TestApp, event};
 
 /// Every data server function, with a body it would accept from a signed-in caller.
-const DATA_FUNCTIONS: [(&str, &str, &str); 6] = [
+const DATA_FUNCTIONS: [(&str, &str, &str); 8] = [
     (
         "list_executions",
         "application/json",
@@ -16,6 +16,8 @@ const DATA_FUNCTIONS: [(&str, &str, &str); 6] = [
     ),
     ("get_execution", "application/x-www-form-urlencoded", "id=EXECUTION"),
     ("facets", "application/x-www-form-urlencoded", ""),
+    ("list_records", "application/json", r#"{"filter":{"kind":"customers"}}"#),
+    ("get_object", "application/x-www-form-urlencoded", "id=cus_1"),
     ("act", "application/x-www-form-urlencoded", "id=EXECUTION&action=cancel"),
     (
         "bulk_preview",

@@ -33,6 +33,7 @@ async fn seed(url: &str) {
         .await
         .unwrap();
     if n >= ROWS {
+        seed_records(&pool).await;
         return;
     }
     let started = Instant::now();
@@ -99,9 +100,46 @@ async fn seed(url: &str) {
     .await
     .unwrap();
     tx.commit().await.unwrap();
+    seed_records(&pool).await;
     // No ANALYZE: Deferral never runs it, so the planner works as it would in production.
     pool.close().await;
     println!("seeded {ROWS} executions in {:.0?}", started.elapsed());
+}
+
+/// The records of 200,000 customers (1 in 50 on hold, 1 in 20 delinquent, 1 in 100 deleted),
+/// 200,000 subscriptions, 100,000 payment failures, 100,000 notifications (a tenth pending),
+/// 20,000 disputes (a fifth open). Added once, also to a database seeded before they existed.
+async fn seed_records(pool: &sqlx::SqlitePool) {
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM customers")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    if n > 0 {
+        return;
+    }
+    let now = chrono::Utc::now().timestamp_millis();
+    let series = |count: i64| {
+        format!("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {count}) SELECT i FROM n")
+    };
+    let statements = [
+        format!("INSERT INTO customers (id, email, delinquent, deleted, on_hold, stripe_updated_at, updated_at)
+             SELECT 'cus_' || i, 'c' || i || '@example.com', i % 20 = 0, i % 100 = 0, i % 50 = 0, {now} / 1000 - i, {now} - i * 1000 FROM ({})", series(200_000)),
+        format!("INSERT INTO subscriptions (id, customer, status, stripe_updated_at, updated_at)
+             SELECT 'sub_' || i, 'cus_' || i, CASE i % 10 WHEN 0 THEN 'past_due' WHEN 1 THEN 'canceled' WHEN 2 THEN 'trialing' ELSE 'active' END,
+                    {now} / 1000 - i, {now} - i * 1000 FROM ({})", series(200_000)),
+        format!("INSERT INTO payment_failures (id, customer, reason, failed_at, created_at)
+             SELECT 'ch_' || i, 'cus_' || (i % 200000), CASE i % 6 WHEN 0 THEN 'insufficient_funds' WHEN 1 THEN 'expired_card' WHEN 2 THEN 'card_declined'
+                    WHEN 3 THEN 'bank_restriction' WHEN 4 THEN 'authentication_required' ELSE 'other' END, {now} / 1000 - i * 17, {now} FROM ({})", series(100_000)),
+        format!("INSERT INTO notifications (kind, event_id, customer, status, created_at)
+             SELECT CASE i % 4 WHEN 0 THEN 'payment_failed' WHEN 1 THEN 'upcoming_charge' WHEN 2 THEN 'invoice_email' ELSE 'trial_ending' END,
+                    'evt_n' || i, 'cus_' || (i % 200000), CASE WHEN i % 10 = 0 THEN 'pending' ELSE 'sent' END, {now} - (100000 - i) * 1000 FROM ({})", series(100_000)),
+        format!("INSERT INTO disputes (id, customer, status, hold, outcome, stripe_updated_at, updated_at)
+             SELECT 'dp_' || i, 'cus_' || (i * 10), CASE WHEN i % 5 = 0 THEN 'needs_response' ELSE 'lost' END, i % 5 = 0,
+                    CASE WHEN i % 5 = 0 THEN NULL ELSE 'lost' END, {now} / 1000 - i, {now} - i * 1000 FROM ({})", series(20_000)),
+    ];
+    for sql in statements {
+        sqlx::query(&sql).execute(pool).await.unwrap();
+    }
 }
 
 /// The filtered list pages an operator opens, with what makes each one hard.
@@ -134,6 +172,31 @@ fn pages() -> Vec<(&'static str, String)> {
         }),
         ("deep page (cursor 600k)", "/?status=succeeded&cursor=b600000".into()),
         ("detail page", "/executions/exe_b123457".into()),
+        ("overview, 7 days (and the list)", "/?chart=7d".into()),
+        ("customers on hold", "/records/customers?on_hold=true".into()),
+        // About the 150,000th customer by last change: the walk starts deep in the index.
+        (
+            "customers, deep page",
+            format!(
+                "/records/customers?cursor={}.cus_150000",
+                chrono::Utc::now().timestamp_millis() - 150_000_000
+            ),
+        ),
+        (
+            "subscriptions past due",
+            "/records/subscriptions?status=past_due".into(),
+        ),
+        (
+            "payment failures, one reason",
+            "/records/payment-failures?reason=expired_card".into(),
+        ),
+        (
+            "payment failures of a customer",
+            "/records/payment-failures?customer=cus_4242".into(),
+        ),
+        ("notifications pending", "/records/notifications?status=pending".into()),
+        ("disputes open", "/records/disputes?state=open".into()),
+        ("object timeline (5 executions)", "/objects/cus_4242".into()),
     ]
 }
 
@@ -179,7 +242,7 @@ async fn console_list_renders_under_100ms_with_a_million_executions() {
         };
         let body = get().await.unwrap().text().await.unwrap(); // warm-up
         assert!(!body.contains("role=\"alert\""), "{name}: the page shows an error");
-        let rows = body.matches("<tr data-id=").count();
+        let rows = body.matches("<tr data-id=").count() + body.matches("<li data-id=").count();
         let mut times = Vec::with_capacity(RUNS);
         for _ in 0..RUNS {
             let t = Instant::now();

@@ -10,6 +10,7 @@ use crate::alerts::Alerts;
 use crate::error::ConsoleError;
 use crate::event_types::{EventTypes, Pause};
 use crate::model::{Action, Cursor, Execution, ExecutionDetail, ExecutionFilter};
+use crate::records::{ObjectTimeline, RecordFilter, RecordPage};
 use crate::view::{AuditPage, BulkOutcome, BulkPreview, Facets, ListView, Role};
 
 /// A signed-in session, as the cookie carries it.
@@ -73,6 +74,12 @@ pub trait ConsoleApi: Send + Sync + 'static {
     async fn set_paused(&self, actor: &Actor, pattern: &str, paused: bool) -> Result<Pause, ConsoleError>;
     /// Failure alerts composed, and their deliveries.
     async fn alerts(&self) -> Result<Alerts, ConsoleError>;
+    /// One page of local records (customers, payment failures, …) matching `filter`.
+    async fn records(&self, filter: &RecordFilter) -> Result<RecordPage, ConsoleError>;
+    /// An object's executions in the order of its events, with its current record.
+    async fn object(&self, id: &str) -> Result<ObjectTimeline, ConsoleError>;
+    /// Executions per interval by outcome, the backlog and the failing types, over `window`.
+    async fn overview(&self, window: crate::overview::Window) -> Result<crate::overview::Overview, ConsoleError>;
 }
 
 /// The implementation, as Leptos context.

@@ -10,8 +10,10 @@ mod components;
 pub mod error;
 pub mod event_types;
 pub mod model;
+pub mod overview;
 mod pages;
 pub mod query;
+pub mod records;
 pub mod server;
 pub mod view;
 
@@ -26,7 +28,7 @@ use leptos_router::{
 use components::{header::Header, require_session::RequireSession};
 use pages::{
     alerts::AlertsPage, audit::AuditPage, bulk::BulkPage, detail::DetailPage, event_types::EventTypesPage,
-    executions::ExecutionsPage, login::LoginPage, not_found::NotFound,
+    executions::ExecutionsPage, login::LoginPage, not_found::NotFound, object::ObjectPage, records::RecordsPage,
 };
 
 /// The HTML document around the app, rendered on the server.
@@ -73,6 +75,8 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("audit") view=AuditPage ssr=SsrMode::Async/>
                         <Route path=path!("event-types") view=EventTypesPage ssr=SsrMode::Async/>
                         <Route path=path!("alerts") view=AlertsPage ssr=SsrMode::Async/>
+                        <Route path=path!("records/:kind") view=RecordsPage ssr=SsrMode::Async/>
+                        <Route path=path!("objects/:id") view=ObjectPage ssr=SsrMode::Async/>
                     </ParentRoute>
                 </Routes>
             </main>

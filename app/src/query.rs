@@ -6,7 +6,7 @@ use leptos_router::params::ParamsMap;
 use crate::model::ExecutionFilter;
 
 /// Query keys that belong to the console, not to the filter.
-const CONSOLE_KEYS: [&str; 7] = ["done", "n", "skipped", "from_id", "action", "__err", "__path"];
+const CONSOLE_KEYS: [&str; 8] = ["done", "n", "skipped", "from_id", "action", "__err", "__path", "chart"];
 
 /// The filter in a page's query; unknown parameters or values are errors shown on the page.
 pub fn filter_from(query: &ParamsMap) -> Result<ExecutionFilter, String> {

@@ -20,6 +20,10 @@ pub struct ListView {
     pub counts: Vec<StateCount>,
     /// The latest reconciliation from Stripe's events list, if any ran.
     pub last_sweep: Option<SweepView>,
+    /// The server's clock when the page was read (ms since the epoch): relative times count
+    /// from it, so the server's HTML and the hydrated page agree.
+    #[serde(default)]
+    pub now_ms: Option<i64>,
 }
 
 /// One reconciliation run (`deferral reconcile` or the server's sweep), as the overview shows it.
@@ -84,6 +88,17 @@ pub fn applies_to(action: Action) -> &'static [State] {
 pub struct Facets {
     pub types: Vec<String>,
     pub api_versions: Vec<String>,
+    /// Executions per event type (capped like the counts per status), for the type filter.
+    #[serde(default)]
+    pub type_counts: Vec<TypeCount>,
+}
+
+/// How many executions one event type has; `capped`: at least `count`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TypeCount {
+    pub event_type: String,
+    pub count: i64,
+    pub capped: bool,
 }
 
 /// What a console login may do: an operator acts, a viewer only browses.

@@ -2,6 +2,7 @@
 //! Bearer `DEFERRAL_API_TOKEN`; without a configured token every call answers 401.
 
 pub mod event_types;
+mod records;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -24,6 +25,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/executions/{id}/{action}", post(act))
         .route("/api/v1/audit", get(audit_log))
         .merge(event_types::router())
+        .merge(records::router())
 }
 
 fn unauthorized(message: &str) -> ApiError {

@@ -8,6 +8,8 @@ pub mod client;
 pub mod guard;
 mod list;
 mod throttle;
+mod overview;
+mod records;
 
 use std::net::IpAddr;
 
@@ -16,7 +18,7 @@ use app::api::{Actor, Console, ConsoleApi, Session, SignedIn};
 use app::error::ConsoleError;
 use app::event_types::{EventTypes, Pause};
 use app::model::{Action, Cursor, Execution, ExecutionDetail, ExecutionFilter, ExecutionPage, MAX_PAGE_SIZE};
-use app::view::{AuditPage, BulkOutcome, BulkPreview, Facets, ListView, StateCount, SweepView};
+use app::view::{AuditPage, BulkOutcome, BulkPreview, Facets, ListView, StateCount, SweepView, TypeCount};
 use axum::http::request::Parts;
 
 use crate::config::Config;
@@ -32,6 +34,7 @@ pub const COUNT_CAP: i64 = 1000;
 pub struct ConsoleService {
     state: AppState,
     auth: Auth,
+    overview: overview::Cache,
 }
 
 /// Console settings that cannot work together, refused at start.
@@ -64,6 +67,7 @@ impl ConsoleService {
         ConsoleService {
             auth: Auth::new(state.store.clone(), passwords, state.config.session_secret.clone()),
             state,
+            overview: overview::Cache::default(),
         }
     }
 
@@ -163,12 +167,30 @@ impl ConsoleApi for ConsoleService {
             page,
             counts,
             last_sweep,
+            now_ms: Some(now_ms()),
         })
     }
 
     async fn facets(&self) -> Result<Facets, ConsoleError> {
         let (types, api_versions) = self.state.store.facets().await.map_err(store_error)?;
-        Ok(Facets { types, api_versions })
+        let type_counts = self
+            .state
+            .store
+            .event_type_counts(COUNT_CAP)
+            .await
+            .map_err(store_error)?
+            .into_iter()
+            .map(|(event_type, count)| TypeCount {
+                event_type,
+                count,
+                capped: count >= COUNT_CAP,
+            })
+            .collect();
+        Ok(Facets {
+            types,
+            api_versions,
+            type_counts,
+        })
     }
 
     async fn detail(&self, id: &str) -> Result<ExecutionDetail, ConsoleError> {
@@ -257,6 +279,18 @@ impl ConsoleApi for ConsoleService {
             .alerts(ALERTS_SHOWN, configured)
             .await
             .map_err(store_error)
+    }
+
+    async fn records(&self, filter: &app::records::RecordFilter) -> Result<app::records::RecordPage, ConsoleError> {
+        records::page(&self.state.store, filter).await
+    }
+
+    async fn object(&self, id: &str) -> Result<app::records::ObjectTimeline, ConsoleError> {
+        records::timeline(&self.state.store, id).await
+    }
+
+    async fn overview(&self, window: app::overview::Window) -> Result<app::overview::Overview, ConsoleError> {
+        self.overview.get(&self.state.store, window).await
     }
 }
 

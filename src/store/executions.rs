@@ -18,6 +18,7 @@ macro_rules! bind_args {
         q
     }};
 }
+pub(super) use bind_args;
 
 /// An execution row as stored.
 #[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]

@@ -9,10 +9,13 @@ mod deadline;
 pub mod alerts;
 pub mod console;
 mod dialect;
+pub mod event_types;
 pub mod executions;
 pub mod ingest;
+pub mod overview;
 pub mod pauses;
 pub mod records;
+pub mod records_read;
 pub mod sweeps;
 
 use std::str::FromStr;

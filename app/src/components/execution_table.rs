@@ -1,35 +1,45 @@
 use leptos::prelude::*;
 use leptos_router::components::A;
 
-use super::format;
+use super::format::{self, Time};
+use super::record_table::ObjectLink;
 use crate::model::{Execution, State};
 
-/// The list of executions, newest first.
+/// The list of executions, newest first. On narrow screens each row becomes a card whose
+/// cells carry their column's name (`data-label`, style/main.css).
 #[component]
-pub fn ExecutionTable(rows: Vec<Execution>) -> impl IntoView {
+pub fn ExecutionTable(
+    rows: Vec<Execution>,
+    /// The server's clock when the rows were read (ms): times show relative to it, the same
+    /// on the server and after hydration.
+    #[prop(default = None)]
+    now: Option<i64>,
+) -> impl IntoView {
     if rows.is_empty() {
         return view! { <p class="empty">"No executions match this filter."</p> }.into_any();
     }
     let rows = rows
         .into_iter()
-        .map(|e| view! { <ExecutionRow execution=e/> })
+        .map(|e| view! { <ExecutionRow execution=e now/> })
         .collect_view();
     view! {
-        <table class="executions-table">
+        <table class="executions-table collapsible">
+            <caption class="muted">"Times relative to now; hover for the exact time (UTC)."</caption>
             <thead>
                 <tr>
-                    <th>"Status"</th>
-                    <th>"Event type"</th>
-                    <th>"Event id"</th>
-                    <th>"Mode"</th>
-                    <th>"API version"</th>
-                    <th>"Account"</th>
-                    <th>"Object id"</th>
-                    <th>"Origin"</th>
-                    <th>"Attempts"</th>
-                    <th>"Scheduled for"</th>
-                    <th>"Started"</th>
-                    <th>"Duration"</th>
+                    <th scope="col">"Status"</th>
+                    <th scope="col">"Event type"</th>
+                    <th scope="col">"Event id"</th>
+                    <th scope="col">"Mode"</th>
+                    <th scope="col">"API version"</th>
+                    <th scope="col">"Account"</th>
+                    <th scope="col">"Object id"</th>
+                    <th scope="col">"Origin"</th>
+                    <th scope="col">"Attempts"</th>
+                    <th scope="col">"Scheduled for"</th>
+                    <th scope="col">"Started"</th>
+                    <th scope="col">"Duration"</th>
+                    <th scope="col">"Last error"</th>
                 </tr>
             </thead>
             <tbody>{rows}</tbody>
@@ -39,7 +49,7 @@ pub fn ExecutionTable(rows: Vec<Execution>) -> impl IntoView {
 }
 
 #[component]
-fn ExecutionRow(execution: Execution) -> impl IntoView {
+fn ExecutionRow(execution: Execution, now: Option<i64>) -> impl IntoView {
     let e = execution;
     // While scheduled, the next run time is what matters; afterwards the first due time.
     let scheduled_for = if e.state == State::Scheduled {
@@ -47,20 +57,27 @@ fn ExecutionRow(execution: Execution) -> impl IntoView {
     } else {
         Some(e.scheduled_at.clone())
     };
+    // Failed ones say why; scheduled ones with an error are retrying and say what went wrong last.
+    let error = match e.state {
+        State::Failed | State::Scheduled | State::Running => e.last_error.clone(),
+        _ => None,
+    };
+    let error = error.map(|m| view! { <span class="last-error" title=m.clone()>{m.clone()}</span> });
     view! {
         <tr class="execution" data-id=e.id.clone() data-state=e.state.as_str()>
-            <td><span class=format!("state state-{}", e.state)>{e.state.as_str()}</span></td>
-            <td class="type">{e.event_type.clone()}</td>
-            <td class="event"><A href=format!("/executions/{}", e.id)>{e.event_id.clone()}</A></td>
-            <td class="mode">{format::livemode(e.livemode)}</td>
-            <td class="api-version">{e.api_version.clone().unwrap_or_else(|| "—".into())}</td>
-            <td class="account">{e.account.clone().unwrap_or_else(|| "—".into())}</td>
-            <td class="object">{e.object_id.clone().unwrap_or_else(|| "—".into())}</td>
-            <td class="origin">{e.origin.as_str()}</td>
-            <td class="attempts">{format!("{}/{}", e.attempts, e.max_attempts)}</td>
-            <td>{format::opt_time(&scheduled_for)}</td>
-            <td>{format::opt_time(&e.started_at)}</td>
-            <td>{format::duration(e.duration_ms)}</td>
+            <td data-label="Status"><span class=format!("state state-{}", e.state)>{e.state.as_str()}</span></td>
+            <td data-label="Event type" class="type">{e.event_type.clone()}</td>
+            <td data-label="Event id" class="event"><A href=format!("/executions/{}", e.id)>{e.event_id.clone()}</A></td>
+            <td data-label="Mode" class="mode">{format::livemode(e.livemode)}</td>
+            <td data-label="API version" class="api-version">{e.api_version.clone().unwrap_or_else(|| "—".into())}</td>
+            <td data-label="Account" class="account">{e.account.clone().unwrap_or_else(|| "—".into())}</td>
+            <td data-label="Object id" class="object"><ObjectLink id=e.object_id.clone()/></td>
+            <td data-label="Origin" class="origin">{e.origin.as_str()}</td>
+            <td data-label="Attempts" class="attempts">{format!("{}/{}", e.attempts, e.max_attempts)}</td>
+            <td data-label="Scheduled for" class="time"><Time at=scheduled_for now/></td>
+            <td data-label="Started" class="time"><Time at=e.started_at.clone() now/></td>
+            <td data-label="Duration">{format::duration(e.duration_ms)}</td>
+            <td data-label="Last error" class="error-cell">{error}</td>
         </tr>
     }
 }

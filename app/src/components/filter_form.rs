@@ -1,6 +1,7 @@
 use leptos::prelude::*;
 use leptos_router::components::{A, Form};
 
+use super::type_filter::TypeFilter;
 use crate::model::{ExecutionFilter, Origin, State};
 use crate::view::Facets;
 
@@ -19,18 +20,6 @@ pub fn FilterForm(filter: ExecutionFilter, facets: Facets) -> impl IntoView {
     versions.dedup();
 
     let livemode = filter.livemode;
-    let type_boxes = types
-        .into_iter()
-        .map(|t| {
-            let checked = filter.types.contains(&t);
-            view! {
-                <label class="check">
-                    <input type="checkbox" name="type" value=t.clone() checked=checked/>
-                    {t.clone()}
-                </label>
-            }
-        })
-        .collect_view();
     let version_options = versions
         .into_iter()
         .map(|v| {
@@ -63,10 +52,7 @@ pub fn FilterForm(filter: ExecutionFilter, facets: Facets) -> impl IntoView {
                     <option value="false" selected=livemode == Some(false)>"test"</option>
                 </select>
             </label>
-            <fieldset class="types">
-                <legend>"Event type"</legend>
-                {type_boxes}
-            </fieldset>
+            <TypeFilter types counts=facets.type_counts selected=filter.types.clone()/>
             <label>
                 "API version "
                 <select name="api_version">

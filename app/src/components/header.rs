@@ -15,6 +15,7 @@ pub fn Header() -> impl IntoView {
             <A href="/" attr:class="brand">"Deferral"</A>
             <nav>
                 <A href="/">"Executions"</A>
+                <A href="/records/customers">"Records"</A>
                 <A href="/audit">"Audit log"</A>
                 <A href="/event-types">"Event types"</A>
                 <A href="/alerts">"Alerts"</A>

@@ -8,6 +8,7 @@ use crate::components::{
     error_view::{ActionError, ErrorView},
     format,
     notice::Notice,
+    record_table::ObjectLink,
 };
 use crate::event_types::{Pause, Waiting};
 use crate::model::{ExecutionDetail, State};
@@ -75,7 +76,7 @@ fn DetailView(detail: ExecutionDetail, action: ServerAction<RunAction>) -> impl 
             <dt>"Mode"</dt><dd>{format::livemode(e.livemode)}</dd>
             <dt>"API version"</dt><dd>{e.api_version.clone().unwrap_or_else(|| "—".into())}</dd>
             <dt>"Account"</dt><dd class="account">{e.account.clone().unwrap_or_else(|| "—".into())}</dd>
-            <dt>"Object"</dt><dd>{e.object_id.clone().unwrap_or_else(|| "—".into())}</dd>
+            <dt>"Object"</dt><dd class="object"><ObjectLink id=e.object_id.clone()/></dd>
             <dt>"Attempts"</dt><dd>{format!("{} of {}", e.attempts, e.max_attempts)}</dd>
             <dt>"Created"</dt><dd>{format::time(&e.created_at)}</dd>
             <dt>"Scheduled for"</dt><dd>{format::time(&e.scheduled_at)}</dd>

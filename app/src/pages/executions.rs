@@ -5,12 +5,14 @@ use leptos_router::hooks::use_query_map;
 use crate::components::require_session::can_act;
 use crate::components::{
     auto_refresh::AutoRefresh, error_view::ErrorView, execution_table::ExecutionTable, filter_form::FilterForm,
-    last_sweep::LastSweep, notice::Notice, pager::Pager, paused_banner::PausedBanner, state_counts::StateCounts,
+    last_sweep::LastSweep, notice::Notice, overview_chart::OverviewPanel, pager::Pager, paused_banner::PausedBanner,
+    state_counts::StateCounts,
 };
 use crate::error::ConsoleError;
 use crate::model::{Action, ExecutionFilter};
+use crate::overview::Window;
 use crate::query::filter_from;
-use crate::server::{get_facets, list_executions};
+use crate::server::{get_facets, get_overview, list_executions};
 
 /// The executions list: filter form, counts per status, the table and keyset pagination.
 /// The filter lives in the URL query.
@@ -21,6 +23,18 @@ pub fn ExecutionsPage() -> impl IntoView {
     // Bumped by auto-refresh: reloads the list (not the form) with the same filter.
     let tick = RwSignal::new(0u64);
     let facets = Resource::new(|| (), |_| get_facets());
+    let window = Memo::new(move |_| Window::parse(query.read().get("chart").as_deref()));
+    let overview = Resource::new(move || (window.get(), tick.get()), |(window, _)| get_overview(window));
+    let charts = move || {
+        Suspend::new(async move {
+            let filter = filter.get_untracked().unwrap_or_default();
+            // The charts are a help, not the page: their error stays in their place.
+            match overview.await {
+                Ok(overview) => view! { <OverviewPanel overview filter/> }.into_any(),
+                Err(error) => view! { <ErrorView error/> }.into_any(),
+            }
+        })
+    };
     let list = Resource::new(
         move || (filter.get(), tick.get()),
         |(filter, _)| async move {
@@ -45,7 +59,7 @@ pub fn ExecutionsPage() -> impl IntoView {
                     <LastSweep sweep=view.last_sweep/>
                     <StateCounts counts=view.counts filter=filter.clone()/>
                     <BulkLinks filter=filter.clone()/>
-                    <ExecutionTable rows=view.page.data/>
+                    <ExecutionTable rows=view.page.data now=view.now_ms/>
                     <Pager filter prev=view.page.prev_cursor next=view.page.next_cursor/>
                 }
                 .into_any(),
@@ -63,6 +77,7 @@ pub fn ExecutionsPage() -> impl IntoView {
             </div>
             <Notice/>
             <PausedBanner/>
+            <Transition fallback=|| ()>{charts}</Transition>
             <Transition fallback=|| ()>{form}</Transition>
             <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>{results}</Transition>
         </section>

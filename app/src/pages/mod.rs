@@ -6,3 +6,5 @@ pub mod event_types;
 pub mod executions;
 pub mod login;
 pub mod not_found;
+pub mod object;
+pub mod records;

@@ -7,6 +7,7 @@ mod actions;
 mod auth;
 mod event_types;
 mod executions;
+mod records;
 #[cfg(feature = "ssr")]
 pub mod session;
 
@@ -14,6 +15,7 @@ pub use actions::{ApplyBulk, PreviewBulk, RunAction, apply_bulk, preview_bulk, r
 pub use auth::{LogIn, LogOut, current_session, log_in, log_out};
 pub use event_types::{SetPaused, get_alerts, get_event_types, get_pauses, set_paused};
 pub use executions::{get_execution, get_facets, list_audit, list_executions};
+pub use records::{get_object, get_overview, list_records};
 
 /// Where the server functions are mounted.
 pub const PREFIX: &str = "/console/fn";
@@ -38,4 +40,7 @@ pub fn register() {
     register_explicit::<SetPaused>();
     register_explicit::<event_types::GetPauses>();
     register_explicit::<event_types::GetAlerts>();
+    register_explicit::<records::ListRecords>();
+    register_explicit::<records::GetObject>();
+    register_explicit::<records::GetOverview>();
 }
