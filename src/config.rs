@@ -90,6 +90,12 @@ pub struct Config {
     #[arg(long, env = "STRIPE_API_BASE", default_value = "https://api.stripe.com")]
     pub stripe_api_base: String,
 
+    /// Deferral's Stripe budget, requests per second: per mode (`live`, `test`) and per endpoint
+    /// (`endpoint`, each route template); shared by all processes on one database. Default: half
+    /// of Stripe's limits, the other half left to the application.
+    #[arg(long, env = "STRIPE_API_RATE", value_parser = stripe_api_rate, default_value = "live=50,test=12,endpoint=12")]
+    pub stripe_api_rate: crate::stripe::Rates,
+
     /// Console password; when unset a random one is generated and logged at start.
     #[arg(long, env = "DEFERRAL_CONSOLE_PASSWORD", hide_env_values = true)]
     pub console_password: Option<String>,
@@ -157,6 +163,10 @@ pub struct Config {
     /// On shutdown, how long running attempts may take to finish before they are released.
     #[arg(long, env = "DEFERRAL_SHUTDOWN_GRACE", value_parser = duration, default_value = "10s")]
     pub shutdown_grace: Duration,
+}
+
+fn stripe_api_rate(s: &str) -> Result<crate::stripe::Rates, String> {
+    s.parse()
 }
 
 /// `type=limit` pairs.
@@ -229,5 +239,6 @@ mod tests {
         assert_eq!(c.retry_max_interval, Duration::from_secs(600));
         assert_eq!(c.stripe_webhook_tolerance, Duration::from_secs(300));
         assert!(c.stripe_webhook_secret.is_empty());
+        assert_eq!(c.stripe_api_rate, crate::stripe::Rates::default());
     }
 }

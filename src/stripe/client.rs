@@ -1,10 +1,13 @@
 //! `GET {STRIPE_API_BASE}/v1/{collection}/{id}` with the secret key, for Connect events on
-//! behalf of the connected account, bounded in time.
+//! behalf of the connected account, bounded in time, inside Deferral's share of the
+//! account's rate limits (every request goes through [`Client::send`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 
+use super::budget::{Budget, Mode, Rates};
 use super::{Event, StripeError};
 
 /// The API version the handlers read; objects are requested in it so their shape is known.
@@ -32,6 +35,10 @@ pub struct Client {
     base: String,
     key: String,
     timeouts: Timeouts,
+    /// Which of the account's limits the key spends.
+    mode: Mode,
+    /// Shared by every clone, so every worker's calls count against one budget.
+    budget: Arc<Budget>,
 }
 
 impl std::fmt::Debug for Client {
@@ -56,7 +63,15 @@ impl Client {
             base: base.trim_end_matches('/').to_string(),
             key: key.to_string(),
             timeouts,
+            mode: Mode::of_key(key),
+            budget: Budget::new(Rates::default()),
         }
+    }
+
+    /// Spends `budget` (shared with whoever else holds it) instead of a default one of its own.
+    pub fn with_budget(mut self, budget: Arc<Budget>) -> Client {
+        self.budget = budget;
+        self
     }
 
     /// The event as Stripe has it now (`GET /v1/events/{id}`).
@@ -86,14 +101,73 @@ impl Client {
         if let Some(account) = account {
             request = request.header("Stripe-Account", account);
         }
-        let response = request.send().await.map_err(|e| self.network(e))?;
+        let body = self.send(&format!("GET /v1/{collection}/{{id}}"), request).await?;
+        serde_json::from_str(&body).map_err(|e| StripeError::Unreadable(format!("{collection}/{id}: {e}")))
+    }
+
+    /// Sends one request to `route` (its route template, e.g. `GET /v1/events/{id}`: Stripe's
+    /// unit for per-endpoint limits) inside the budget, and returns the body of a 2xx answer.
+    /// No room for long: `OverBudget`, and the execution waits without holding a worker. A 429:
+    /// the limiter slows down, and the execution waits too. Every call is counted in
+    /// `deferral_stripe_calls_total` by route and status.
+    pub async fn send(&self, route: &str, request: reqwest::RequestBuilder) -> Result<String, StripeError> {
+        let mode = self.mode.as_str();
+        let waited = match self.budget.acquire(self.mode, route).await {
+            Ok(waited) => waited,
+            Err(wait) => {
+                metrics::counter!("deferral_stripe_budget_postponed_total", "endpoint" => route.to_string()).increment(1);
+                metrics::histogram!("deferral_stripe_budget_wait_seconds", "mode" => mode).record(wait.as_secs_f64());
+                return Err(StripeError::OverBudget {
+                    endpoint: route.to_string(),
+                    wait,
+                    stripe_said: None,
+                });
+            }
+        };
+        if !waited.is_zero() {
+            metrics::histogram!("deferral_stripe_budget_wait_seconds", "mode" => mode).record(waited.as_secs_f64());
+        }
+        let calls = |status: String| {
+            metrics::counter!("deferral_stripe_calls_total", "endpoint" => route.to_string(), "status" => status)
+                .increment(1)
+        };
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => {
+                calls(if e.is_timeout() { "timeout" } else { "error" }.into());
+                return Err(self.network(e));
+            }
+        };
         let status = response.status().as_u16();
+        calls(status.to_string());
         let headers = response.headers().clone();
         let body = response.text().await.map_err(|e| self.network(e))?;
-        if !(200..300).contains(&status) {
-            return Err(StripeError::from_response(status, &headers, &body));
+        if (200..300).contains(&status) {
+            return Ok(body);
         }
-        serde_json::from_str(&body).map_err(|e| StripeError::Unreadable(format!("{collection}/{id}: {e}")))
+        let error = StripeError::from_response(status, &headers, &body);
+        let reason = headers
+            .get("stripe-rate-limited-reason")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim);
+        if error.is_rate_limit(reason) {
+            let retry_after = match &error {
+                StripeError::Api { retry_after, .. } => *retry_after,
+                _ => None,
+            };
+            let wait = self.budget.rate_limited(self.mode, route, reason, retry_after);
+            metrics::histogram!("deferral_stripe_budget_wait_seconds", "mode" => mode).record(wait.as_secs_f64());
+            let said = match reason {
+                Some(reason) => format!("{error} ({reason})"),
+                None => error.to_string(),
+            };
+            return Err(StripeError::OverBudget {
+                endpoint: route.to_string(),
+                wait,
+                stripe_said: Some(said),
+            });
+        }
+        Err(error)
     }
 
     fn network(&self, e: reqwest::Error) -> StripeError {

@@ -1,11 +1,15 @@
 //! A local stand-in for the Stripe API: `GET /v1/{collection}/{id}` answered from objects
 //! the test put there, with Stripe's error bodies and headers, and failures a test can
 //! inject per id (404, 401, 429 + Retry-After, 500, Stripe-Should-Retry, slow answers).
+//! With [`FakeStripe::limit`] it enforces rate limits per mode and per endpoint (route
+//! template) and answers 429 as Stripe does: `Stripe-Rate-Limited-Reason` and Stripe's
+//! `rate_limit` error body.
 #![allow(dead_code)]
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -14,8 +18,19 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-/// The only key the fake accepts.
+/// The sandbox key the fake accepts.
 pub const KEY: &str = "sk_test_fake_0123456789";
+/// The live-mode key the fake accepts (its calls count against the live limit).
+pub const LIVE_KEY: &str = "sk_live_fake_0123456789";
+
+/// Requests per second the fake allows, like Stripe's limiter: per mode (all endpoints
+/// together) and per endpoint. Stripe's defaults are `live: 100, test: 25, endpoint: 25`.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub live: usize,
+    pub test: usize,
+    pub endpoint: usize,
+}
 
 /// What the next request for an id gets instead of the object.
 #[derive(Debug, Clone)]
@@ -24,7 +39,7 @@ pub enum Fault {
     Missing,
     /// 401, as for a revoked key.
     Unauthorized,
-    /// 429 with `Retry-After` (seconds).
+    /// Stripe's 429 (`endpoint-rate`), with a `Retry-After` (seconds) the client must respect.
     RateLimited { retry_after: u64 },
     /// 500 `api_error`.
     ServerError,
@@ -48,6 +63,11 @@ struct Inner {
     objects: Mutex<HashMap<String, Value>>,
     faults: Mutex<HashMap<String, VecDeque<Fault>>>,
     seen: Mutex<Vec<Seen>>,
+    limits: Mutex<Option<Limits>>,
+    /// Per limit (a mode, or a mode's endpoint), when the requests it let through in the last second came.
+    windows: Mutex<HashMap<String, VecDeque<Instant>>>,
+    served: AtomicUsize,
+    rate_limited: AtomicUsize,
 }
 
 pub struct FakeStripe {
@@ -104,6 +124,21 @@ impl FakeStripe {
             .extend(faults);
     }
 
+    /// Enforces `limits` from now on: a request over one is answered 429, as Stripe does.
+    pub fn limit(&self, limits: Limits) {
+        *self.inner.limits.lock().unwrap() = Some(limits);
+    }
+
+    /// Requests answered 429 by the enforced limits (not by injected faults).
+    pub fn rate_limited(&self) -> usize {
+        self.inner.rate_limited.load(Ordering::SeqCst)
+    }
+
+    /// Requests that passed the limits (answered with the object or another error).
+    pub fn served(&self) -> usize {
+        self.inner.served.load(Ordering::SeqCst)
+    }
+
     pub fn requests(&self) -> Vec<Seen> {
         self.inner.seen.lock().unwrap().clone()
     }
@@ -126,6 +161,48 @@ fn error(status: u16, error_type: &str, code: Option<&str>, message: &str) -> Re
     (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
 }
 
+/// Stripe's answer over a rate limit: 429, the limiter named in `Stripe-Rate-Limited-Reason`,
+/// and the `rate_limit` error (as Stripe words it; no `Retry-After`, none is documented).
+fn rate_limited(reason: &str) -> Response {
+    let body = json!({ "error": {
+        "code": "rate_limit",
+        "doc_url": "https://stripe.com/docs/error-codes/rate-limit",
+        "message": "Request rate limit exceeded. You can learn more about rate limits here https://stripe.com/docs/rate-limits.",
+        "type": "invalid_request_error",
+    } });
+    let mut r = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    r.headers_mut()
+        .insert("stripe-rate-limited-reason", reason.parse().unwrap());
+    r
+}
+
+/// Counts the request against the mode's and the endpoint's limits (sliding one-second
+/// windows); over either, says which, and the request is not counted.
+fn over_limit(inner: &Inner, live: bool, route: &str) -> Option<&'static str> {
+    let limits = (*inner.limits.lock().unwrap())?;
+    let mode = if live { "live" } else { "test" };
+    let now = Instant::now();
+    let mut windows = inner.windows.lock().unwrap();
+    let mut count = |key: String| {
+        let w = windows.entry(key).or_default();
+        while w.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1)) {
+            w.pop_front();
+        }
+        w.len()
+    };
+    let global = if live { limits.live } else { limits.test };
+    let endpoint_key = format!("{mode} {route}");
+    if count(mode.to_string()) >= global {
+        return Some("global-rate");
+    }
+    if count(endpoint_key.clone()) >= limits.endpoint {
+        return Some("endpoint-rate");
+    }
+    windows.get_mut(mode).unwrap().push_back(now);
+    windows.get_mut(&endpoint_key).unwrap().push_back(now);
+    None
+}
+
 async fn retrieve(
     State(inner): State<Arc<Inner>>,
     Path((collection, id)): Path<(String, String)>,
@@ -139,14 +216,23 @@ async fn retrieve(
         account: header("stripe-account"),
         version: header("stripe-version"),
     });
-    if authorization.as_deref() != Some(&format!("Bearer {KEY}")) {
-        return error(
-            401,
-            "invalid_request_error",
-            None,
-            "Invalid API Key provided: sk_test_****",
-        );
+    let live = match authorization.as_deref() {
+        Some(a) if a == format!("Bearer {KEY}") => false,
+        Some(a) if a == format!("Bearer {LIVE_KEY}") => true,
+        _ => {
+            return error(
+                401,
+                "invalid_request_error",
+                None,
+                "Invalid API Key provided: sk_test_****",
+            );
+        }
+    };
+    if let Some(reason) = over_limit(&inner, live, &format!("GET /v1/{collection}/{{id}}")) {
+        inner.rate_limited.fetch_add(1, Ordering::SeqCst);
+        return rate_limited(reason);
     }
+    inner.served.fetch_add(1, Ordering::SeqCst);
     let fault = inner.faults.lock().unwrap().get_mut(&id).and_then(VecDeque::pop_front);
     let missing = || {
         let singular = collection.trim_end_matches('s');
@@ -168,12 +254,7 @@ async fn retrieve(
             );
         }
         Some(Fault::RateLimited { retry_after }) => {
-            let mut r = error(
-                429,
-                "invalid_request_error",
-                Some("rate_limit"),
-                "Request rate limit exceeded.",
-            );
+            let mut r = rate_limited("endpoint-rate");
             r.headers_mut()
                 .insert("retry-after", retry_after.to_string().parse().unwrap());
             return r;
