@@ -231,14 +231,19 @@ impl Budget {
     /// [`HOLD`]: the execution should run again after `wait` (its place in the queue is kept).
     pub async fn acquire(&self, mode: Mode, route: &str) -> Result<Duration, Duration> {
         let started = Instant::now();
-        loop {
-            let wait = self.paused_for(mode, route).or_else(|| self.take(mode, route));
-            match wait {
-                None => return Ok(started.elapsed()),
-                Some(wait) if started.elapsed() + wait <= HOLD => tokio::time::sleep(wait).await,
-                Some(wait) => return Err(self.queue(mode, route, wait)),
+        // The endpoint's call first, then the mode's: once the first is taken only the second
+        // is waited for (taking both again would spend the first twice).
+        for whole in [false, true] {
+            loop {
+                let wait = self.paused_for(mode, route).or_else(|| self.take(mode, route, whole));
+                match wait {
+                    None => break,
+                    Some(wait) if started.elapsed() + wait <= HOLD => tokio::time::sleep(wait).await,
+                    Some(wait) => return Err(self.queue(mode, route, wait)),
+                }
             }
         }
+        Ok(started.elapsed())
     }
 
     /// Stripe answered 429 to a call on `route`: pause what it names (`Stripe-Rate-Limited-Reason`:
@@ -283,19 +288,18 @@ impl Budget {
             .map(|until| until.duration_since(now))
     }
 
-    /// Takes a call from both limiters, or says how long until there is room.
-    fn take(&self, mode: Mode, route: &str) -> Option<Duration> {
+    /// Takes a call from the endpoint's limiter (or the mode's, `whole`), or says how long
+    /// until there is room. A call given back after taking the endpoint's is lost to the
+    /// budget: it is only under-spent.
+    fn take(&self, mode: Mode, route: &str, whole: bool) -> Option<Duration> {
         let limiters = self.limiters.read().expect("budget limiters").clone();
         let now = self.clock.now();
-        if let Err(not_until) = limiters.endpoints.check_key(&(mode, route.to_string())) {
-            return Some(not_until.wait_time_from(now));
-        }
-        let whole = match mode {
-            Mode::Live => &limiters.live,
-            Mode::Test => &limiters.test,
+        let taken = match (whole, mode) {
+            (false, _) => limiters.endpoints.check_key(&(mode, route.to_string())),
+            (true, Mode::Live) => limiters.live.check(),
+            (true, Mode::Test) => limiters.test.check(),
         };
-        // Refused here, the endpoint's call taken above is lost: the budget is only under-spent.
-        whole.check().err().map(|not_until| not_until.wait_time_from(now))
+        taken.err().map(|not_until| not_until.wait_time_from(now))
     }
 
     /// The wait for an execution given back: at least `wait`, and after every execution given
