@@ -86,7 +86,9 @@ async fn main() {
             let (queue, client, url) = (queue.clone(), client.clone(), url.clone());
             tokio::spawn(async move {
                 loop {
-                    let Some(body) = queue.lock().unwrap().pop() else { return };
+                    let Some(body) = queue.lock().unwrap().pop() else {
+                        return;
+                    };
                     let header = signature::header_for(SECRET, chrono::Utc::now().timestamp(), body.as_bytes());
                     let resp = client
                         .post(&url)
@@ -112,11 +114,17 @@ async fn main() {
         if finished >= n as i64 {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(3600), "not drained after an hour");
+        assert!(
+            started.elapsed() < Duration::from_secs(3600),
+            "not drained after an hour"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let counts = running.store.count_states(&all, n as i64 + 1).await.unwrap();
-    let succeeded = counts.iter().find(|(s, _)| *s == State::Succeeded).map_or(0, |(_, c)| *c);
+    let succeeded = counts
+        .iter()
+        .find(|(s, _)| *s == State::Succeeded)
+        .map_or(0, |(_, c)| *c);
     let (rows, _) = running
         .store
         .list(&ExecutionFilter {

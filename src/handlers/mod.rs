@@ -199,7 +199,9 @@ fn share_between_processes(budget: &std::sync::Arc<stripe::Budget>, store: &Stor
     if store.postgres_pool().is_none() {
         return;
     }
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
     let budget = std::sync::Arc::downgrade(budget);
     let store = store.clone();
     runtime.spawn(async move {
@@ -218,6 +220,12 @@ fn share_between_processes(budget: &std::sync::Arc<stripe::Budget>, store: &Stor
 #[async_trait::async_trait]
 impl Job for Processor {
     async fn run(&self, execution: &Claimed) -> Result<JobOutput, JobError> {
+        stripe::attempt(self.apply(execution)).await
+    }
+}
+
+impl Processor {
+    async fn apply(&self, execution: &Claimed) -> Result<JobOutput, JobError> {
         let ty = &execution.row.event_type;
         let Some(handlers) = self.handlers.get(ty) else {
             // Nothing to apply, so nothing worth a call to Stripe.

@@ -128,7 +128,9 @@ pub enum Finish {
     Released,
     /// Not tried (no Stripe budget now): back to `scheduled` until `at` (unix ms), the attempt
     /// not counted and not recorded.
-    Postponed { at: i64 },
+    Postponed {
+        at: i64,
+    },
 }
 
 impl Finish {

@@ -21,13 +21,41 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::Clock;
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 /// The longest a call waits for budget while keeping its worker; past it the execution is
 /// given back and runs again when its turn comes. Short: while a burst is being given back,
 /// every claimed execution of it holds a worker this long, and work behind it waits.
 pub const HOLD: Duration = Duration::from_millis(50);
+/// How long the later calls of an attempt wait in place: giving the execution back then would
+/// spend its earlier calls again when it runs next.
+pub const HOLD_LATER_CALLS: Duration = Duration::from_secs(5);
+/// Outside an executor's attempt (a command), nothing can take the execution back: wait.
+const HOLD_OUTSIDE_ATTEMPTS: Duration = Duration::from_secs(60);
+
+tokio::task_local! {
+    /// The Stripe calls the current attempt has made so far.
+    static ATTEMPT_CALLS: std::cell::Cell<u32>;
+}
+
+/// Runs one attempt's work: its first Stripe call may give the execution back when the budget
+/// has no room ([`HOLD`]); its later ones wait in place ([`HOLD_LATER_CALLS`]).
+pub async fn attempt<F: std::future::Future>(work: F) -> F::Output {
+    ATTEMPT_CALLS.scope(std::cell::Cell::new(0), work).await
+}
+
+/// How long the next call may wait in place, counting it as made.
+pub(super) fn hold_for_next_call() -> Duration {
+    ATTEMPT_CALLS
+        .try_with(|calls| {
+            let before = calls.get();
+            calls.set(before.saturating_add(1));
+            if before == 0 { HOLD } else { HOLD_LATER_CALLS }
+        })
+        .unwrap_or(HOLD_OUTSIDE_ATTEMPTS)
+}
+
 /// After a 429 without `Retry-After` (Stripe documents none), the bucket pauses this long:
 /// Stripe's limits are per second.
 const PAUSE_AFTER_429: Duration = Duration::from_secs(1);
@@ -68,7 +96,11 @@ impl std::str::FromStr for Rates {
                 .ok_or_else(|| format!("`{pair}`: expected name=requests per second (live, test or endpoint)"))?;
             let value: f64 = match value.trim().parse() {
                 Ok(v) if v > 0.0 && v <= 100_000.0 => v,
-                _ => return Err(format!("`{pair}`: the rate must be a number above 0 (requests per second)")),
+                _ => {
+                    return Err(format!(
+                        "`{pair}`: the rate must be a number above 0 (requests per second)"
+                    ));
+                }
             };
             match name.trim() {
                 "live" => rates.live = value,
@@ -168,7 +200,6 @@ pub struct Budget {
     configured: Rates,
     limiters: RwLock<Arc<Limiters>>,
     state: Mutex<State>,
-    clock: DefaultClock,
 }
 
 impl std::fmt::Debug for Budget {
@@ -192,7 +223,6 @@ impl Budget {
                 paused: HashMap::new(),
                 queue: HashMap::new(),
             }),
-            clock: DefaultClock::default(),
         };
         budget.publish(configured);
         Arc::new(budget)
@@ -230,6 +260,11 @@ impl Budget {
     /// `Ok(waited)` once the call may go; `Err(wait)` when the wait would be longer than
     /// [`HOLD`]: the execution should run again after `wait` (its place in the queue is kept).
     pub async fn acquire(&self, mode: Mode, route: &str) -> Result<Duration, Duration> {
+        self.acquire_within(mode, route, HOLD).await
+    }
+
+    /// [`Budget::acquire`], waiting in place up to `hold`.
+    pub async fn acquire_within(&self, mode: Mode, route: &str, hold: Duration) -> Result<Duration, Duration> {
         let started = Instant::now();
         // The endpoint's call first, then the mode's: once the first is taken only the second
         // is waited for (taking both again would spend the first twice).
@@ -238,7 +273,7 @@ impl Budget {
                 let wait = self.paused_for(mode, route).or_else(|| self.take(mode, route, whole));
                 match wait {
                     None => break,
-                    Some(wait) if started.elapsed() + wait <= HOLD => tokio::time::sleep(wait).await,
+                    Some(wait) if started.elapsed() + wait <= hold => tokio::time::sleep(wait).await,
                     Some(wait) => return Err(self.queue(mode, route, wait)),
                 }
             }
@@ -249,7 +284,13 @@ impl Budget {
     /// Stripe answered 429 to a call on `route`: pause what it names (`Stripe-Rate-Limited-Reason`:
     /// the endpoint for `endpoint-*` and `resource-specific`, else the whole mode) for
     /// `Retry-After` or a second, halve the rate, and return when the execution should run again.
-    pub fn rate_limited(&self, mode: Mode, route: &str, reason: Option<&str>, retry_after: Option<Duration>) -> Duration {
+    pub fn rate_limited(
+        &self,
+        mode: Mode,
+        route: &str,
+        reason: Option<&str>,
+        retry_after: Option<Duration>,
+    ) -> Duration {
         let pause = retry_after.unwrap_or(PAUSE_AFTER_429).min(Duration::from_secs(60));
         let bucket = match reason {
             Some(r) if r.starts_with("endpoint") || r == "resource-specific" => (mode, Some(route.to_string())),
@@ -264,7 +305,12 @@ impl Budget {
             state.last_change = Instant::now();
             self.rebuild(&state);
         }
-        tracing::warn!(route, reason, pause_ms = pause.as_millis() as u64, "Stripe answered 429; slowing down");
+        tracing::warn!(
+            route,
+            reason,
+            pause_ms = pause.as_millis() as u64,
+            "Stripe answered 429; slowing down"
+        );
         self.queue(mode, route, pause)
     }
 
@@ -293,11 +339,15 @@ impl Budget {
     /// budget: it is only under-spent.
     fn take(&self, mode: Mode, route: &str, whole: bool) -> Option<Duration> {
         let limiters = self.limiters.read().expect("budget limiters").clone();
-        let now = self.clock.now();
-        let taken = match (whole, mode) {
-            (false, _) => limiters.endpoints.check_key(&(mode, route.to_string())),
-            (true, Mode::Live) => limiters.live.check(),
-            (true, Mode::Test) => limiters.test.check(),
+        // Each limiter's own clock: quanta clocks calibrate separately, and the instants of two
+        // of them differ by seconds on a machine up for an hour.
+        let (taken, now) = match (whole, mode) {
+            (false, _) => (
+                limiters.endpoints.check_key(&(mode, route.to_string())),
+                limiters.endpoints.clock().now(),
+            ),
+            (true, Mode::Live) => (limiters.live.check(), limiters.live.clock().now()),
+            (true, Mode::Test) => (limiters.test.check(), limiters.test.clock().now()),
         };
         taken.err().map(|not_until| not_until.wait_time_from(now))
     }
@@ -311,11 +361,15 @@ impl Budget {
         let now = Instant::now();
         let endpoint: Bucket = (mode, Some(route.to_string()));
         let whole: Bucket = (mode, None);
-        let at = [Some(now + wait), state.queue.get(&endpoint).copied(), state.queue.get(&whole).copied()]
-            .into_iter()
-            .flatten()
-            .max()
-            .expect("now + wait is there");
+        let at = [
+            Some(now + wait),
+            state.queue.get(&endpoint).copied(),
+            state.queue.get(&whole).copied(),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+        .expect("now + wait is there");
         let interval = |per_second: f64| Duration::from_secs_f64(1.0 / per_second);
         state.queue.insert(endpoint, at + interval(rates.endpoint));
         state.queue.insert(whole, at + interval(rates.of(mode)));
@@ -354,12 +408,19 @@ mod tests {
         let budget = Budget::new("test=1000,endpoint=20".parse().unwrap());
         let started = Instant::now();
         let calls = (0..12).map(|_| budget.acquire(Mode::Test, EVENTS));
-        let (went, mut given_back): (Vec<_>, Vec<_>) = futures::future::join_all(calls).await.into_iter().partition(Result::is_ok);
+        let (went, mut given_back): (Vec<_>, Vec<_>) = futures::future::join_all(calls)
+            .await
+            .into_iter()
+            .partition(Result::is_ok);
         let mut given_back: Vec<Duration> = given_back.drain(..).map(Result::unwrap_err).collect();
         given_back.sort();
         // 20/s: the first goes at once and the next 50 ms later (the wait is within HOLD); the
         // rest are given back, 50 ms apart from each other.
-        assert!(started.elapsed() <= Duration::from_millis(300), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() <= Duration::from_millis(300),
+            "{:?}",
+            started.elapsed()
+        );
         assert!((1..=3).contains(&went.len()), "{} went, {given_back:?}", went.len());
         for pair in given_back.windows(2) {
             let gap = pair[1].as_secs_f64() - pair[0].as_secs_f64();
@@ -367,6 +428,25 @@ mod tests {
         }
         // Another endpoint has its own budget.
         assert!(budget.acquire(Mode::Test, "GET /v1/charges/{id}").await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_attempts_later_calls_wait_in_place() {
+        let budget = Budget::new(Rates::default());
+        attempt(async {
+            for _ in 0..3 {
+                // 12/s per mode: each event's second call waits ~83 ms, in place.
+                assert!(
+                    budget
+                        .acquire_within(Mode::Test, EVENTS, hold_for_next_call())
+                        .await
+                        .is_ok()
+                );
+                let charge = budget.acquire_within(Mode::Test, "GET /v1/charges/{id}", hold_for_next_call());
+                assert!(charge.await.is_ok());
+            }
+        })
+        .await;
     }
 
     #[tokio::test]

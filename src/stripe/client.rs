@@ -112,10 +112,12 @@ impl Client {
     /// `deferral_stripe_calls_total` by route and status.
     pub async fn send(&self, route: &str, request: reqwest::RequestBuilder) -> Result<String, StripeError> {
         let mode = self.mode.as_str();
-        let waited = match self.budget.acquire(self.mode, route).await {
+        let hold = super::budget::hold_for_next_call();
+        let waited = match self.budget.acquire_within(self.mode, route, hold).await {
             Ok(waited) => waited,
             Err(wait) => {
-                metrics::counter!("deferral_stripe_budget_postponed_total", "endpoint" => route.to_string()).increment(1);
+                metrics::counter!("deferral_stripe_budget_postponed_total", "endpoint" => route.to_string())
+                    .increment(1);
                 metrics::histogram!("deferral_stripe_budget_wait_seconds", "mode" => mode).record(wait.as_secs_f64());
                 return Err(StripeError::OverBudget {
                     endpoint: route.to_string(),

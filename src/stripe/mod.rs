@@ -6,7 +6,7 @@ mod client;
 mod error;
 mod event;
 
-pub use budget::{Budget, HOLD, Mode, Rates};
+pub use budget::{Budget, HOLD, HOLD_LATER_CALLS, Mode, Rates, attempt};
 pub use client::{Client, Timeouts};
 pub use error::StripeError;
 pub use event::{Event, EventData};

@@ -185,7 +185,10 @@ fn over_limit(inner: &Inner, live: bool, route: &str) -> Option<&'static str> {
     let mut windows = inner.windows.lock().unwrap();
     let mut count = |key: String| {
         let w = windows.entry(key).or_default();
-        while w.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1)) {
+        while w
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+        {
             w.pop_front();
         }
         w.len()
