@@ -1,5 +1,5 @@
 # The two commands of the README, and the benchmarks.
-.PHONY: run test test-rust test-e2e test-stall bench-ingest bench-executor bench-console lint
+.PHONY: run test test-rust test-e2e test-stall bench-ingest bench-executor bench-stripe-limits bench-console lint
 
 export LEPTOS_OUTPUT_NAME := deferral
 
@@ -45,6 +45,11 @@ bench-ingest:
 
 bench-executor:
 	cargo bench --bench executor
+
+## bench-stripe-limits: N re-fetched events against a local Stripe enforcing 100/s live and 25/s per
+## endpoint (BENCH_EVENTS=1000; STRIPE_API_RATE as in the README)
+bench-stripe-limits:
+	cargo bench --bench stripe_limits
 
 lint:
 	cargo fmt --all --check

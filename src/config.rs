@@ -116,6 +116,12 @@ pub struct Config {
     #[arg(long, env = "STRIPE_API_VERSION", value_parser = crate::stripe::version::parse, default_value = crate::stripe::API_VERSION)]
     pub stripe_api_version: String,
 
+    /// Deferral's Stripe budget, requests per second: per mode (`live`, `test`) and per endpoint
+    /// (`endpoint`, each route template); shared by all processes on one database. Default: half
+    /// of Stripe's limits, the other half left to the application.
+    #[arg(long, env = "STRIPE_API_RATE", value_parser = stripe_api_rate, default_value = "live=50,test=12,endpoint=12")]
+    pub stripe_api_rate: crate::stripe::Rates,
+
     /// Console password; when unset a random one is generated and printed at start.
     #[arg(long, env = "DEFERRAL_CONSOLE_PASSWORD", hide_env_values = true)]
     pub console_password: Option<String>,
@@ -252,6 +258,10 @@ fn public_url(s: &str) -> Result<String, String> {
     http_url(s.trim()).map(|u| u.trim_end_matches('/').to_string())
 }
 
+fn stripe_api_rate(s: &str) -> Result<crate::stripe::Rates, String> {
+    s.parse()
+}
+
 /// `type=limit` pairs.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TypeLimits(pub Vec<(String, u32)>);
@@ -333,6 +343,7 @@ mod tests {
         assert!(!c.insecure_cookies, "cookies are Secure unless asked");
         assert!(c.trusted_proxies.0.is_empty(), "no proxy is trusted unless named");
         assert!(session_secret("short").is_err());
+        assert_eq!(c.stripe_api_rate, crate::stripe::Rates::default());
     }
 
     #[test]

@@ -25,6 +25,11 @@ pub fn prometheus() -> PrometheusHandle {
                     &[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 300.0],
                 )
                 .expect("static buckets are valid")
+                .set_buckets_for_metric(
+                    Matcher::Full("deferral_stripe_budget_wait_seconds".into()),
+                    &[0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0],
+                )
+                .expect("static buckets are valid")
                 .build_recorder();
             let handle = recorder.handle();
             // Another recorder may already be installed (tests embedding several servers).

@@ -10,6 +10,9 @@ pub enum ErrorKind {
     Retryable,
     /// Will never succeed (bad payload, the object is gone, the key is refused): fail at once.
     Permanent,
+    /// Not tried: a shared budget (Stripe's rate limits) has no room now. Runs again after
+    /// `retry_after`; the attempt is not counted and never fails the execution.
+    Postponed,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -35,6 +38,15 @@ impl JobError {
             kind: ErrorKind::Permanent,
             message: message.into(),
             retry_after: None,
+        }
+    }
+
+    /// Give the execution back, to run again after `wait`, without counting the attempt.
+    pub fn postponed(message: impl Into<String>, wait: Duration) -> Self {
+        JobError {
+            kind: ErrorKind::Postponed,
+            message: message.into(),
+            retry_after: Some(wait),
         }
     }
 

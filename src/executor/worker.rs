@@ -210,6 +210,7 @@ async fn run_attempt_in_span(
         Finish::Failed { message, .. } => tracing::error!(error = %message, "attempt failed; execution failed"),
         Finish::Aborted => tracing::info!("attempt aborted by an operator"),
         Finish::Released => tracing::info!("attempt released at shutdown"),
+        Finish::Postponed { at } => tracing::debug!(run_in_ms = at - now_ms(), "postponed, not counted"),
     }
     if let Some(a) = ctx
         .handle
@@ -266,6 +267,13 @@ fn decide(settings: &Settings, attempt: i64, outcome: Outcome, rng: &mut impl ra
                 message: e.message,
             };
         }
+        // Never counted, never the last try: the execution only waits for its turn.
+        Outcome::Done(Err(e)) if e.kind == ErrorKind::Postponed => {
+            let wait = e.retry_after.unwrap_or(Duration::from_secs(1));
+            return Finish::Postponed {
+                at: now_ms() + millis(wait),
+            };
+        }
         Outcome::Done(Err(e)) => ("retryable", e),
     };
     let (kind, e) = error;
@@ -295,6 +303,7 @@ fn record_metrics(finish: &Finish, elapsed: Duration) {
         Finish::Failed { kind, .. } => ("failed", *kind),
         Finish::Aborted => ("aborted", "aborted"),
         Finish::Released => ("released", "none"),
+        Finish::Postponed { .. } => ("postponed", "none"),
     };
     metrics::counter!("deferral_attempts_total", "outcome" => outcome, "error_kind" => kind).increment(1);
     metrics::histogram!("deferral_attempt_duration_seconds").record(elapsed.as_secs_f64());
@@ -433,6 +442,18 @@ mod tests {
             decide(&s, 1, Outcome::Timeout, &mut rng),
             Finish::Retry { kind: "timeout", .. }
         ));
+    }
+
+    #[test]
+    fn postponed_attempts_wait_without_counting_even_on_the_last_try() {
+        let s = settings(3);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+        let e = JobError::postponed("no Stripe budget", Duration::from_secs(4));
+        let before = now_ms();
+        match decide(&s, 3, Outcome::Done(Err(e)), &mut rng) {
+            Finish::Postponed { at } => assert!((4_000..4_500).contains(&(at - before))),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -162,12 +162,12 @@ impl Processor {
                     connect: total.min(Duration::from_secs(5)),
                     total,
                 };
-                Some(stripe::Client::new(
-                    &config.stripe_api_base,
-                    key,
-                    &config.stripe_api_version,
-                    timeouts,
-                ))
+                let budget = stripe::Budget::new(config.stripe_api_rate);
+                share_between_processes(&budget, &store);
+                Some(
+                    stripe::Client::new(&config.stripe_api_base, key, &config.stripe_api_version, timeouts)
+                        .with_budget(budget),
+                )
             }
             None => {
                 tracing::warn!(
@@ -230,9 +230,45 @@ impl Processor {
     }
 }
 
+/// How often the budget's split between processes is brought up to date.
+const PROCESS_COUNT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// PostgreSQL: several processes spend one account's limits, so each takes its share by the
+/// number of live processes (counted from PostgreSQL's own sessions: a process that dies drops
+/// out when its connections close). Chosen over counting every call in the database: no round
+/// trip and no hot row per Stripe call, and governor keeps doing the limiting. The cost: an
+/// idle process's share goes unused. Ends with the budget (when the processor is dropped).
+fn share_between_processes(budget: &std::sync::Arc<stripe::Budget>, store: &Store) {
+    if store.postgres_pool().is_none() {
+        return;
+    }
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let budget = std::sync::Arc::downgrade(budget);
+    let store = store.clone();
+    runtime.spawn(async move {
+        let mut tick = tokio::time::interval(PROCESS_COUNT_INTERVAL);
+        loop {
+            tick.tick().await;
+            let Some(budget) = budget.upgrade() else { return };
+            match store.live_processes().await {
+                Ok(n) => budget.set_processes(n),
+                Err(e) => tracing::warn!(error = %e, "cannot count the processes sharing the Stripe budget"),
+            }
+        }
+    });
+}
+
 #[async_trait::async_trait]
 impl Job for Processor {
     async fn run(&self, execution: &Claimed) -> Result<JobOutput, JobError> {
+        stripe::attempt(self.apply(execution)).await
+    }
+}
+
+impl Processor {
+    async fn apply(&self, execution: &Claimed) -> Result<JobOutput, JobError> {
         let ty = &execution.row.event_type;
         let Some(handlers) = self.handlers.get(ty) else {
             // Nothing to apply, so nothing worth a call to Stripe.

@@ -132,6 +132,11 @@ pub enum Finish {
     Aborted,
     /// Shutdown came first: back to `scheduled`, the attempt not counted.
     Released,
+    /// Not tried (no Stripe budget now): back to `scheduled` until `at` (unix ms), the attempt
+    /// not counted and not recorded.
+    Postponed {
+        at: i64,
+    },
 }
 
 impl Finish {
@@ -142,7 +147,7 @@ impl Finish {
         match self {
             Finish::Succeeded { result, source } => nul(result) || source.as_deref().is_some_and(nul),
             Finish::Retry { message, .. } | Finish::Failed { message, .. } => nul(message),
-            Finish::Aborted | Finish::Released => false,
+            Finish::Aborted | Finish::Released | Finish::Postponed { .. } => false,
         }
     }
 
@@ -945,6 +950,10 @@ impl<'a> From<&'a Completion> for CompletionRow<'a> {
             }
             Finish::Released => {
                 row.next_run_at = Some(c.finished_at);
+                row.uncount = 1;
+            }
+            Finish::Postponed { at } => {
+                row.next_run_at = Some(*at);
                 row.uncount = 1;
             }
         }

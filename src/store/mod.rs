@@ -168,7 +168,10 @@ impl Store {
                 .map_err(open_err)?;
             (Db::Sqlite(readers), Db::Sqlite(writer))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let options = PgConnectOptions::from_str(url).map_err(open_err)?;
+            // Named per process, so the processes sharing the database can be counted.
+            let options = PgConnectOptions::from_str(url)
+                .map_err(open_err)?
+                .application_name(process_name());
             // Migrations run without the deadline: building an index on a large table may take long.
             let mut migrating = sqlx::PgConnection::connect_with(&options).await.map_err(open_err)?;
             // sqlx takes an advisory lock here, so processes starting together migrate once.
@@ -213,6 +216,19 @@ impl Store {
             Db::Postgres(pool) => Some(pool),
             Db::Sqlite(_) => None,
         }
+    }
+
+    /// How many Deferral processes use this database now (they split the Stripe budget).
+    /// PostgreSQL: distinct process names among its sessions; SQLite: this process.
+    pub async fn live_processes(&self) -> Result<u32> {
+        let Db::Postgres(pool) = &self.db else { return Ok(1) };
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(DISTINCT application_name) FROM pg_stat_activity
+             WHERE datname = current_database() AND application_name LIKE 'deferral/%'",
+        )
+        .fetch_one(pool)
+        .await?;
+        Ok(n.clamp(1, u32::MAX as i64) as u32)
     }
 
     /// Answers only when the database does.
@@ -309,6 +325,12 @@ pub(crate) fn placeholders_from(n: usize, first: usize) -> String {
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// This process's name on its PostgreSQL sessions: `deferral/{pid}-{random}`.
+fn process_name() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| format!("deferral/{}-{:08x}", std::process::id(), rand::random::<u32>()))
 }
 
 /// Milliseconds since the Unix epoch.

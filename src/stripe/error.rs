@@ -31,6 +31,15 @@ pub enum StripeError {
     /// A 200 whose body is not what was asked for (a proxy page, a truncated body).
     #[error("Stripe's answer could not be read: {0}")]
     Unreadable(String),
+    /// Deferral's budget for the endpoint is spent, or Stripe answered 429 (`stripe_said`):
+    /// the execution runs again after `wait`, the attempt not counted.
+    #[error("{}; waiting {} for Stripe budget", stripe_said.as_deref().unwrap_or("no budget left"), humantime::format_duration(Duration::from_millis(wait.as_millis() as u64)))]
+    OverBudget {
+        endpoint: String,
+        wait: Duration,
+        /// What Stripe said, when the wait follows a 429.
+        stripe_said: Option<String>,
+    },
 }
 
 /// Stripe's error body: `{"error": {"type", "code", "message"}}`.
@@ -81,7 +90,19 @@ impl StripeError {
                 ..
             } => *retry,
             StripeError::Api { status, .. } => matches!(status, 409 | 429) || *status >= 500,
-            StripeError::Timeout(_) | StripeError::Connection(_) | StripeError::Unreadable(_) => true,
+            StripeError::Timeout(_)
+            | StripeError::Connection(_)
+            | StripeError::Unreadable(_)
+            | StripeError::OverBudget { .. } => true,
+        }
+    }
+
+    /// Stripe's rate limiter refused the call (as opposed to a lock timeout, also a 429): a 429
+    /// with `Stripe-Rate-Limited-Reason`, or with the `rate_limit` code.
+    pub fn is_rate_limit(&self, reason: Option<&str>) -> bool {
+        match self {
+            StripeError::Api { status: 429, code, .. } => reason.is_some() || code.as_deref() != Some("lock_timeout"),
+            _ => false,
         }
     }
 
@@ -94,6 +115,13 @@ impl StripeError {
 impl From<StripeError> for JobError {
     fn from(e: StripeError) -> JobError {
         let retry_after = match &e {
+            // A 429 never costs an attempt: Stripe is busy, nothing is wrong with the execution.
+            StripeError::OverBudget { wait, .. } => return JobError::postponed(e.to_string(), *wait),
+            StripeError::Api {
+                status: 429,
+                retry_after,
+                ..
+            } => return JobError::postponed(e.to_string(), retry_after.unwrap_or(Duration::from_secs(1))),
             StripeError::Api { retry_after, .. } => *retry_after,
             _ => None,
         };
@@ -140,12 +168,15 @@ mod tests {
     }
 
     #[test]
-    fn rate_limits_conflicts_and_server_errors_are_retried_after_retry_after() {
+    fn rate_limits_are_postponed_and_conflicts_and_server_errors_retried() {
         let e = answer(
             429,
             &[("retry-after", "7")],
             r#"{"error":{"type":"invalid_request_error","code":"rate_limit","message":"Too many requests"}}"#,
         );
+        assert_eq!(e.kind, ErrorKind::Postponed);
+        assert_eq!(e.retry_after, Some(Duration::from_secs(7)));
+        let e = answer(409, &[("retry-after", "7")], "{}");
         assert_eq!(e.kind, ErrorKind::Retryable);
         assert_eq!(e.retry_after, Some(Duration::from_secs(7)));
         for status in [409, 500, 502, 503] {

@@ -130,21 +130,15 @@ impl Client {
     /// One page of `GET /v1/events` (the platform's own events; those of connected accounts
     /// carry their `account`).
     pub async fn list_events(&self, query: &EventListQuery) -> Result<EventPage, StripeError> {
-        let response = self
+        let request = self
             .http
             .get(format!("{}/v1/events", self.base))
             .query(&query.pairs())
             .bearer_auth(&self.key)
-            .header("Stripe-Version", &self.version)
-            .send()
-            .await
-            .map_err(|e| self.network(e))?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response.text().await.map_err(|e| self.network(e))?;
-        if !(200..300).contains(&status) {
-            return Err(StripeError::from_response(status, &headers, &body));
-        }
+            .header("Stripe-Version", &self.version);
+        // Outside an attempt the budget waits in place: a sweep spends Deferral's share like
+        // the executor does, never the application's.
+        let body = self.send("GET /v1/events", request).await?;
         serde_json::from_str(&body).map_err(|e| StripeError::Unreadable(format!("the events list: {e}")))
     }
 }

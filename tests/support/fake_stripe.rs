@@ -13,12 +13,15 @@
 //! stored, in the version they were created in, as Stripe does. `GET /v1/invoice_payments`
 //! lists the invoice payments of the stored invoices (filters `invoice`, `payment[type]`,
 //! `payment[payment_intent]`). Every request's `Stripe-Account` and `Stripe-Version` are recorded.
+//! With [`FakeStripe::limit`] it enforces rate limits per mode and per endpoint (route
+//! template) and answers 429 as Stripe does: `Stripe-Rate-Limited-Reason` and Stripe's
+//! `rate_limit` error body.
 #![allow(dead_code)]
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Path, Query, RawQuery, State};
@@ -27,8 +30,19 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-/// The only key the fake accepts.
+/// The sandbox key the fake accepts.
 pub const KEY: &str = "sk_test_fake_0123456789";
+/// The live-mode key the fake accepts (its calls count against the live limit).
+pub const LIVE_KEY: &str = "sk_live_fake_0123456789";
+
+/// Requests per second the fake allows, like Stripe's limiter: per mode (all endpoints
+/// together) and per endpoint. Stripe's defaults are `live: 100, test: 25, endpoint: 25`.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub live: usize,
+    pub test: usize,
+    pub endpoint: usize,
+}
 
 /// The version objects are served in when a request names none (an account's default).
 pub const ACCOUNT_VERSION: &str = "2024-06-20";
@@ -40,7 +54,7 @@ pub enum Fault {
     Missing,
     /// 401, as for a revoked key.
     Unauthorized,
-    /// 429 with `Retry-After` (seconds).
+    /// Stripe's 429 (`endpoint-rate`), with a `Retry-After` (seconds) the client must respect.
     RateLimited { retry_after: u64 },
     /// 500 `api_error`.
     ServerError,
@@ -78,6 +92,11 @@ struct Inner {
     list_delay: Mutex<Duration>,
     lists_running: AtomicUsize,
     lists_most_at_once: AtomicUsize,
+    limits: Mutex<Option<Limits>>,
+    /// Per limit (a mode, or a mode's endpoint), when the requests it let through in the last second came.
+    windows: Mutex<HashMap<String, VecDeque<Instant>>>,
+    served: AtomicUsize,
+    rate_limited: AtomicUsize,
 }
 
 pub struct FakeStripe {
@@ -167,6 +186,21 @@ impl FakeStripe {
         self.inner.lists_most_at_once.load(Ordering::SeqCst)
     }
 
+    /// Enforces `limits` from now on: a request over one is answered 429, as Stripe does.
+    pub fn limit(&self, limits: Limits) {
+        *self.inner.limits.lock().unwrap() = Some(limits);
+    }
+
+    /// Requests answered 429 by the enforced limits (not by injected faults).
+    pub fn rate_limited(&self) -> usize {
+        self.inner.rate_limited.load(Ordering::SeqCst)
+    }
+
+    /// Requests that passed the limits (answered with the object or another error).
+    pub fn served(&self) -> usize {
+        self.inner.served.load(Ordering::SeqCst)
+    }
+
     pub fn requests(&self) -> Vec<Seen> {
         self.inner.seen.lock().unwrap().clone()
     }
@@ -189,20 +223,23 @@ fn error(status: u16, error_type: &str, code: Option<&str>, message: &str) -> Re
     (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
 }
 
-/// Stripe's 401 for any key but the fake's.
-fn check_key(authorization: Option<&str>) -> Option<Response> {
-    (authorization != Some(&format!("Bearer {KEY}"))).then(|| {
-        error(
+/// Whether the key is the fake's live one; Stripe's 401 for any key but the fake's two.
+fn check_key(authorization: Option<&str>) -> Result<bool, Response> {
+    match authorization {
+        Some(a) if a == format!("Bearer {KEY}") => Ok(false),
+        Some(a) if a == format!("Bearer {LIVE_KEY}") => Ok(true),
+        _ => Err(error(
             401,
             "invalid_request_error",
             None,
             "Invalid API Key provided: sk_test_****",
-        )
-    })
+        )),
+    }
 }
 
 /// Records the request and checks its key; `Err` is the answer to give instead.
-fn admit(inner: &Inner, path: String, headers: &HeaderMap) -> Result<String, Box<Response>> {
+/// `Ok`: the version asked for, and whether the key is live.
+fn admit(inner: &Inner, path: String, headers: &HeaderMap) -> Result<(String, bool), Box<Response>> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(String::from);
     let authorization = header("authorization");
     let version = header("stripe-version");
@@ -212,10 +249,8 @@ fn admit(inner: &Inner, path: String, headers: &HeaderMap) -> Result<String, Box
         account: header("stripe-account"),
         version: version.clone(),
     });
-    if let Some(refused) = check_key(authorization.as_deref()) {
-        return Err(Box::new(refused));
-    }
-    Ok(version.unwrap_or_else(|| ACCOUNT_VERSION.into()))
+    let live = check_key(authorization.as_deref()).map_err(Box::new)?;
+    Ok((version.unwrap_or_else(|| ACCOUNT_VERSION.into()), live))
 }
 
 /// An invoice's default invoice payment, as Stripe's API reference shows one, while it is open.
@@ -260,15 +295,65 @@ async fn invoice_payments(
         .into_response()
 }
 
+/// Stripe's answer over a rate limit: 429, the limiter named in `Stripe-Rate-Limited-Reason`,
+/// and the `rate_limit` error (as Stripe words it; no `Retry-After`, none is documented).
+fn rate_limited(reason: &str) -> Response {
+    let body = json!({ "error": {
+        "code": "rate_limit",
+        "doc_url": "https://stripe.com/docs/error-codes/rate-limit",
+        "message": "Request rate limit exceeded. You can learn more about rate limits here https://stripe.com/docs/rate-limits.",
+        "type": "invalid_request_error",
+    } });
+    let mut r = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    r.headers_mut()
+        .insert("stripe-rate-limited-reason", reason.parse().unwrap());
+    r
+}
+
+/// Counts the request against the mode's and the endpoint's limits (sliding one-second
+/// windows); over either, says which, and the request is not counted.
+fn over_limit(inner: &Inner, live: bool, route: &str) -> Option<&'static str> {
+    let limits = (*inner.limits.lock().unwrap())?;
+    let mode = if live { "live" } else { "test" };
+    let now = Instant::now();
+    let mut windows = inner.windows.lock().unwrap();
+    let mut count = |key: String| {
+        let w = windows.entry(key).or_default();
+        while w
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+        {
+            w.pop_front();
+        }
+        w.len()
+    };
+    let global = if live { limits.live } else { limits.test };
+    let endpoint_key = format!("{mode} {route}");
+    if count(mode.to_string()) >= global {
+        return Some("global-rate");
+    }
+    if count(endpoint_key.clone()) >= limits.endpoint {
+        return Some("endpoint-rate");
+    }
+    windows.get_mut(mode).unwrap().push_back(now);
+    windows.get_mut(&endpoint_key).unwrap().push_back(now);
+    None
+}
+
 async fn retrieve(
     State(inner): State<Arc<Inner>>,
     Path((collection, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let version = match admit(&inner, format!("/v1/{collection}/{id}"), &headers) {
-        Ok(version) => version,
+    let (version, live) = match admit(&inner, format!("/v1/{collection}/{id}"), &headers) {
+        Ok(admitted) => admitted,
         Err(refused) => return *refused,
     };
+    if let Some(reason) = over_limit(&inner, live, &format!("GET /v1/{collection}/{{id}}")) {
+        inner.rate_limited.fetch_add(1, Ordering::SeqCst);
+        return rate_limited(reason);
+    }
+    inner.served.fetch_add(1, Ordering::SeqCst);
     let fault = inner.faults.lock().unwrap().get_mut(&id).and_then(VecDeque::pop_front);
     let missing = || {
         let singular = collection.trim_end_matches('s');
@@ -308,12 +393,7 @@ async fn injected(fault: Option<Fault>) -> Option<Response> {
             "Expired API Key provided: sk_test_****",
         )),
         Fault::RateLimited { retry_after } => {
-            let mut r = error(
-                429,
-                "invalid_request_error",
-                Some("rate_limit"),
-                "Request rate limit exceeded.",
-            );
+            let mut r = rate_limited("endpoint-rate");
             r.headers_mut()
                 .insert("retry-after", retry_after.to_string().parse().unwrap());
             Some(r)
@@ -395,7 +475,7 @@ async fn list_events(
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    if let Some(refused) = check_key(authorization.as_deref()) {
+    if let Err(refused) = check_key(authorization.as_deref()) {
         return refused;
     }
     let fault = inner.list_faults.lock().unwrap().pop_front().flatten();

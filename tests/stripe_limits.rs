@@ -1,0 +1,153 @@
+//! Stripe's rate limits: a burst of events that each re-fetch from the API stays inside
+//! Deferral's budget (`STRIPE_API_RATE`), so the fake Stripe, enforcing limits like Stripe's,
+//! answers (almost) no 429 and every execution succeeds on its first attempt; executions that
+//! make no Stripe call are not held up meanwhile; and two processes on one PostgreSQL database
+//! share one budget. Limits are scaled down (10/s, 100 events) so the tests take seconds.
+
+#[path = "support/fake_stripe.rs"]
+mod fake_stripe;
+mod processes;
+mod support;
+
+use std::time::{Duration, Instant};
+
+use fake_stripe::{FakeStripe, KEY, Limits};
+use support::TestApp;
+
+const EVENTS: usize = 100;
+/// Deferral's budget in these tests, per endpoint (`GET /v1/events/{id}` is the one in use).
+const RATE: &str = "test=20,endpoint=10";
+/// What the fake allows: a little above Deferral's budget, as Stripe's limits are above Deferral's share.
+const FAKE_LIMITS: Limits = Limits {
+    live: 100,
+    test: 25,
+    endpoint: 12,
+};
+
+/// `customer.created` events for distinct customers (so none waits for another's turn).
+fn burst(prefix: &str, n: usize) -> Vec<String> {
+    let created = chrono::Utc::now().timestamp() - 60;
+    (0..n)
+        .map(|i| {
+            support::event(
+                &format!("evt_{prefix}{i:04}"),
+                "customer.created",
+                &format!("cus_{prefix}{i:04}"),
+                created,
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_burst_stays_inside_the_budget_and_every_execution_succeeds_first_time() {
+    let fake = FakeStripe::start().await;
+    fake.limit(FAKE_LIMITS);
+    let url = fake.url.clone();
+    let app = TestApp::spawn_with(|c| {
+        c.stripe_secret_key = Some(KEY.into());
+        c.stripe_api_base = url;
+        c.stripe_api_rate = RATE.parse().unwrap();
+        c.workers = 4;
+    })
+    .await;
+
+    let started = Instant::now();
+    let started_ms = deferral::store::now_ms();
+    let mut ids = Vec::new();
+    for body in burst("b", EVENTS) {
+        fake.put(&serde_json::from_str(&body).unwrap());
+        ids.push(app.deliver_ok(&body).await);
+    }
+    // Executions that call no Stripe API (no handler: nothing to fetch) are not kept waiting
+    // behind the budget: they finish while the burst is still draining.
+    let mut quick = Vec::new();
+    for i in 0..20 {
+        let body = support::event(&format!("evt_q{i}"), "test.no_handler", &format!("obj_q{i}"), 1);
+        quick.push(app.deliver_ok(&body).await);
+    }
+    for id in &quick {
+        app.wait_for(id, "succeeded", Duration::from_secs(3)).await;
+    }
+    let quick_done = started.elapsed();
+
+    let mut last_finished = 0;
+    for id in &ids {
+        let row = app.wait_for(id, "succeeded", Duration::from_secs(40)).await;
+        assert_eq!(row.attempts, 1, "{row:?}");
+        assert_eq!(app.store.attempts(id).await.unwrap().len(), 1, "{row:?}");
+        last_finished = last_finished.max(row.finished_at.unwrap());
+    }
+    let drained = Duration::from_millis((last_finished - started_ms).max(0) as u64);
+
+    // 100 calls at 10/s take about 10 s: the budget held, and it was spent.
+    assert!(drained >= Duration::from_secs(9), "drained in {drained:?}");
+    assert!(drained <= Duration::from_secs(16), "drained in {drained:?}");
+    assert!(
+        quick_done < Duration::from_secs(5),
+        "payload-only executions took {quick_done:?}"
+    );
+    assert!(fake.rate_limited() <= 1, "{} answered 429", fake.rate_limited());
+    assert_eq!(fake.served(), EVENTS);
+
+    // /metrics tells the calls by endpoint and status, and the time spent waiting for budget.
+    let metrics = app.client.get(format!("{}/metrics", app.url)).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    assert!(
+        metrics.contains(r#"deferral_stripe_calls_total{endpoint="GET /v1/events/{id}",status="200"}"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("deferral_stripe_budget_wait_seconds_sum"), "{metrics}");
+}
+
+/// PostgreSQL only: two processes spend one budget between them (each takes half).
+#[tokio::test]
+async fn two_processes_on_postgres_share_one_budget() {
+    if support::backend() != "postgres" {
+        eprintln!("skipped: PostgreSQL only (DEFERRAL_TEST_BACKEND=postgres)");
+        return;
+    }
+    let fake = FakeStripe::start().await;
+    fake.limit(FAKE_LIMITS);
+    let (database_url, dir) = support::fresh_database().await;
+    let env = [
+        ("STRIPE_SECRET_KEY", KEY),
+        ("STRIPE_API_BASE", fake.url.as_str()),
+        ("STRIPE_API_RATE", RATE),
+        ("DEFERRAL_WORKERS", "4"),
+        ("DEFERRAL_RETRY_INITIAL_INTERVAL", "50ms"),
+        ("DEFERRAL_POLL_INTERVAL", "50ms"),
+    ];
+    let all = processes::start(2, &database_url, dir.path(), &env).await;
+    // Each process counts the other within a second of its start.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    for (i, body) in burst("p", EVENTS).iter().enumerate() {
+        fake.put(&serde_json::from_str(body).unwrap());
+        let (status, json) = processes::deliver(&client, &all[i % 2].url, body).await.unwrap();
+        assert_eq!(status, 200, "{json}");
+    }
+    let db = processes::connect(&database_url).await;
+    processes::wait_until_all_finished(&db, Duration::from_secs(60)).await;
+    let drained = started.elapsed();
+
+    let (succeeded, most_attempts, attempt_rows): (i64, i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*) FILTER (WHERE state = 'succeeded'), MAX(attempts), (SELECT COUNT(*) FROM attempts)
+         FROM executions",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(succeeded, EVENTS as i64);
+    assert_eq!(most_attempts, 1);
+    assert_eq!(attempt_rows, EVENTS as i64);
+    // Together at 10/s, not 10/s each: the fake (12/s) would have answered many 429s.
+    assert!(fake.rate_limited() <= 1, "{} answered 429", fake.rate_limited());
+    assert!(drained >= Duration::from_secs(9), "drained in {drained:?}");
+    for p in &all {
+        let problems: Vec<String> = p.problems().into_iter().filter(|l| !l.contains("429")).collect();
+        assert!(problems.is_empty(), "{}: {problems:#?}", p.name);
+    }
+}
