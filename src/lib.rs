@@ -48,6 +48,7 @@ impl Running {
 
 /// Opens the store, binds the listener and starts every part of the service.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
+    config.validate().map_err(anyhow::Error::msg)?;
     let config = Arc::new(config);
     telemetry::prometheus(); // install the recorder before anything counts
     let store = Store::open(&config.database_url).await?;
@@ -65,14 +66,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 
     let serve_shutdown = shutdown.clone();
     let task = tokio::spawn(async move {
-        use axum::serve::ListenerExt;
-        // Without TCP_NODELAY multi-part responses wait ~40 ms on kept-alive connections.
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        axum::serve(listener, router)
-            .with_graceful_shutdown(serve_shutdown.cancelled_owned())
-            .await?;
+        http::serve::serve(listener, router, &config.limits, serve_shutdown).await;
         executor.stopped().await;
         Ok(())
     });

@@ -24,14 +24,18 @@ pub struct ConsoleService {
 }
 
 impl ConsoleService {
-    /// Uses the configured password, or generates one and logs it.
+    /// Uses the configured password, or generates one and prints it to the terminal.
     pub fn new(state: AppState) -> Self {
         app::server::register();
         let password = match &state.config.console_password {
             Some(p) if !p.is_empty() => p.clone(),
             _ => {
                 let p = Auth::generate_password();
-                tracing::warn!(password = %p, "DEFERRAL_CONSOLE_PASSWORD is not set; generated a console password for this run");
+                // Printed once, to the terminal only: logs are collected, kept and shared.
+                eprintln!("\nConsole password for this run (DEFERRAL_CONSOLE_PASSWORD is not set): {p}\n");
+                tracing::warn!(
+                    "DEFERRAL_CONSOLE_PASSWORD is not set; generated a console password for this run and printed it to the terminal"
+                );
                 p
             }
         };

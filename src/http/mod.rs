@@ -2,7 +2,10 @@
 
 mod error;
 mod health;
+pub mod limits;
 mod metrics;
+pub mod serve;
+mod token;
 
 use std::sync::{Arc, OnceLock};
 
@@ -12,6 +15,7 @@ use leptos::prelude::*;
 use leptos_axum::{AxumRouteListing, LeptosRoutes, generate_route_list};
 
 pub use error::ApiError;
+pub use token::check_bearer;
 
 use crate::config::Config;
 use crate::executor::ExecutorHandle;
@@ -62,10 +66,10 @@ pub fn router(state: AppState) -> Router {
     let routes = route_list();
     let options = state.leptos_options.clone();
     let console = crate::console::ConsoleService::new(state.clone()).into_context();
-    Router::new()
+    let limits = state.config.limits.clone();
+    let everything_but_the_webhook = Router::new()
         .merge(health::router())
         .merge(metrics::router())
-        .merge(crate::webhook::router())
         .merge(crate::api::router())
         .leptos_routes_with_context(
             &state,
@@ -73,6 +77,8 @@ pub fn router(state: AppState) -> Router {
             move || provide_context(console.clone()),
             move || app::shell(options.clone()),
         )
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
-        .with_state(state)
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell));
+    // The webhook keeps its own body limit, answered in its own JSON error.
+    let router = limits::limit_bodies(everything_but_the_webhook).merge(crate::webhook::router());
+    limits::bound_requests(router, &limits).with_state(state)
 }
