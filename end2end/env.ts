@@ -4,4 +4,4 @@ export const BASE_URL = `http://127.0.0.1:${PORT}`;
 export const WEBHOOK_SECRET = 'whsec_e2e_0123456789abcdef';
 export const CONSOLE_PASSWORD = 'e2e-console-password';
 export const VIEWER_PASSWORD = 'e2e-viewer-password';
-export const API_TOKEN = 'e2e-api-token';
+export const API_TOKEN = 'e2e-api-token-0123456789';

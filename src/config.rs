@@ -236,6 +236,38 @@ pub struct Config {
     /// Base of links in alerts (default: http://LEPTOS_SITE_ADDR).
     #[arg(long, env = "DEFERRAL_PUBLIC_URL", value_parser = public_url)]
     pub public_url: Option<String>,
+
+    /// Bearer token for `/metrics`; when unset `/metrics` is open.
+    #[arg(long, env = "DEFERRAL_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
+    #[command(flatten)]
+    pub limits: Limits,
+}
+
+/// What one client may hold of the server: the bounds that keep slow, idle or many clients
+/// from piling up (see `http::serve` and `http::limits`).
+#[derive(Args, Debug, Clone)]
+pub struct Limits {
+    /// Longest wait for a request's headers, and for the next request on a kept-alive connection.
+    #[arg(long, env = "DEFERRAL_HEADER_TIMEOUT", value_parser = nonzero_duration, default_value = "10s")]
+    pub header_timeout: Duration,
+
+    /// Longest pause while a request body arrives.
+    #[arg(long, env = "DEFERRAL_BODY_TIMEOUT", value_parser = nonzero_duration, default_value = "10s")]
+    pub body_timeout: Duration,
+
+    /// Longest time from a request's headers to its answer, on every route (408 after it).
+    #[arg(long, env = "DEFERRAL_REQUEST_TIMEOUT", value_parser = nonzero_duration, default_value = "30s")]
+    pub request_timeout: Duration,
+
+    /// Open connections at once; further ones wait in the listen backlog until one closes.
+    #[arg(long, env = "DEFERRAL_MAX_CONNECTIONS", default_value = "1024", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+
+    /// Requests in progress at once; further ones are answered 503 at once.
+    #[arg(long, env = "DEFERRAL_MAX_REQUESTS", default_value = "512", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_requests: u32,
 }
 
 /// An `http(s)://` URL.
@@ -286,7 +318,27 @@ fn type_limits(s: &str) -> Result<TypeLimits, String> {
         .map(TypeLimits)
 }
 
+/// Shortest bearer token accepted: a short one can be guessed over the network.
+pub const MIN_TOKEN_LEN: usize = 16;
+
 impl Config {
+    /// Checks what `clap` cannot check value by value; `start` refuses a configuration that fails.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, token) in [
+            ("DEFERRAL_API_TOKEN", &self.api_token),
+            ("DEFERRAL_METRICS_TOKEN", &self.metrics_token),
+        ] {
+            if let Some(token) = token
+                && token.chars().count() < MIN_TOKEN_LEN
+            {
+                return Err(format!(
+                    "{name} is shorter than {MIN_TOKEN_LEN} characters: choose a long random one (e.g. `openssl rand -hex 32`), or unset it"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The configuration with every default, for tests and tools that start from it.
     pub fn defaults() -> Self {
         use clap::{FromArgMatches, Parser};
@@ -344,6 +396,9 @@ mod tests {
         assert!(c.trusted_proxies.0.is_empty(), "no proxy is trusted unless named");
         assert!(session_secret("short").is_err());
         assert_eq!(c.stripe_api_rate, crate::stripe::Rates::default());
+        assert_eq!(c.limits.header_timeout, Duration::from_secs(10));
+        assert_eq!(c.limits.request_timeout, Duration::from_secs(30));
+        assert!(c.validate().is_ok());
     }
 
     #[test]
@@ -352,5 +407,18 @@ mod tests {
         let e = reconcile_window("31d").unwrap_err();
         assert!(e.contains("30 days"), "{e}");
         assert!(reconcile_window("0s").is_err());
+    }
+
+    #[test]
+    fn empty_or_short_tokens_are_refused() {
+        let mut c = Config::defaults();
+        for short in ["", "secret", "fifteen-chars-x"] {
+            c.api_token = Some(short.into());
+            assert!(c.validate().unwrap_err().contains("DEFERRAL_API_TOKEN"), "{short}");
+        }
+        c.api_token = Some("sixteen-chars-xx".into());
+        assert!(c.validate().is_ok());
+        c.metrics_token = Some("short".into());
+        assert!(c.validate().unwrap_err().contains("DEFERRAL_METRICS_TOKEN"));
     }
 }

@@ -50,6 +50,7 @@ impl Running {
 /// Opens the store, binds the listener and starts every part of the service.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     console::check_config(&config)?;
+    config.validate().map_err(anyhow::Error::msg)?;
     let config = Arc::new(config);
     telemetry::prometheus(); // install the recorder before anything counts
     let store = Store::open_with(&config.database_url, config.db_timeout).await?;
@@ -78,15 +79,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 
     let serve_shutdown = shutdown.clone();
     let task = tokio::spawn(async move {
-        use axum::serve::ListenerExt;
-        // Without TCP_NODELAY multi-part responses wait ~40 ms on kept-alive connections.
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        // The peer address reaches handlers (`ConnectInfo`): login throttling and the audit log.
-        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(serve_shutdown.cancelled_owned())
-            .await?;
+        http::serve::serve(listener, router, &config.limits, serve_shutdown).await;
         if let Some(sweep) = sweep {
             let _ = sweep.await;
         }

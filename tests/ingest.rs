@@ -263,7 +263,7 @@ async fn the_api_requires_its_token() {
     assert_eq!(
         app.client
             .get(&url)
-            .bearer_auth("test-token")
+            .bearer_auth(support::API_TOKEN)
             .send()
             .await
             .unwrap()

@@ -298,10 +298,10 @@ async fn two_postgres_processes_agree_on_a_pause() {
         return;
     }
     let (database_url, dir) = support::fresh_database().await;
-    let env = [("DEFERRAL_API_TOKEN", "test-token"), ("DEFERRAL_POLL_INTERVAL", "50ms")];
+    let env = [("DEFERRAL_API_TOKEN", support::API_TOKEN), ("DEFERRAL_POLL_INTERVAL", "50ms")];
     let procs = processes::start(2, &database_url, dir.path(), &env).await;
     let client = reqwest::Client::new();
-    let post = |url: String| client.post(url).bearer_auth("test-token").send();
+    let post = |url: String| client.post(url).bearer_auth(support::API_TOKEN).send();
     let resp = post(format!("{}/api/v1/event-types/{HELD}/pause", procs[0].url))
         .await
         .unwrap();

@@ -179,9 +179,13 @@ impl Cursor {
         }
     }
 
+    /// Reads `b<seq>` or `a<seq>`: a direction and at most 19 decimal digits, nothing else.
     pub fn decode(s: &str) -> Result<Cursor, String> {
-        let bad = || format!("invalid cursor `{s}`");
+        let bad = || format!("invalid cursor `{}`", shown(s));
         let (dir, seq) = s.split_at_checked(1).ok_or_else(bad)?;
+        if seq.is_empty() || seq.len() > 19 || !seq.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
         let seq: i64 = seq.parse().map_err(|_| bad())?;
         match dir {
             "b" => Ok(Cursor::Before(seq)),
@@ -193,6 +197,22 @@ impl Cursor {
 
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
 pub const MAX_PAGE_SIZE: u32 = 500;
+
+/// Most query parameters a filter is read from (repeats included): the cost of reading a filter
+/// stays bounded whatever the URL holds.
+pub const MAX_FILTER_PAIRS: usize = 100;
+/// Most distinct event types one filter may ask for (duplicates count once).
+pub const MAX_FILTER_TYPES: usize = 50;
+/// Longest value of one filter parameter: ids, types and versions are far shorter.
+pub const MAX_FILTER_VALUE_LEN: usize = 255;
+
+/// At most 64 characters of `s`, for error messages that quote the input.
+fn shown(s: &str) -> String {
+    match s.char_indices().nth(64) {
+        Some((end, _)) => format!("{}…", &s[..end]),
+        None => s.to_string(),
+    }
+}
 
 /// A filter over executions, written in the URL with the REST API's parameter names:
 /// `livemode=true|false`, `type` (repeatable), `api_version`, `account`, `status` (repeatable),
@@ -220,11 +240,19 @@ pub struct ExecutionFilter {
 }
 
 impl ExecutionFilter {
-    /// Reads a filter from query pairs; unknown parameters or values are errors.
+    /// Reads a filter from query pairs; unknown parameters or values are errors, and so are more
+    /// than [`MAX_FILTER_PAIRS`] pairs, more than [`MAX_FILTER_TYPES`] distinct types and values
+    /// longer than [`MAX_FILTER_VALUE_LEN`]. Repeated types and statuses count once.
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, String> {
         let mut f = ExecutionFilter::default();
-        for (key, value) in pairs {
+        for (index, (key, value)) in pairs.into_iter().enumerate() {
+            if index == MAX_FILTER_PAIRS {
+                return Err(format!("too many filter parameters (at most {MAX_FILTER_PAIRS})"));
+            }
             let value = value.trim();
+            if value.len() > MAX_FILTER_VALUE_LEN {
+                return Err(format!("`{}` is longer than {MAX_FILTER_VALUE_LEN} bytes", shown(key)));
+            }
             let set = |v: &str| (!v.is_empty()).then(|| v.to_string());
             match key {
                 "livemode" => {
@@ -254,7 +282,7 @@ impl ExecutionFilter {
                     }
                     f.limit = Some(n);
                 }
-                other => return Err(format!("unknown filter parameter `{other}`")),
+                other => return Err(format!("unknown filter parameter `{}`", shown(other))),
             }
         }
         f.types.sort();
@@ -263,6 +291,11 @@ impl ExecutionFilter {
         f.statuses.dedup();
         f.origins.sort();
         f.origins.dedup();
+        if f.types.len() > MAX_FILTER_TYPES {
+            return Err(format!(
+                "too many event types (at most {MAX_FILTER_TYPES} different ones)"
+            ));
+        }
         Ok(f)
     }
 
@@ -400,6 +433,46 @@ mod tests {
         assert!(ExecutionFilter::from_pairs([("account", "cus_1")]).is_err());
         assert!(ExecutionFilter::from_pairs([("account", "acct_1'; --")]).is_err());
         assert!(ExecutionFilter::from_pairs([("account", "acct_")]).is_err());
+    }
+
+    #[test]
+    fn filter_lists_are_deduplicated_and_capped() {
+        let same = vec![("type", "invoice.paid"); MAX_FILTER_PAIRS];
+        assert_eq!(ExecutionFilter::from_pairs(same).unwrap().types, vec!["invoice.paid"]);
+        let too_many = vec![("status", "failed"); MAX_FILTER_PAIRS + 1];
+        assert!(
+            ExecutionFilter::from_pairs(too_many)
+                .unwrap_err()
+                .contains("too many filter parameters")
+        );
+        let types: Vec<String> = (0..=MAX_FILTER_TYPES).map(|i| format!("t{i}")).collect();
+        let err = ExecutionFilter::from_pairs(types.iter().map(|t| ("type", t.as_str()))).unwrap_err();
+        assert!(err.contains("too many event types"), "{err}");
+        let long = "x".repeat(MAX_FILTER_VALUE_LEN + 1);
+        assert!(
+            ExecutionFilter::from_pairs([("q", long.as_str())])
+                .unwrap_err()
+                .contains("longer than")
+        );
+        let key = "k".repeat(10_000);
+        assert!(ExecutionFilter::from_pairs([(key.as_str(), "1")]).unwrap_err().len() < 200);
+    }
+
+    #[test]
+    fn cursors_are_a_direction_and_digits() {
+        for bad in [
+            "",
+            "b",
+            "b-1",
+            "b+1",
+            "b 1",
+            "x1",
+            "é1",
+            "b99999999999999999999",
+            "b1.0",
+        ] {
+            assert!(Cursor::decode(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

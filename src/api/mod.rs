@@ -9,7 +9,6 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
-use subtle::ConstantTimeEq;
 
 use app::model::{Action, ExecutionFilter};
 
@@ -28,25 +27,16 @@ pub fn router() -> Router<AppState> {
         .merge(records::router())
 }
 
-fn unauthorized(message: &str) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
-}
-
-/// Checks `Authorization: Bearer <token>` in constant time.
+/// Checks `Authorization: Bearer <token>` against `DEFERRAL_API_TOKEN`.
 fn check_token(state: &AppState, headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
     let Some(expected) = state.config.api_token.as_deref() else {
-        return Err(unauthorized("the API is disabled: set DEFERRAL_API_TOKEN to enable it"));
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "the API is disabled: set DEFERRAL_API_TOKEN to enable it",
+        ));
     };
-    let given = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .ok_or_else(|| unauthorized("missing bearer token"))?;
-    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
-        Ok(())
-    } else {
-        Err(unauthorized("invalid bearer token"))
-    }
+    crate::http::check_bearer(headers, expected)
 }
 
 fn invalid_filter(message: String) -> ApiError {

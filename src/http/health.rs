@@ -39,7 +39,11 @@ async fn healthz(State(store): State<Store>, State(executor): State<ExecutorHand
                     "the database did not answer within {}",
                     humantime::format_duration(PING_WITHIN)
                 ),
-                Ok(Err(e)) => e.to_string(),
+                Ok(Err(e)) => {
+                    // The database's own words (host names, users, paths) go to the log, not to whoever asks.
+                    tracing::warn!(error = %e, "healthz: the database does not answer");
+                    "the database does not answer; see the server log".to_string()
+                }
                 Ok(Ok(())) => unreachable!(),
             }
             .into();

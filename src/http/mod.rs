@@ -2,7 +2,10 @@
 
 mod error;
 mod health;
+pub mod limits;
 mod metrics;
+pub mod serve;
+mod token;
 
 use std::sync::{Arc, OnceLock};
 
@@ -12,6 +15,7 @@ use leptos::prelude::*;
 use leptos_axum::{AxumRouteListing, LeptosRoutes, generate_route_list};
 
 pub use error::ApiError;
+pub use token::check_bearer;
 
 use crate::config::Config;
 use crate::executor::ExecutorHandle;
@@ -78,14 +82,16 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             crate::console::guard::guard,
         ));
-    Router::new()
+    let limits = state.config.limits.clone();
+    let everything_but_the_webhook = Router::new()
         .merge(health::router())
         .merge(metrics::router())
-        .merge(crate::webhook::router())
         .merge(crate::api::router())
-        .merge(console_routes)
-        // br or gzip when the client accepts it: the wasm bundle shrinks to about a third, pages
-        // and JSON lists by more. Small bodies (under 32 bytes) and images are left alone.
-        .layer(tower_http::compression::CompressionLayer::new())
-        .with_state(state)
+        .merge(console_routes);
+    // The webhook keeps its own body limit, answered in its own JSON error.
+    let router = limits::limit_bodies(everything_but_the_webhook).merge(crate::webhook::router());
+    // br or gzip when the client accepts it: the wasm bundle shrinks to about a third, pages
+    // and JSON lists by more. Small bodies (under 32 bytes) and images are left alone.
+    let router = router.layer(tower_http::compression::CompressionLayer::new());
+    limits::bound_requests(router, &limits).with_state(state)
 }

@@ -45,9 +45,47 @@ impl Envelope {
         if event.created < 0 {
             return Err("the body is not a Stripe event: `created` must be a unix time".into());
         }
+        event.check_identifiers()?;
         Ok(event)
     }
+
+    /// The strings that are stored, indexed, shown and sent back to Stripe stay short and
+    /// printable: PostgreSQL refuses NUL, an index entry has a size limit, and the account
+    /// becomes the `Stripe-Account` header of API calls, which must be visible ASCII.
+    fn check_identifiers(&self) -> Result<(), String> {
+        let fields = [
+            ("id", Some(&self.id)),
+            ("type", Some(&self.event_type)),
+            ("api_version", self.api_version.as_ref()),
+            ("account", self.account.as_ref()),
+            ("data.object.id", self.data.object.id.as_ref()),
+            ("data.object.object", self.data.object.object.as_ref()),
+        ];
+        for (name, value) in fields {
+            let Some(value) = value else { continue };
+            if value.len() > MAX_IDENTIFIER_LEN {
+                return Err(format!(
+                    "the body is not a Stripe event: `{name}` is longer than {MAX_IDENTIFIER_LEN} bytes"
+                ));
+            }
+            if value.chars().any(char::is_control) {
+                return Err(format!(
+                    "the body is not a Stripe event: `{name}` contains control characters"
+                ));
+            }
+        }
+        if let Some(account) = &self.account
+            && !account.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err("the body is not a Stripe event: `account` must be a Stripe account id (acct_…)".into());
+        }
+        Ok(())
+    }
 }
+
+/// Longest identifier (ids, type, API version, account) read from an event. Stripe's are a few
+/// dozen characters; this bound only keeps what is stored and indexed small.
+pub const MAX_IDENTIFIER_LEN: usize = 255;
 
 #[cfg(test)]
 mod tests {
@@ -73,5 +111,34 @@ mod tests {
             .is_err()
         );
         assert!(Envelope::parse(br#"{"id":"","type":"a","created":1,"livemode":false,"data":{"object":{}}}"#).is_err());
+    }
+
+    fn with(field: &str, value: &str) -> Vec<u8> {
+        let mut event = serde_json::json!({"id":"evt_1","object":"event","type":"customer.created","created":1,
+            "livemode":false,"data":{"object":{"id":"cus_1","object":"customer"}}});
+        match field {
+            "data.object.id" => event["data"]["object"]["id"] = value.into(),
+            field => event[field] = value.into(),
+        }
+        event.to_string().into_bytes()
+    }
+
+    #[test]
+    fn refuses_identifiers_that_cannot_be_stored_or_sent() {
+        assert!(Envelope::parse(&with("account", "acct_1")).is_ok());
+        let long = "x".repeat(MAX_IDENTIFIER_LEN + 1);
+        for (field, value) in [
+            ("id", "evt_\u{0}1"),
+            ("id", long.as_str()),
+            ("type", "customer.\ncreated"),
+            ("data.object.id", long.as_str()),
+            ("api_version", "2024-06-20\u{7}"),
+            ("account", "acct_1\r\nX-Injected: 1"),
+            ("account", "acct_é"),
+            ("account", "acct 1"),
+        ] {
+            let err = Envelope::parse(&with(field, value)).unwrap_err();
+            assert!(err.contains(field), "{field}: {err}");
+        }
     }
 }

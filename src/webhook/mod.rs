@@ -63,11 +63,24 @@ async fn receive(
                 "payload_too_large",
                 format!("the body is larger than {MAX_BODY} bytes"),
             )
+        } else if crate::http::limits::is_body_timeout(&e) {
+            reject(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "the body paused longer than DEFERRAL_BODY_TIMEOUT".into(),
+            )
         } else {
             reject(StatusCode::BAD_REQUEST, "unreadable_body", e.body_text())
         }
     })?;
-    let header = headers.get("stripe-signature").map(|h| h.to_str().unwrap_or(""));
+    let header = headers
+        .get("stripe-signature")
+        .map(|h| h.to_str())
+        .transpose()
+        .map_err(|_| {
+            let e = signature::SignatureError::MalformedHeader("not visible ASCII");
+            reject(StatusCode::BAD_REQUEST, e.code(), e.to_string())
+        })?;
     let now = now_ms();
     signature::verify(
         header,

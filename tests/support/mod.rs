@@ -15,6 +15,8 @@ use deferral::webhook::signature;
 use serde_json::Value;
 
 pub const SECRET: &str = "whsec_test_0123456789";
+/// The API token of test servers (tokens shorter than 16 characters are refused at start).
+pub const API_TOKEN: &str = "test-token-0123456789";
 
 pub fn backend() -> String {
     std::env::var("DEFERRAL_TEST_BACKEND").unwrap_or_else(|_| "sqlite".into())
@@ -59,7 +61,7 @@ pub fn test_config(database_url: &str) -> Config {
     c.site_addr = "127.0.0.1:0".parse().unwrap();
     c.site_root = concat!(env!("CARGO_MANIFEST_DIR"), "/target/site").into();
     c.stripe_webhook_secret = CommaList(vec![SECRET.into()]);
-    c.api_token = Some("test-token".into());
+    c.api_token = Some(API_TOKEN.into());
     c.console_password = Some("test-password".into());
     c.retry_initial_interval = Duration::from_millis(50);
     c.retry_max_interval = Duration::from_millis(200);
@@ -144,7 +146,7 @@ impl TestApp {
         let resp = self
             .client
             .get(format!("{}{path}", self.url))
-            .bearer_auth("test-token")
+            .bearer_auth(API_TOKEN)
             .send()
             .await
             .unwrap();
@@ -156,7 +158,7 @@ impl TestApp {
         let resp = self
             .client
             .post(format!("{}{path}", self.url))
-            .bearer_auth("test-token")
+            .bearer_auth(API_TOKEN)
             .send()
             .await
             .unwrap();
