@@ -62,6 +62,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let shutdown = CancellationToken::new();
 
     let job = Arc::new(handlers::Processor::from_config(&config, store.clone()));
+    let stripe = job.stripe().cloned();
     let executor = executor::Executor::start(store.clone(), &config, job, shutdown.child_token());
     let alerter = executor::alerter::spawn(
         store.clone(),
@@ -71,6 +72,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let state = http::AppState::new(config.clone(), store.clone(), executor.handle());
     let sweep = reconcile::sweep::spawn(
         config.clone(),
+        stripe,
         store.clone(),
         state.ingest.clone(),
         shutdown.child_token(),

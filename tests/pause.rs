@@ -284,9 +284,19 @@ async fn the_console_pauses_and_resumes_without_javascript_and_says_what_is_held
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["action"].as_str().unwrap(), e["target"].as_str().unwrap(), e["role"].as_str().unwrap()))
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap(),
+                e["target"].as_str().unwrap(),
+                e["role"].as_str().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(done, [("resume", HELD, "operator"), ("pause", HELD, "operator")], "{audit}");
+    assert_eq!(
+        done,
+        [("resume", HELD, "operator"), ("pause", HELD, "operator")],
+        "{audit}"
+    );
     app.stop().await;
 }
 
@@ -298,7 +308,10 @@ async fn two_postgres_processes_agree_on_a_pause() {
         return;
     }
     let (database_url, dir) = support::fresh_database().await;
-    let env = [("DEFERRAL_API_TOKEN", support::API_TOKEN), ("DEFERRAL_POLL_INTERVAL", "50ms")];
+    let env = [
+        ("DEFERRAL_API_TOKEN", support::API_TOKEN),
+        ("DEFERRAL_POLL_INTERVAL", "50ms"),
+    ];
     let procs = processes::start(2, &database_url, dir.path(), &env).await;
     let client = reqwest::Client::new();
     let post = |url: String| client.post(url).bearer_auth(support::API_TOKEN).send();

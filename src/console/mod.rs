@@ -7,9 +7,9 @@ mod bulk;
 pub mod client;
 pub mod guard;
 mod list;
-mod throttle;
 mod overview;
 mod records;
+mod throttle;
 
 use std::net::IpAddr;
 

@@ -182,6 +182,12 @@ impl Processor {
         processor
     }
 
+    /// The Stripe client (and with it the process's Stripe budget), for other users of the API
+    /// in this process (the reconciliation sweep), so that all of them spend one budget.
+    pub fn stripe(&self) -> Option<&stripe::Client> {
+        self.stripe.as_ref()
+    }
+
     /// Adds a handler for `event_type`; several handlers of one type run in registration order.
     pub fn register(&mut self, event_type: &str, handler: Arc<dyn Handler>) -> &mut Self {
         self.handlers.entry(event_type.to_string()).or_default().push(handler);

@@ -24,11 +24,17 @@ pub struct Sweeper {
     owner: String,
 }
 
-/// Starts the sweep when a key is set and the interval is not `0`; the first one runs at once
-/// (a server back from a long stop catches up without waiting an interval).
-pub fn spawn(config: Arc<Config>, store: Store, ingest: Ingest, stop: CancellationToken) -> Option<JoinHandle<()>> {
-    let key = config.stripe_secret_key.as_deref().filter(|k| !k.trim().is_empty());
-    let Some(key) = key else {
+/// Starts the sweep when a key is set (`client`: the executor's, so both spend one Stripe budget)
+/// and the interval is not `0`; the first one runs at once (a server back from a long stop
+/// catches up without waiting an interval).
+pub fn spawn(
+    config: Arc<Config>,
+    client: Option<stripe::Client>,
+    store: Store,
+    ingest: Ingest,
+    stop: CancellationToken,
+) -> Option<JoinHandle<()>> {
+    let Some(client) = client else {
         tracing::info!("STRIPE_SECRET_KEY is not set: no periodic reconciliation from Stripe's events list");
         return None;
     };
@@ -37,7 +43,7 @@ pub fn spawn(config: Arc<Config>, store: Store, ingest: Ingest, stop: Cancellati
         return None;
     }
     let sweeper = Sweeper {
-        client: stripe::Client::new(&config.stripe_api_base, key, &config.stripe_api_version, stripe::Timeouts::default()),
+        client,
         owner: crate::executor::owner_id(),
         config,
         store,

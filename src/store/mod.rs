@@ -5,9 +5,9 @@
 //! Times are integers: milliseconds since the Unix epoch (`*_at`), except values
 //! copied from Stripe, which keep Stripe's seconds (`event_created`, `stripe_updated_at`).
 
-mod deadline;
 pub mod alerts;
 pub mod console;
+mod deadline;
 mod dialect;
 pub mod event_types;
 pub mod executions;
@@ -29,8 +29,8 @@ use sqlx::{PgPool, SqlitePool};
 pub use deadline::DEFAULT_DB_TIMEOUT;
 pub use executions::*;
 pub use ingest::{IngestOutcome, NewEvent};
-pub use sweeps::{SweepCounts, SweepLock, SweepRow};
 pub use pauses::PauseError;
+pub use sweeps::{SweepCounts, SweepLock, SweepRow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

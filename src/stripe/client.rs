@@ -102,7 +102,8 @@ impl Client {
             });
         }
         let path = format!("{collection}/{id}");
-        self.get(&format!("GET /v1/{collection}/{{id}}"), &path, &[], account).await
+        self.get(&format!("GET /v1/{collection}/{{id}}"), &path, &[], account)
+            .await
     }
 
     /// The first page (up to 100) of a list, e.g. `list("invoice_payments", &[("invoice", "in_…")], None)`.
@@ -115,7 +116,9 @@ impl Client {
     ) -> Result<Vec<Value>, StripeError> {
         let mut query = filters.to_vec();
         query.push(("limit", "100"));
-        let mut page = self.get(&format!("GET /v1/{collection}"), collection, &query, account).await?;
+        let mut page = self
+            .get(&format!("GET /v1/{collection}"), collection, &query, account)
+            .await?;
         match page.get_mut("data").map(Value::take) {
             Some(Value::Array(data)) => Ok(data),
             _ => Err(StripeError::Unreadable(format!("{collection}: a list without `data`"))),

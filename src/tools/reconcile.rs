@@ -57,7 +57,12 @@ pub async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
     }
     .narrowed_to(&config);
     let store = Store::open(&config.database_url).await?;
-    let client = stripe::Client::new(&config.stripe_api_base, key, &config.stripe_api_version, stripe::Timeouts::default());
+    let client = stripe::Client::new(
+        &config.stripe_api_base,
+        key,
+        &config.stripe_api_version,
+        stripe::Timeouts::default(),
+    );
     // The webhook's ingest; without a server in this process no executor needs waking
     // (PostgreSQL's processes hear of the new executions through NOTIFY, SQLite's poll).
     let ingest = Ingest::start(store.clone(), config.clone(), ExecutorHandle::default());

@@ -234,4 +234,3 @@ pub fn event(id: &str, event_type: &str, object_id: &str, created: i64) -> Strin
     })
     .to_string()
 }
-
