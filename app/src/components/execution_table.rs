@@ -32,9 +32,7 @@ pub fn ExecutionTable(
                     <th scope="col">"Event id"</th>
                     <th scope="col">"Mode"</th>
                     <th scope="col">"API version"</th>
-                    <th scope="col">"Account"</th>
                     <th scope="col">"Object id"</th>
-                    <th scope="col">"Origin"</th>
                     <th scope="col">"Attempts"</th>
                     <th scope="col">"Scheduled for"</th>
                     <th scope="col">"Started"</th>
@@ -65,14 +63,15 @@ fn ExecutionRow(execution: Execution, now: Option<i64>) -> impl IntoView {
     let error = error.map(|m| view! { <span class="last-error" title=m.clone()>{m.clone()}</span> });
     view! {
         <tr class="execution" data-id=e.id.clone() data-state=e.state.as_str()>
-            <td data-label="Status"><span class=format!("state state-{}", e.state)>{e.state.as_str()}</span></td>
+            // Origin and account ride in existing cells: two more columns overflow a 1280 px screen.
+            <td data-label="Status"><span class=format!("state state-{}", e.state)>{e.state.as_str()}</span>
+                <small class="origin">{e.origin.as_str()}</small></td>
             <td data-label="Event type" class="type">{e.event_type.clone()}</td>
             <td data-label="Event id" class="event"><A href=format!("/executions/{}", e.id)>{e.event_id.clone()}</A></td>
-            <td data-label="Mode" class="mode">{format::livemode(e.livemode)}</td>
+            <td data-label="Mode" class="mode">{format::livemode(e.livemode)}
+                {e.account.clone().map(|a| view! { <small class="account">{a}</small> })}</td>
             <td data-label="API version" class="api-version">{e.api_version.clone().unwrap_or_else(|| "—".into())}</td>
-            <td data-label="Account" class="account">{e.account.clone().unwrap_or_else(|| "—".into())}</td>
             <td data-label="Object id" class="object"><ObjectLink id=e.object_id.clone()/></td>
-            <td data-label="Origin" class="origin">{e.origin.as_str()}</td>
             <td data-label="Attempts" class="attempts">{format!("{}/{}", e.attempts, e.max_attempts)}</td>
             <td data-label="Scheduled for" class="time"><Time at=scheduled_for now/></td>
             <td data-label="Started" class="time"><Time at=e.started_at.clone() now/></td>

@@ -12,6 +12,8 @@ const LEFT: f64 = 44.0;
 const BOTTOM: f64 = 20.0;
 const TOP: f64 = 8.0;
 /// Bar colours by outcome (the same as the state badges).
+// The bars' colours; the legend's swatches repeat them in style/main.css (the CSP allows no
+// inline style attributes).
 const SUCCEEDED: &str = "#12b76a";
 const FAILED: &str = "#d92d20";
 const OTHER: &str = "#98a2b3";
@@ -80,9 +82,9 @@ pub fn OverviewPanel(overview: Overview, filter: ExecutionFilter) -> impl IntoVi
                 </figcaption>
                 <BarChart buckets window caption/>
                 <ul class="legend">
-                    <li><i style=format!("background:{SUCCEEDED}")></i>"succeeded"</li>
-                    <li><i style=format!("background:{FAILED}")></i>"failed"</li>
-                    <li><i style=format!("background:{OTHER}")></i>"cancelled or discarded"</li>
+                    <li><i class="swatch succeeded"></i>"succeeded"</li>
+                    <li><i class="swatch failed"></i>"failed"</li>
+                    <li><i class="swatch other"></i>"cancelled or discarded"</li>
                 </ul>
             </figure>
             <div class="backlog-and-failures">

@@ -13,6 +13,8 @@ pub fn PausedBanner() -> impl IntoView {
     let body = move || {
         Suspend::new(async move {
             let pauses = pauses.await.unwrap_or_default();
+            // No empty live region: with nothing paused there is nothing to announce.
+            let any = !pauses.is_empty();
             let items = pauses
                 .into_iter()
                 .map(|p| {
@@ -31,7 +33,7 @@ pub fn PausedBanner() -> impl IntoView {
                     }
                 })
                 .collect_view();
-            view! { <ul class="paused-banner" role="status">{items}</ul> }
+            any.then(|| view! { <ul class="paused-banner" role="status">{items}</ul> })
         })
     };
     view! {

@@ -59,7 +59,7 @@ pub fn TypeFilter(types: Vec<String>, counts: Vec<TypeCount>, selected: Vec<Stri
                     let count = shown_count(counts.get(t));
                     let name = t.clone();
                     view! {
-                        <label class="check" style:display=move || if matches(&name) { "" } else { "none" }>
+                        <label class="check" class:filtered-out=move || !matches(&name)>
                             <input type="checkbox" name="type" value=t.clone() checked=checked/>
                             {t.clone()} " " <span class="count">{count}</span>
                         </label>
