@@ -74,7 +74,7 @@ async fn main() {
     let created = chrono::Utc::now().timestamp() - 60;
     let bodies: Vec<String> = (0..n).map(|i| event(i, created)).collect();
     for body in &bodies {
-        fake.put_event(body);
+        fake.put(&serde_json::from_str(body).expect("an event body"));
     }
     let client = reqwest::Client::new();
     let started = Instant::now();

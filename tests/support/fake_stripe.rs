@@ -224,16 +224,16 @@ fn error(status: u16, error_type: &str, code: Option<&str>, message: &str) -> Re
 }
 
 /// Whether the key is the fake's live one; Stripe's 401 for any key but the fake's two.
-fn check_key(authorization: Option<&str>) -> Result<bool, Response> {
+fn check_key(authorization: Option<&str>) -> Result<bool, Box<Response>> {
     match authorization {
         Some(a) if a == format!("Bearer {KEY}") => Ok(false),
         Some(a) if a == format!("Bearer {LIVE_KEY}") => Ok(true),
-        _ => Err(error(
+        _ => Err(Box::new(error(
             401,
             "invalid_request_error",
             None,
             "Invalid API Key provided: sk_test_****",
-        )),
+        ))),
     }
 }
 
@@ -249,7 +249,7 @@ fn admit(inner: &Inner, path: String, headers: &HeaderMap) -> Result<(String, bo
         account: header("stripe-account"),
         version: version.clone(),
     });
-    let live = check_key(authorization.as_deref()).map_err(Box::new)?;
+    let live = check_key(authorization.as_deref())?;
     Ok((version.unwrap_or_else(|| ACCOUNT_VERSION.into()), live))
 }
 
@@ -476,7 +476,7 @@ async fn list_events(
         tokio::time::sleep(delay).await;
     }
     if let Err(refused) = check_key(authorization.as_deref()) {
-        return refused;
+        return *refused;
     }
     let fault = inner.list_faults.lock().unwrap().pop_front().flatten();
     if let Some(response) = injected(fault).await {
