@@ -9,7 +9,8 @@ async fn main() -> ExitCode {
     match cli.run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
+            // Once, in plain words: the log goes to the same stderr, so logging it too would
+            // print it twice.
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }

@@ -157,6 +157,11 @@ async fn trigger_refuses_unknown_types_and_missing_secrets_clearly() {
         stderr.contains("no webhook secret") && stderr.contains("deferral dev"),
         "{stderr}"
     );
+    assert_eq!(
+        stderr.matches("no webhook secret").count(),
+        1,
+        "the error is printed once: {stderr}"
+    );
 
     // A server that refuses the signature: its reason is shown.
     let app = TestApp::spawn().await;

@@ -132,6 +132,24 @@ async fn an_outsiders_failed_logins_do_not_lock_out_an_operator_elsewhere() {
 }
 
 #[tokio::test]
+async fn operators_sharing_an_address_are_not_throttled_by_their_own_logins() {
+    let app = spawn().await;
+    let office = client_from("127.0.0.5");
+    for n in 0..25 {
+        let (status, _, token) = log_in_with(&office, &app, PASSWORD, &[]).await;
+        assert_eq!((n, status), (n, 200), "correct logins spend no budget");
+        assert!(token.is_some());
+    }
+    // A few typos among them do not hold the office either.
+    for _ in 0..3 {
+        let (status, ..) = log_in_with(&office, &app, "typo", &[]).await;
+        assert_eq!(status, 401);
+    }
+    let (status, ..) = log_in_with(&office, &app, PASSWORD, &[]).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
 async fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
     let app = TestApp::spawn_with(|c| {
         c.trusted_proxies = deferral::console::TrustedProxies::parse("127.0.0.4").unwrap();

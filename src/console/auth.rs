@@ -151,13 +151,14 @@ impl Auth {
     }
 
     pub async fn login(&self, password: &str, client: IpAddr, now_ms: i64) -> Result<Session, ConsoleError> {
-        if let Err(wait) = self.throttle.attempt(client) {
+        if let Err(wait) = self.throttle.may_attempt(client) {
             tracing::warn!(%client, "console login refused: too many attempts from this client");
             return Err(ConsoleError::TooManyAttempts {
                 retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
             });
         }
         let Some(role) = self.role_of(password) else {
+            self.throttle.failed(client);
             tracing::warn!(%client, "console login failed");
             return Err(ConsoleError::WrongPassword);
         };

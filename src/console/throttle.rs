@@ -1,36 +1,50 @@
 //! Login attempts, throttled per client with `governor`'s keyed buckets (GCRA).
 //!
-//! Every client has its own buckets, so an outsider's guesses never lock out an operator at
-//! another address: there is deliberately no global limit. Two buckets give delays that grow
-//! with persistence: a client may try a few times at once, then once per 12 s, and after a
-//! longer run once per 3 minutes. IPv6 clients are keyed by their /64, the block one host
-//! usually holds, so rotating addresses inside it buys nothing.
+//! Only failed attempts spend a client's budget: operators behind one address (an office's NAT,
+//! a test suite) log in as often as they like, while a guesser gets a few tries at once, then
+//! one per `SHORT_PERIOD`, and after a longer run one per `LONG_PERIOD`. A client whose budget
+//! is spent is held: every attempt, the right password included, waits until it may try again,
+//! and the password is not even compared meanwhile. Every client has its own buckets, so an
+//! outsider's guesses never lock out an operator at another address: there is deliberately no
+//! global limit. IPv6 clients are keyed by their /64, the block one host usually holds, so
+//! rotating addresses inside it buys nothing.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
 use governor::{DefaultKeyedRateLimiter, Quota};
 
-/// Attempts at once, then one per `SHORT_PERIOD`.
+/// Failures at once, then one per `SHORT_PERIOD`.
 pub const SHORT_BURST: u32 = 10;
 pub const SHORT_PERIOD: Duration = Duration::from_secs(3);
-/// Attempts over a longer run, then one per `LONG_PERIOD`.
+/// Failures over a longer run, then one per `LONG_PERIOD`.
 pub const LONG_BURST: u32 = 100;
 pub const LONG_PERIOD: Duration = Duration::from_secs(36);
 
+type Bucket = DefaultKeyedRateLimiter<IpAddr, StateInformationMiddleware>;
+
 pub struct LoginThrottle {
-    short: DefaultKeyedRateLimiter<IpAddr>,
-    long: DefaultKeyedRateLimiter<IpAddr>,
+    /// Each bucket with the time one spent cell takes to come back.
+    buckets: [(Bucket, Duration); 2],
+    /// Clients whose budget is spent, and when they may try again. governor can only spend
+    /// a cell, not look at a bucket, so the hold is kept beside it.
+    held: Mutex<HashMap<IpAddr, Instant>>,
     clock: DefaultClock,
 }
 
-fn quota(period: Duration, burst: u32) -> Quota {
-    Quota::with_period(period)
+fn bucket(period: Duration, burst: u32) -> (Bucket, Duration) {
+    let quota = Quota::with_period(period)
         .expect("a non-zero period")
-        .allow_burst(NonZeroU32::new(burst).expect("a non-zero burst"))
+        .allow_burst(NonZeroU32::new(burst).expect("a non-zero burst"));
+    (
+        DefaultKeyedRateLimiter::<IpAddr>::keyed(quota).with_middleware::<StateInformationMiddleware>(),
+        period,
+    )
 }
 
 /// The key a client's attempts count under.
@@ -46,12 +60,13 @@ fn client_key(client: IpAddr) -> IpAddr {
 }
 
 impl LoginThrottle {
-    /// A throttle, with a janitor that forgets clients whose buckets are full again (so memory
-    /// follows recent clients only). The janitor stops when the throttle is dropped.
+    /// A throttle, with a janitor that forgets clients whose buckets are full again and whose
+    /// hold has ended (so memory follows recent clients only). The janitor stops when the
+    /// throttle is dropped.
     pub fn start() -> Arc<Self> {
         let throttle = Arc::new(LoginThrottle {
-            short: DefaultKeyedRateLimiter::keyed(quota(SHORT_PERIOD, SHORT_BURST)),
-            long: DefaultKeyedRateLimiter::keyed(quota(LONG_PERIOD, LONG_BURST)),
+            buckets: [bucket(SHORT_PERIOD, SHORT_BURST), bucket(LONG_PERIOD, LONG_BURST)],
+            held: Mutex::new(HashMap::new()),
             clock: DefaultClock::default(),
         });
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -61,26 +76,53 @@ impl LoginThrottle {
                 loop {
                     every.tick().await;
                     let Some(throttle) = weak.upgrade() else { return };
-                    for limiter in [&throttle.short, &throttle.long] {
+                    for (limiter, _) in &throttle.buckets {
                         limiter.retain_recent();
                         limiter.shrink_to_fit();
                     }
+                    let now = Instant::now();
+                    throttle.holds().retain(|_, until| *until > now);
                 }
             });
         }
         throttle
     }
 
-    /// Counts an attempt from `client`; `Err(wait)` when it must wait first (the attempt is
-    /// then not made, and the password not even compared).
-    pub fn attempt(&self, client: IpAddr) -> Result<(), Duration> {
-        let key = client_key(client);
-        for limiter in [&self.short, &self.long] {
-            limiter
-                .check_key(&key)
-                .map_err(|not_until| not_until.wait_time_from(self.clock.now()))?;
+    fn holds(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Instant>> {
+        // The map holds plain instants: a panic elsewhere cannot leave it inconsistent.
+        self.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// `Err(wait)` while `client` is held: the attempt must not be made (nor the password
+    /// compared). Costs `client` nothing.
+    pub fn may_attempt(&self, client: IpAddr) -> Result<(), Duration> {
+        let now = Instant::now();
+        match self.holds().get(&client_key(client)) {
+            Some(until) if *until > now => Err(*until - now),
+            _ => Ok(()),
         }
-        Ok(())
+    }
+
+    /// Spends one cell of `client`'s budget for a wrong password; when that was its last (or
+    /// it had none), holds it until a cell comes back.
+    pub fn failed(&self, client: IpAddr) {
+        let key = client_key(client);
+        let hold = self
+            .buckets
+            .iter()
+            .filter_map(|(limiter, period)| match limiter.check_key(&key) {
+                Ok(state) if state.remaining_burst_capacity() > 0 => None,
+                // The last cell: the next one is back within a period at most.
+                Ok(_) => Some(*period),
+                Err(not_until) => Some(not_until.wait_time_from(self.clock.now())),
+            })
+            .max();
+        if let Some(hold) = hold {
+            let until = Instant::now() + hold;
+            let mut holds = self.holds();
+            let entry = holds.entry(key).or_insert(until);
+            *entry = (*entry).max(until);
+        }
     }
 }
 
@@ -93,11 +135,30 @@ mod tests {
         let throttle = LoginThrottle::start();
         let attacker: IpAddr = "203.0.113.7".parse().unwrap();
         for _ in 0..SHORT_BURST {
-            throttle.attempt(attacker).unwrap();
+            throttle.may_attempt(attacker).unwrap();
+            throttle.failed(attacker);
         }
-        let wait = throttle.attempt(attacker).unwrap_err();
+        let wait = throttle.may_attempt(attacker).unwrap_err();
         assert!(wait > Duration::ZERO && wait <= SHORT_PERIOD, "{wait:?}");
-        throttle.attempt("198.51.100.1".parse().unwrap()).unwrap();
+        throttle.may_attempt("198.51.100.1".parse().unwrap()).unwrap();
+    }
+
+    #[tokio::test]
+    async fn only_failures_spend_the_budget() {
+        let throttle = LoginThrottle::start();
+        let office: IpAddr = "192.0.2.10".parse().unwrap();
+        for _ in 0..(SHORT_BURST * 5) {
+            throttle.may_attempt(office).unwrap();
+        }
+        for _ in 0..(SHORT_BURST - 1) {
+            throttle.failed(office);
+        }
+        throttle.may_attempt(office).unwrap();
+        throttle.failed(office);
+        assert!(
+            throttle.may_attempt(office).is_err(),
+            "the last cell spent holds the client"
+        );
     }
 
     #[test]
