@@ -311,3 +311,25 @@ async fn a_blackholed_connection_degrades_then_recovers() {
     );
     assert!(log.contains("waits on"), "{log}");
 }
+
+/// The stall of the field, in a test: every pooled connection left mid-protocol for good (by a
+/// restart, or a NAT entry lost), while new connections work. Nothing on the server side ever
+/// ends such a wait (the server is not waiting on a statement: it waits for the client), so only
+/// the client's own deadline (`DEFERRAL_DB_TIMEOUT`) gets the executor going again. With that
+/// deadline at an hour, this test fails: the executors stay up and silent with work due.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_stranded_mid_protocol_leave_no_executor_idle() {
+    if support::backend() != "postgres" {
+        eprintln!("skipped: PostgreSQL only; runs with DEFERRAL_TEST_BACKEND=postgres");
+        return;
+    }
+    let (url, dir) = support::fresh_database().await;
+    let proxy = Arc::new(Proxy::start(&host_port(&url)).await);
+    let mut procs = processes::start(2, &proxy.url_for(&url), dir.path(), ENV).await;
+    let p = proxy.clone();
+    under_load(&mut procs, &url, plan("stranded", 2000, 200), 300, || async move {
+        p.strand();
+        eprintln!("every open connection stranded");
+    })
+    .await;
+}

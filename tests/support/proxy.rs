@@ -1,11 +1,14 @@
 //! A TCP proxy in front of PostgreSQL that can stop answering: a connection that is open but
 //! silent, as a dropped route, a stuck NAT entry or a frozen server leave it. While blackholed it
 //! still accepts connections and takes every byte sent to it, but forwards nothing either way;
-//! once passing again it forwards what it held, on the same connections.
+//! once passing again it forwards what it held, on the same connections. Stranded, the
+//! connections open at that moment stay silent for good while new ones pass: what a restart or a
+//! lost NAT entry leaves in a pool, a connection mid-protocol that will never answer.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -14,7 +17,23 @@ use tokio::sync::watch;
 pub struct Proxy {
     pub addr: SocketAddr,
     passing: Arc<watch::Sender<bool>>,
+    /// Connections are numbered as accepted; those numbered below this are stranded.
+    stranded_below: Arc<AtomicU64>,
+    accepted: Arc<AtomicU64>,
     accept: tokio::task::JoinHandle<()>,
+}
+
+/// One connection's number and the proxy's stranding mark.
+#[derive(Clone)]
+struct Link {
+    number: u64,
+    stranded_below: Arc<AtomicU64>,
+}
+
+impl Link {
+    fn stranded(&self) -> bool {
+        self.number < self.stranded_below.load(Ordering::SeqCst)
+    }
 }
 
 impl Proxy {
@@ -25,13 +44,26 @@ impl Proxy {
         let passing = Arc::new(watch::Sender::new(true));
         let upstream = upstream.to_string();
         let p = passing.clone();
+        let stranded_below = Arc::new(AtomicU64::new(0));
+        let accepted = Arc::new(AtomicU64::new(0));
+        let (mark, count) = (stranded_below.clone(), accepted.clone());
         let accept = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let _ = client.set_nodelay(true);
-                tokio::spawn(forward(client, upstream.clone(), p.subscribe()));
+                let link = Link {
+                    number: count.fetch_add(1, Ordering::SeqCst),
+                    stranded_below: mark.clone(),
+                };
+                tokio::spawn(forward(client, upstream.clone(), p.subscribe(), link));
             }
         });
-        Proxy { addr, passing, accept }
+        Proxy {
+            addr,
+            passing,
+            stranded_below,
+            accepted,
+            accept,
+        }
     }
 
     /// `postgres://user@host:port/db` with host and port replaced by the proxy's.
@@ -54,6 +86,13 @@ impl Proxy {
     pub fn pass(&self) {
         self.passing.send_replace(true);
     }
+
+    /// Every connection open now goes silent for good (it keeps taking bytes and never
+    /// forwards one, either way); connections made later pass.
+    pub fn strand(&self) {
+        self.stranded_below
+            .store(self.accepted.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
 }
 
 impl Drop for Proxy {
@@ -69,7 +108,7 @@ pub fn host_port(database_url: &str) -> String {
     authority.rsplit_once('@').map_or(authority, |(_, hp)| hp).to_string()
 }
 
-async fn forward(client: TcpStream, upstream: String, passing: watch::Receiver<bool>) {
+async fn forward(client: TcpStream, upstream: String, passing: watch::Receiver<bool>, link: Link) {
     // A new connection during a blackhole is accepted and then hears nothing, as a client would see it.
     let mut gate = passing.clone();
     if gate.wait_for(|p| *p).await.is_err() {
@@ -82,16 +121,18 @@ async fn forward(client: TcpStream, upstream: String, passing: watch::Receiver<b
     let (client_read, client_write) = client.into_split();
     let (server_read, server_write) = server.into_split();
     tokio::select! {
-        _ = pump(client_read, server_write, passing.clone()) => {}
-        _ = pump(server_read, client_write, passing) => {}
+        _ = pump(client_read, server_write, passing.clone(), link.clone()) => {}
+        _ = pump(server_read, client_write, passing, link) => {}
     }
 }
 
-/// Copies `from` to `to`, holding each chunk while the proxy is blackholed.
+/// Copies `from` to `to`, holding each chunk while the proxy is blackholed, dropping them all
+/// once the connection is stranded.
 async fn pump(
     mut from: impl AsyncReadExt + Unpin,
     mut to: impl AsyncWriteExt + Unpin,
     mut passing: watch::Receiver<bool>,
+    link: Link,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -101,6 +142,9 @@ async fn pump(
         };
         if passing.wait_for(|p| *p).await.is_err() {
             return;
+        }
+        if link.stranded() {
+            continue;
         }
         if to.write_all(&buf[..n]).await.is_err() {
             return;
