@@ -138,6 +138,7 @@ fn failed_try(ch: &str, customer: &str, version: &str) -> [Fixture; 3] {
                 .set("invoice", invoice.as_str())
                 .set("payment_intent", intent.as_str())
                 .set("outcome.reason", "insufficient_funds")
+                .set("created", T)
                 .created(T),
         ),
         shaped(
@@ -270,7 +271,7 @@ async fn every_fetch_for_a_connected_account_carries_its_account_and_the_version
         "/v1/events/",
         "/v1/invoice_payments?invoice=in_C",
         "/v1/invoice_payments?payment%5Btype%5D=payment_intent&payment%5Bpayment_intent%5D=pi_C",
-        "/v1/payment_intents/pi_C",
+        "/v1/charges?payment_intent=pi_C&created%5Blte%5D=",
         "/v1/charges/ch_C",
         "/v1/subscriptions/sub_C",
     ] {
