@@ -11,6 +11,7 @@
 //! a result that used fetched objects ends by saying which version each was in.
 
 mod customers;
+mod declines;
 mod disputes;
 mod notifications;
 mod payments;
@@ -29,7 +30,7 @@ use crate::store::records::{Stamp, Upsert};
 use crate::store::{Claimed, Store, StoreError};
 use crate::stripe::{self, Event};
 
-pub use payments::decline_reason;
+pub use declines::decline_reason;
 
 /// Handles one Stripe event type. Must be idempotent: an execution may run more than once.
 #[async_trait::async_trait]

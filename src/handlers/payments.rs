@@ -6,12 +6,13 @@
 //! Before basil (2025-03-31) the three objects name each other (`invoice.charge`,
 //! `payment_intent.invoice`, `charge.invoice`). From basil on they do not: with a key the
 //! links are read from invoice payments (`GET /v1/invoice_payments?invoice=…` gives the
-//! invoice's payment intent, whose `last_payment_error` names the failed try's charge and
-//! its decline; `payment[payment_intent]` goes back from a payment intent to its invoice).
-//! Without a key a basil invoice cannot be linked to its charge: its event gets a row of its
-//! own, and the result says so.
+//! invoice's payment intent, whose newest failed charge made by the event's `created` is the
+//! try: see [`failed_try`]; `payment[payment_intent]` goes back from a payment intent to its
+//! invoice). Without a key a basil invoice cannot be linked to its charge: its event gets a row
+//! of its own, and the result says so. Which event's decline reason wins: `declines`.
 use serde::Deserialize;
 
+use super::declines::Decline;
 use super::notifications::{self, Kind};
 use super::{Context, Handler};
 use crate::executor::JobError;
@@ -22,48 +23,6 @@ pub const TYPES: &[&str] = &[
     "payment_intent.payment_failed",
     "charge.failed",
 ];
-
-/// Stripe's decline codes, grouped into what an application tells the customer.
-pub fn decline_reason(decline_code: Option<&str>, failure_code: Option<&str>) -> &'static str {
-    let specific = |code: &str| match code {
-        "insufficient_funds" => Some("insufficient_funds"),
-        "expired_card" => Some("expired_card"),
-        "authentication_required" | "authentication_not_handled" | "payment_intent_authentication_failure" => {
-            Some("authentication_required")
-        }
-        "do_not_honor"
-        | "restricted_card"
-        | "transaction_not_allowed"
-        | "not_permitted"
-        | "security_violation"
-        | "service_not_allowed"
-        | "stop_payment_order"
-        | "revocation_of_authorization"
-        | "revocation_of_all_authorizations"
-        | "currency_not_supported"
-        | "card_not_supported" => Some("bank_restriction"),
-        "card_declined"
-        | "generic_decline"
-        | "call_issuer"
-        | "fraudulent"
-        | "lost_card"
-        | "stolen_card"
-        | "pickup_card"
-        | "card_velocity_exceeded"
-        | "withdrawal_count_limit_exceeded"
-        | "incorrect_cvc"
-        | "invalid_cvc"
-        | "incorrect_number"
-        | "invalid_account"
-        | "try_again_later" => Some("card_declined"),
-        _ => None,
-    };
-    // The decline code is the issuer's answer; `card_declined` alone says only that it declined.
-    decline_code
-        .and_then(specific)
-        .or_else(|| failure_code.and_then(specific))
-        .unwrap_or("other")
-}
 
 /// The fields read. Pre-basil invoices also name their `charge` and `payment_intent`.
 #[derive(Deserialize)]
@@ -112,6 +71,8 @@ struct ChargeObject {
     failure_code: Option<String>,
     failure_message: Option<String>,
     outcome: Option<Outcome>,
+    /// `succeeded`, `pending` or `failed`.
+    status: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -133,31 +94,11 @@ struct PaymentRef {
     payment_intent: Option<String>,
 }
 
-/// Why one try failed, from its charge or its payment intent's `last_payment_error`.
-#[derive(Default)]
-struct Decline {
-    charge: Option<String>,
-    /// The issuer's answer: the charge's `outcome.reason`, the payment error's `decline_code`.
-    decline_code: Option<String>,
-    /// Stripe's: the charge's `failure_code`, the payment error's `code`.
-    failure_code: Option<String>,
-    message: Option<String>,
-}
-
-impl Decline {
-    fn reason(&self) -> &'static str {
-        decline_reason(self.decline_code.as_deref(), self.failure_code.as_deref())
-    }
-
-    fn code(&self) -> Option<String> {
-        self.decline_code.clone().or_else(|| self.failure_code.clone())
-    }
-}
-
 impl From<&ChargeObject> for Decline {
     fn from(c: &ChargeObject) -> Decline {
         Decline {
             charge: Some(c.id.clone()),
+            from_charge: true,
             decline_code: c.outcome.as_ref().and_then(|o| o.reason.clone()),
             failure_code: c.failure_code.clone(),
             message: c.failure_message.clone(),
@@ -169,6 +110,7 @@ impl From<&PaymentError> for Decline {
     fn from(e: &PaymentError) -> Decline {
         Decline {
             charge: e.charge.clone(),
+            from_charge: false,
             decline_code: e.decline_code.clone(),
             failure_code: e.code.clone(),
             message: e.message.clone(),
@@ -196,6 +138,8 @@ impl InvoiceLink {
 /// What an event says about its try, and what could not be linked.
 struct Found {
     failure: PaymentFailure,
+    /// The rank of the field its reason came from ([`Decline::reason`]).
+    rank: i64,
     notify: Option<Notification>,
     notes: Vec<String>,
 }
@@ -205,12 +149,17 @@ pub struct PaymentFailures;
 #[async_trait::async_trait]
 impl Handler for PaymentFailures {
     async fn handle(&self, cx: &Context<'_>) -> Result<String, JobError> {
-        let Found { failure, notify, notes } = match cx.event.event_type.as_str() {
+        let Found {
+            failure,
+            rank,
+            notify,
+            notes,
+        } = match cx.event.event_type.as_str() {
             "invoice.payment_failed" => from_invoice(cx).await?,
             "payment_intent.payment_failed" => from_payment_intent(cx).await?,
             _ => from_charge(cx).await?,
         };
-        cx.store.merge_payment_failure(&failure).await?;
+        cx.store.merge_payment_failure(&failure, rank).await?;
         let mut result = format!("payment failure {} recorded ({})", failure.id, failure.reason);
         if let Some(mut notification) = notify {
             // The merged row may know the reason from another event of the same try.
@@ -241,6 +190,27 @@ fn invoice_payment_intent(payments: &[InvoicePayment]) -> Option<String> {
         .find(|p| p.is_default)
         .or_else(|| with_intent().next())
         .and_then(|p| p.payment.payment_intent.clone())
+}
+
+/// Why the try of a basil invoice's event failed, from its payment intent's charges. The payment
+/// intent's `last_payment_error` is the latest try's and moves on at the next retry, so an event
+/// processed late would land on a later try: instead its charges made up to the event's `created`
+/// are listed (`GET /v1/charges?payment_intent=…&created[lte]=…`, newest first), and the newest
+/// failed one is the try (a payment intent has at most one successful charge, so one page holds
+/// it). A failure that made no charge is only in `last_payment_error`, which then names none.
+async fn failed_try(cx: &Context<'_>, payment_intent: &str) -> Result<Decline, JobError> {
+    let created = cx.event.created.to_string();
+    let filters = [("payment_intent", payment_intent), ("created[lte]", created.as_str())];
+    let charges = cx.list::<ChargeObject>("charges", &filters).await?.unwrap_or_default();
+    if let Some(failed) = charges.iter().find(|c| c.status.as_deref() == Some("failed")) {
+        return Ok(Decline::from(failed));
+    }
+    let intent: Option<PaymentIntentObject> = cx.fetch("payment_intents", payment_intent).await?;
+    Ok(intent
+        .and_then(|i| i.last_payment_error)
+        .filter(|e| e.charge.is_none())
+        .map(|e| Decline::from(&e))
+        .unwrap_or_default())
 }
 
 /// The invoice a payment intent pays: named by a pre-basil payload, else asked of Stripe.
@@ -290,17 +260,13 @@ async fn from_invoice(cx: &Context<'_>) -> Result<Found, JobError> {
                     payment_intent = invoice_payment_intent(&payments);
                 }
             }
-            // The failed try's charge and decline are the payment intent's last error.
-            let intent: Option<PaymentIntentObject> = match &payment_intent {
-                Some(id) => cx.fetch("payment_intents", id).await?,
-                None => None,
-            };
-            intent
-                .and_then(|i| i.last_payment_error)
-                .map(|e| Decline::from(&e))
-                .unwrap_or_default()
+            match &payment_intent {
+                Some(id) => failed_try(cx, id).await?,
+                None => Decline::default(),
+            }
         }
     };
+    let (reason, rank) = decline.reason();
     let mut notes = Vec::new();
     if decline.charge.is_none() {
         notes.push(if cx.has_api() {
@@ -322,7 +288,7 @@ async fn from_invoice(cx: &Context<'_>) -> Result<Found, JobError> {
         charge: decline.charge.clone(),
         amount: invoice.amount_due,
         currency: invoice.currency.clone(),
-        reason: decline.reason().into(),
+        reason: reason.into(),
         code: decline.code(),
         message: decline.message.clone(),
         attempt_count: invoice.attempt_count,
@@ -342,6 +308,7 @@ async fn from_invoice(cx: &Context<'_>) -> Result<Found, JobError> {
     };
     Ok(Found {
         failure,
+        rank,
         notify: Some(notification),
         notes,
     })
@@ -354,6 +321,7 @@ async fn from_payment_intent(cx: &Context<'_>) -> Result<Found, JobError> {
         .as_ref()
         .map(Decline::from)
         .unwrap_or_default();
+    let (reason, rank) = decline.reason();
     let link = invoice_link(cx, intent.invoice.clone(), Some(&intent.id)).await?;
     let failure = PaymentFailure {
         id: failure_id(cx, &decline.charge, &Some(intent.id.clone())),
@@ -363,7 +331,7 @@ async fn from_payment_intent(cx: &Context<'_>) -> Result<Found, JobError> {
         charge: decline.charge.clone(),
         amount: intent.amount,
         currency: intent.currency.clone(),
-        reason: decline.reason().into(),
+        reason: reason.into(),
         code: decline.code(),
         message: decline.message.clone(),
         attempt_count: None,
@@ -394,12 +362,18 @@ async fn from_payment_intent(cx: &Context<'_>) -> Result<Found, JobError> {
             None
         }
     };
-    Ok(Found { failure, notify, notes })
+    Ok(Found {
+        failure,
+        rank,
+        notify,
+        notes,
+    })
 }
 
 async fn from_charge(cx: &Context<'_>) -> Result<Found, JobError> {
     let charge: ChargeObject = cx.object()?;
     let decline = Decline::from(&charge);
+    let (reason, rank) = decline.reason();
     let link = invoice_link(cx, charge.invoice.clone(), charge.payment_intent.as_deref()).await?;
     let mut notes = Vec::new();
     if let InvoiceLink::Unknown = link {
@@ -412,7 +386,7 @@ async fn from_charge(cx: &Context<'_>) -> Result<Found, JobError> {
     }
     let failure = PaymentFailure {
         id: charge.id.clone(),
-        reason: decline.reason().into(),
+        reason: reason.into(),
         code: decline.code(),
         customer: charge.customer,
         invoice: link.invoice(),
@@ -428,43 +402,8 @@ async fn from_charge(cx: &Context<'_>) -> Result<Found, JobError> {
     };
     Ok(Found {
         failure,
+        rank,
         notify: None,
         notes,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::decline_reason;
-
-    #[test]
-    fn decline_codes_fall_into_a_small_set() {
-        assert_eq!(
-            decline_reason(Some("insufficient_funds"), Some("card_declined")),
-            "insufficient_funds"
-        );
-        assert_eq!(decline_reason(None, Some("expired_card")), "expired_card");
-        assert_eq!(
-            decline_reason(Some("do_not_honor"), Some("card_declined")),
-            "bank_restriction"
-        );
-        assert_eq!(
-            decline_reason(Some("transaction_not_allowed"), None),
-            "bank_restriction"
-        );
-        assert_eq!(
-            decline_reason(Some("generic_decline"), Some("card_declined")),
-            "card_declined"
-        );
-        assert_eq!(
-            decline_reason(None, Some("authentication_required")),
-            "authentication_required"
-        );
-        assert_eq!(
-            decline_reason(Some("something_new"), Some("card_declined")),
-            "card_declined"
-        );
-        assert_eq!(decline_reason(Some("something_new"), None), "other");
-        assert_eq!(decline_reason(None, None), "other");
-    }
 }

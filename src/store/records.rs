@@ -190,10 +190,12 @@ const CUSTOMER_HOLD: &str = "INSERT INTO customers (id, on_hold, stripe_updated_
      VALUES ($1, EXISTS (SELECT 1 FROM disputes WHERE customer = $1 AND hold), 0, $2)
      ON CONFLICT (id) DO UPDATE SET on_hold = excluded.on_hold, updated_at = excluded.updated_at";
 
-/// Each event of one failed try adds what it knows; a specific decline reason beats `other`.
+/// Each event of one failed try adds what it knows. The decline (reason, code, message) is the
+/// one of the highest `reason_rank` seen, so it does not depend on which event came first
+/// (`handlers::declines` says why the ranks are what they are); on a tie the newer write wins.
 const PAYMENT_FAILURE_MERGE: &str = "INSERT INTO payment_failures
-     (id, customer, invoice, payment_intent, charge, amount, currency, reason, code, message, attempt_count, next_payment_attempt, failed_at, livemode, created_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+     (id, customer, invoice, payment_intent, charge, amount, currency, reason, code, message, attempt_count, next_payment_attempt, failed_at, livemode, created_at, reason_rank)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
      ON CONFLICT (id) DO UPDATE SET
        customer = COALESCE(excluded.customer, payment_failures.customer),
        invoice = COALESCE(excluded.invoice, payment_failures.invoice),
@@ -201,9 +203,10 @@ const PAYMENT_FAILURE_MERGE: &str = "INSERT INTO payment_failures
        charge = COALESCE(excluded.charge, payment_failures.charge),
        amount = COALESCE(excluded.amount, payment_failures.amount),
        currency = COALESCE(excluded.currency, payment_failures.currency),
-       reason = CASE WHEN excluded.reason <> 'other' THEN excluded.reason ELSE payment_failures.reason END,
-       code = COALESCE(excluded.code, payment_failures.code),
-       message = COALESCE(excluded.message, payment_failures.message),
+       reason = CASE WHEN excluded.reason_rank >= payment_failures.reason_rank THEN excluded.reason ELSE payment_failures.reason END,
+       code = CASE WHEN excluded.reason_rank >= payment_failures.reason_rank THEN COALESCE(excluded.code, payment_failures.code) ELSE COALESCE(payment_failures.code, excluded.code) END,
+       message = CASE WHEN excluded.reason_rank >= payment_failures.reason_rank THEN COALESCE(excluded.message, payment_failures.message) ELSE COALESCE(payment_failures.message, excluded.message) END,
+       reason_rank = CASE WHEN excluded.reason_rank > payment_failures.reason_rank THEN excluded.reason_rank ELSE payment_failures.reason_rank END,
        attempt_count = COALESCE(excluded.attempt_count, payment_failures.attempt_count),
        next_payment_attempt = COALESCE(excluded.next_payment_attempt, payment_failures.next_payment_attempt),
        failed_at = CASE WHEN excluded.failed_at < payment_failures.failed_at THEN excluded.failed_at ELSE payment_failures.failed_at END";
@@ -293,8 +296,9 @@ impl Store {
         Ok(upsert_outcome(&stamp, last))
     }
 
-    /// Records (or completes) one failed payment.
-    pub async fn merge_payment_failure(&self, f: &PaymentFailure) -> Result<()> {
+    /// Records (or completes) one failed payment; `reason_rank` says how telling the field its
+    /// reason came from is (0 for `other`): the row keeps the reason of the highest rank.
+    pub async fn merge_payment_failure(&self, f: &PaymentFailure, reason_rank: i64) -> Result<()> {
         on_db!(&self.writer, pool => sqlx::query(PAYMENT_FAILURE_MERGE)
             .bind(&f.id)
             .bind(&f.customer)
@@ -311,6 +315,7 @@ impl Store {
             .bind(f.failed_at)
             .bind(f.livemode)
             .bind(now_ms())
+            .bind(reason_rank)
             .execute(pool)
             .await
             .map(|_| ()))?;

@@ -2,21 +2,21 @@
 //! the test put there, with Stripe's error bodies and headers, and failures a test can
 //! inject per id (404, 401, 429 + Retry-After, 500, Stripe-Should-Retry, slow answers).
 //!
-//! `GET /v1/events` lists the events a test added, as Stripe does: newest first, filtered by
-//! `created[gte|gt|lte|lt]`, `delivery_success`, `types[]` (up to 20) or `type` (one pattern
-//! with `*`), paged by `limit` (1–100, default 10), `starting_after`/`ending_before` and
-//! `has_more`; unknown parameters and bad values answer Stripe's 400s. Faults can be queued
-//! for the next list requests (a 401 or a 500 part-way through the pages).
+//! Lists (`fake_lists.rs`): `GET /v1/events` (the events a test added), `GET /v1/charges` and
+//! `GET /v1/invoice_payments` (from the stored objects), with Stripe's filters and paging.
+//! Faults can be queued for the next event list requests (a 401 or a 500 part-way through).
 //!
 //! Objects are kept in the pre-basil shape and served in the version the request asks for
 //! (`Stripe-Version`, rendered as `deferral::fixtures::render` does); events are served as
-//! stored, in the version they were created in, as Stripe does. `GET /v1/invoice_payments`
-//! lists the invoice payments of the stored invoices (filters `invoice`, `payment[type]`,
-//! `payment[payment_intent]`). Every request's `Stripe-Account` and `Stripe-Version` are recorded.
-//! With [`FakeStripe::limit`] it enforces rate limits per mode and per endpoint (route
-//! template) and answers 429 as Stripe does: `Stripe-Rate-Limited-Reason` and Stripe's
-//! `rate_limit` error body.
+//! stored, in the version they were created in, as Stripe does. Every request's
+//! `Stripe-Account` and `Stripe-Version` are recorded. With [`FakeStripe::limit`] it enforces
+//! rate limits per mode and per endpoint (route template) on every request, lists included,
+//! and answers 429 as Stripe does: `Stripe-Rate-Limited-Reason` and Stripe's `rate_limit`
+//! error body.
 #![allow(dead_code)]
+
+#[path = "fake_lists.rs"]
+mod lists;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -115,8 +115,9 @@ impl FakeStripe {
     pub async fn start() -> FakeStripe {
         let inner = Arc::new(Inner::default());
         let router = Router::new()
-            .route("/v1/events", get(list_events))
-            .route("/v1/invoice_payments", get(invoice_payments))
+            .route("/v1/events", get(lists::events))
+            .route("/v1/charges", get(lists::charges))
+            .route("/v1/invoice_payments", get(lists::invoice_payments))
             .route("/v1/{collection}/{id}", get(retrieve))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -237,9 +238,8 @@ fn check_key(authorization: Option<&str>) -> Result<bool, Box<Response>> {
     }
 }
 
-/// Records the request and checks its key; `Err` is the answer to give instead.
-/// `Ok`: the version asked for, and whether the key is live.
-fn admit(inner: &Inner, path: String, headers: &HeaderMap) -> Result<(String, bool), Box<Response>> {
+/// Records the request; its key, and the version asked for.
+fn see(inner: &Inner, path: String, headers: &HeaderMap) -> (Option<String>, String) {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(String::from);
     let authorization = header("authorization");
     let version = header("stripe-version");
@@ -249,50 +249,27 @@ fn admit(inner: &Inner, path: String, headers: &HeaderMap) -> Result<(String, bo
         account: header("stripe-account"),
         version: version.clone(),
     });
-    let live = check_key(authorization.as_deref())?;
-    Ok((version.unwrap_or_else(|| ACCOUNT_VERSION.into()), live))
+    (authorization, version.unwrap_or_else(|| ACCOUNT_VERSION.into()))
 }
 
-/// An invoice's default invoice payment, as Stripe's API reference shows one, while it is open.
-fn invoice_payment(invoice: &Value) -> Option<Value> {
-    let intent = invoice["payment_intent"].as_str()?;
-    let id = invoice["id"].as_str()?;
-    Some(json!({
-        "id": format!("inpay_{}", id.trim_start_matches("in_")), "object": "invoice_payment",
-        "amount_paid": null, "amount_requested": invoice["amount_due"], "created": invoice["created"],
-        "currency": invoice["currency"], "invoice": id, "is_default": true, "livemode": invoice["livemode"],
-        "payment": { "type": "payment_intent", "payment_intent": intent },
-        "status": "open", "status_transitions": { "canceled_at": null, "paid_at": null }
-    }))
-}
-
-async fn invoice_payments(
-    State(inner): State<Arc<Inner>>,
-    RawQuery(raw): RawQuery,
-    Query(filters): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-) -> Response {
-    let path = format!("/v1/invoice_payments?{}", raw.unwrap_or_default());
-    if let Err(refused) = admit(&inner, path, &headers) {
-        return *refused;
+/// Checks the key and counts the request against the limits, its mode's and its `route`'s
+/// (route template, e.g. `GET /v1/charges/{id}`), as Stripe counts every endpoint of an account;
+/// `Err` is the answer to give instead.
+fn pass(inner: &Inner, authorization: Option<&str>, route: &str) -> Result<(), Box<Response>> {
+    let live = check_key(authorization)?;
+    if let Some(reason) = over_limit(inner, live, route) {
+        inner.rate_limited.fetch_add(1, Ordering::SeqCst);
+        return Err(Box::new(rate_limited(reason)));
     }
-    let filter = |key: &str| filters.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
-    let matches = |p: &Value| {
-        filter("invoice").is_none_or(|i| p["invoice"] == i)
-            && filter("payment[type]").is_none_or(|t| p["payment"]["type"] == t)
-            && filter("payment[payment_intent]").is_none_or(|pi| p["payment"]["payment_intent"] == pi)
-    };
-    let data: Vec<Value> = inner
-        .objects
-        .lock()
-        .unwrap()
-        .values()
-        .filter(|o| o["object"] == "invoice")
-        .filter_map(invoice_payment)
-        .filter(matches)
-        .collect();
-    axum::Json(json!({ "object": "list", "url": "/v1/invoice_payments", "has_more": false, "data": data }))
-        .into_response()
+    inner.served.fetch_add(1, Ordering::SeqCst);
+    Ok(())
+}
+
+/// [`see`], then [`pass`]: `Ok` is the version asked for.
+fn admit(inner: &Inner, path: String, route: &str, headers: &HeaderMap) -> Result<String, Box<Response>> {
+    let (authorization, version) = see(inner, path, headers);
+    pass(inner, authorization.as_deref(), route)?;
+    Ok(version)
 }
 
 /// Stripe's answer over a rate limit: 429, the limiter named in `Stripe-Rate-Limited-Reason`,
@@ -345,15 +322,11 @@ async fn retrieve(
     Path((collection, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let (version, live) = match admit(&inner, format!("/v1/{collection}/{id}"), &headers) {
-        Ok(admitted) => admitted,
+    let route = format!("GET /v1/{collection}/{{id}}");
+    let version = match admit(&inner, format!("/v1/{collection}/{id}"), &route, &headers) {
+        Ok(version) => version,
         Err(refused) => return *refused,
     };
-    if let Some(reason) = over_limit(&inner, live, &format!("GET /v1/{collection}/{{id}}")) {
-        inner.rate_limited.fetch_add(1, Ordering::SeqCst);
-        return rate_limited(reason);
-    }
-    inner.served.fetch_add(1, Ordering::SeqCst);
     let fault = inner.faults.lock().unwrap().get_mut(&id).and_then(VecDeque::pop_front);
     let missing = || {
         let singular = collection.trim_end_matches('s');
@@ -417,153 +390,4 @@ async fn injected(fault: Option<Fault>) -> Option<Response> {
             None
         }
     }
-}
-
-/// Stripe's 400 for a parameter it refuses, naming the parameter.
-fn invalid(param: &str, message: &str) -> Response {
-    let body = json!({ "error": { "type": "invalid_request_error", "message": message, "param": param,
-        "request_log_url": "https://dashboard.stripe.com/test/logs/req_fake" } });
-    (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
-}
-
-/// Counts list requests being answered, for `most_lists_at_once`.
-struct Running<'a>(&'a Inner);
-
-impl<'a> Running<'a> {
-    fn start(inner: &'a Inner) -> Running<'a> {
-        let now = inner.lists_running.fetch_add(1, Ordering::SeqCst) + 1;
-        inner.lists_most_at_once.fetch_max(now, Ordering::SeqCst);
-        Running(inner)
-    }
-}
-
-impl Drop for Running<'_> {
-    fn drop(&mut self) {
-        self.0.lists_running.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// `*` matches any run of characters, as in Stripe's `type=invoice.*`.
-fn matches_pattern(pattern: &str, name: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == name,
-        Some((head, rest)) => {
-            let Some(tail) = name.strip_prefix(head) else {
-                return false;
-            };
-            (0..=tail.len()).any(|i| tail.is_char_boundary(i) && matches_pattern(rest, &tail[i..]))
-        }
-    }
-}
-
-async fn list_events(
-    State(inner): State<Arc<Inner>>,
-    headers: HeaderMap,
-    Query(pairs): Query<Vec<(String, String)>>,
-) -> Response {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(String::from);
-    let query: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let authorization = header("authorization");
-    inner.seen.lock().unwrap().push(Seen {
-        path: format!("/v1/events?{}", query.join("&")),
-        authorization: authorization.clone(),
-        account: header("stripe-account"),
-        version: header("stripe-version"),
-    });
-    let _running = Running::start(&inner);
-    let delay = *inner.list_delay.lock().unwrap();
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
-    if let Err(refused) = check_key(authorization.as_deref()) {
-        return *refused;
-    }
-    let fault = inner.list_faults.lock().unwrap().pop_front().flatten();
-    if let Some(response) = injected(fault).await {
-        return response;
-    }
-
-    let mut created: Vec<(String, i64)> = Vec::new();
-    let (mut delivery, mut limit, mut after, mut before) = (None, 10usize, None, None);
-    let (mut pattern, mut types) = (None::<String>, Vec::<String>::new());
-    for (key, value) in &pairs {
-        match key.as_str() {
-            "created" | "created[gte]" | "created[gt]" | "created[lte]" | "created[lt]" => match value.parse() {
-                Ok(n) => created.push((key.clone(), n)),
-                Err(_) => return invalid(key, &format!("Invalid integer: {value}")),
-            },
-            "delivery_success" => match value.as_str() {
-                "true" => delivery = Some(true),
-                "false" => delivery = Some(false),
-                _ => return invalid(key, &format!("Invalid boolean: {value}")),
-            },
-            "limit" => match value.parse::<usize>() {
-                Ok(n) if (1..=100).contains(&n) => limit = n,
-                Ok(0) => return invalid(key, "This value must be greater than or equal to 1."),
-                Ok(_) => return invalid(key, "This value must be less than or equal to 100."),
-                Err(_) => return invalid(key, &format!("Invalid integer: {value}")),
-            },
-            "starting_after" => after = Some(value.clone()),
-            "ending_before" => before = Some(value.clone()),
-            "type" => pattern = Some(value.clone()),
-            "types[]" => types.push(value.clone()),
-            other => return invalid(other, &format!("Received unknown parameter: {other}")),
-        }
-    }
-    if pattern.is_some() && !types.is_empty() {
-        return invalid("types", "You may pass either `type` or `types`, but not both.");
-    }
-    if types.len() > 20 {
-        return invalid("types", "You may pass at most 20 event types in `types`.");
-    }
-
-    let events = inner.events.lock().unwrap();
-    // Newest first; events of the same second in reverse order of creation.
-    let mut order: Vec<usize> = (0..events.len()).collect();
-    let created_of = |i: usize| events[i].event["created"].as_i64().unwrap_or_default();
-    order.sort_by_key(|&i| std::cmp::Reverse((created_of(i), i)));
-    let position = |id: &str| order.iter().position(|&i| events[i].event["id"] == id);
-    let no_such = |id: &str| {
-        error(
-            400,
-            "invalid_request_error",
-            Some("resource_missing"),
-            &format!("No such event: '{id}'"),
-        )
-    };
-    let keeps = |i: usize| {
-        let e = &events[i];
-        let at = created_of(i);
-        let ty = e.event["type"].as_str().unwrap_or_default();
-        created.iter().all(|(k, n)| match k.as_str() {
-            "created[gte]" => at >= *n,
-            "created[gt]" => at > *n,
-            "created[lte]" => at <= *n,
-            "created[lt]" => at < *n,
-            _ => at == *n,
-        }) && delivery.is_none_or(|d| e.delivered == d)
-            && (types.is_empty() || types.iter().any(|t| t == ty))
-            && pattern.as_deref().is_none_or(|p| matches_pattern(p, ty))
-    };
-    let (from, to) = match (&after, &before) {
-        (Some(id), _) => match position(id) {
-            Some(p) => (p + 1, order.len()),
-            None => return no_such(id),
-        },
-        (None, Some(id)) => match position(id) {
-            Some(p) => (0, p),
-            None => return no_such(id),
-        },
-        (None, None) => (0, order.len()),
-    };
-    let matching: Vec<usize> = order[from..to].iter().copied().filter(|&i| keeps(i)).collect();
-    // `ending_before` pages toward newer events: the `limit` nearest the cursor.
-    let page: Vec<usize> = if after.is_none() && before.is_some() {
-        matching[matching.len().saturating_sub(limit)..].to_vec()
-    } else {
-        matching.iter().copied().take(limit).collect()
-    };
-    let has_more = matching.len() > page.len();
-    let data: Vec<Value> = page.iter().map(|&i| events[i].event.clone()).collect();
-    axum::Json(json!({ "object": "list", "url": "/v1/events", "has_more": has_more, "data": data })).into_response()
 }
