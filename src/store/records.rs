@@ -221,125 +221,143 @@ const PAYMENT_FAILURE_COLUMNS: &str = "id, customer, invoice, payment_intent, ch
 const NOTIFICATION_COLUMNS: &str =
     "id, kind, event_id, customer, email, amount, currency, due_at, url, reason, message, status";
 
+/// The handlers' reads and writes run within the database deadline (`Store::bounded`): they are
+/// called during an attempt, whose lease the heartbeat keeps alive, so a call waiting on a
+/// connection gone silent would otherwise hold its execution (and those behind it) for good.
 impl Store {
     /// Upserts a customer; `deleted` once set stays set.
     pub async fn upsert_customer(&self, c: &Customer, stamp: Stamp<'_>) -> Result<Upsert> {
-        let sql: &str = &CUSTOMER_UPSERT;
-        let (last,): (Option<String>,) = on_db!(&self.writer, pool => sqlx::query_as(sql)
-            .bind(&c.id)
-            .bind(&c.email)
-            .bind(&c.name)
-            .bind(c.delinquent)
-            .bind(stamp.livemode)
-            .bind(c.deleted)
-            .bind(stamp.created)
-            .bind(stamp.event_id)
-            .bind(now_ms())
-            .fetch_one(pool)
-            .await?);
-        Ok(upsert_outcome(&stamp, last))
+        self.bounded("record", async {
+            let sql: &str = &CUSTOMER_UPSERT;
+            let (last,): (Option<String>,) = on_db!(&self.writer, pool => sqlx::query_as(sql)
+                .bind(&c.id)
+                .bind(&c.email)
+                .bind(&c.name)
+                .bind(c.delinquent)
+                .bind(stamp.livemode)
+                .bind(c.deleted)
+                .bind(stamp.created)
+                .bind(stamp.event_id)
+                .bind(now_ms())
+                .fetch_one(pool)
+                .await?);
+            Ok(upsert_outcome(&stamp, last))
+        })
+        .await
     }
 
     pub async fn upsert_subscription(&self, s: &Subscription, stamp: Stamp<'_>) -> Result<Upsert> {
-        let sql: &str = &SUBSCRIPTION_UPSERT;
-        let (last,): (Option<String>,) = on_db!(&self.writer, pool => sqlx::query_as(sql)
-            .bind(&s.id)
-            .bind(&s.customer)
-            .bind(&s.status)
-            .bind(&s.price)
-            .bind(s.quantity)
-            .bind(s.current_period_end)
-            .bind(s.cancel_at_period_end)
-            .bind(s.trial_end)
-            .bind(stamp.livemode)
-            .bind(stamp.created)
-            .bind(stamp.event_id)
-            .bind(now_ms())
-            .fetch_one(pool)
-            .await?);
-        Ok(upsert_outcome(&stamp, last))
+        self.bounded("record", async {
+            let sql: &str = &SUBSCRIPTION_UPSERT;
+            let (last,): (Option<String>,) = on_db!(&self.writer, pool => sqlx::query_as(sql)
+                .bind(&s.id)
+                .bind(&s.customer)
+                .bind(&s.status)
+                .bind(&s.price)
+                .bind(s.quantity)
+                .bind(s.current_period_end)
+                .bind(s.cancel_at_period_end)
+                .bind(s.trial_end)
+                .bind(stamp.livemode)
+                .bind(stamp.created)
+                .bind(stamp.event_id)
+                .bind(now_ms())
+                .fetch_one(pool)
+                .await?);
+            Ok(upsert_outcome(&stamp, last))
+        })
+        .await
     }
 
     /// Upserts a dispute and, when its customer is known, recomputes the customer's hold,
     /// both in one transaction.
     pub async fn upsert_dispute(&self, d: &Dispute, stamp: Stamp<'_>) -> Result<Upsert> {
-        let sql: &str = &DISPUTE_UPSERT;
-        let now = now_ms();
-        let last = on_db!(&self.writer, pool => {
-            let mut tx = pool.begin_with(self.writer.begin_write()).await?;
-            let (last,): (Option<String>,) = sqlx::query_as(sql)
-                .bind(&d.id)
-                .bind(&d.charge)
-                .bind(&d.payment_intent)
-                .bind(&d.customer)
-                .bind(d.amount)
-                .bind(&d.currency)
-                .bind(&d.reason)
-                .bind(&d.status)
-                .bind(d.evidence_due_by)
-                .bind(d.hold)
-                .bind(&d.outcome)
-                .bind(stamp.livemode)
-                .bind(d.funds_withdrawn)
-                .bind(d.funds_reinstated)
-                .bind(stamp.created)
-                .bind(stamp.event_id)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?;
-            if let Some(customer) = &d.customer {
-                sqlx::query(CUSTOMER_HOLD).bind(customer).bind(now).execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-            last
-        });
-        Ok(upsert_outcome(&stamp, last))
+        self.bounded("record", async {
+            let sql: &str = &DISPUTE_UPSERT;
+            let now = now_ms();
+            let last = on_db!(&self.writer, pool => {
+                let mut tx = pool.begin_with(self.writer.begin_write()).await?;
+                let (last,): (Option<String>,) = sqlx::query_as(sql)
+                    .bind(&d.id)
+                    .bind(&d.charge)
+                    .bind(&d.payment_intent)
+                    .bind(&d.customer)
+                    .bind(d.amount)
+                    .bind(&d.currency)
+                    .bind(&d.reason)
+                    .bind(&d.status)
+                    .bind(d.evidence_due_by)
+                    .bind(d.hold)
+                    .bind(&d.outcome)
+                    .bind(stamp.livemode)
+                    .bind(d.funds_withdrawn)
+                    .bind(d.funds_reinstated)
+                    .bind(stamp.created)
+                    .bind(stamp.event_id)
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if let Some(customer) = &d.customer {
+                    sqlx::query(CUSTOMER_HOLD).bind(customer).bind(now).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                last
+            });
+            Ok(upsert_outcome(&stamp, last))
+        })
+        .await
     }
 
     /// Records (or completes) one failed payment; `reason_rank` says how telling the field its
     /// reason came from is (0 for `other`): the row keeps the reason of the highest rank.
     pub async fn merge_payment_failure(&self, f: &PaymentFailure, reason_rank: i64) -> Result<()> {
-        on_db!(&self.writer, pool => sqlx::query(PAYMENT_FAILURE_MERGE)
-            .bind(&f.id)
-            .bind(&f.customer)
-            .bind(&f.invoice)
-            .bind(&f.payment_intent)
-            .bind(&f.charge)
-            .bind(f.amount)
-            .bind(&f.currency)
-            .bind(&f.reason)
-            .bind(&f.code)
-            .bind(&f.message)
-            .bind(f.attempt_count)
-            .bind(f.next_payment_attempt)
-            .bind(f.failed_at)
-            .bind(f.livemode)
-            .bind(now_ms())
-            .bind(reason_rank)
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
-        Ok(())
+        self.bounded("record", async {
+            on_db!(&self.writer, pool => sqlx::query(PAYMENT_FAILURE_MERGE)
+                .bind(&f.id)
+                .bind(&f.customer)
+                .bind(&f.invoice)
+                .bind(&f.payment_intent)
+                .bind(&f.charge)
+                .bind(f.amount)
+                .bind(&f.currency)
+                .bind(&f.reason)
+                .bind(&f.code)
+                .bind(&f.message)
+                .bind(f.attempt_count)
+                .bind(f.next_payment_attempt)
+                .bind(f.failed_at)
+                .bind(f.livemode)
+                .bind(now_ms())
+                .bind(reason_rank)
+                .execute(pool)
+                .await
+                .map(|_| ()))?;
+            Ok(())
+        })
+        .await
     }
 
     /// Queues a notification; false when this event already queued one of this kind.
     pub async fn queue_notification(&self, n: &Notification) -> Result<bool> {
-        let inserted = on_db!(&self.writer, pool => sqlx::query(NOTIFICATION_INSERT)
-            .bind(&n.kind)
-            .bind(&n.event_id)
-            .bind(&n.customer)
-            .bind(&n.email)
-            .bind(n.amount)
-            .bind(&n.currency)
-            .bind(n.due_at)
-            .bind(&n.url)
-            .bind(&n.reason)
-            .bind(&n.message)
-            .bind(now_ms())
-            .execute(pool)
-            .await?
-            .rows_affected());
-        Ok(inserted == 1)
+        self.bounded("record", async {
+            let inserted = on_db!(&self.writer, pool => sqlx::query(NOTIFICATION_INSERT)
+                .bind(&n.kind)
+                .bind(&n.event_id)
+                .bind(&n.customer)
+                .bind(&n.email)
+                .bind(n.amount)
+                .bind(&n.currency)
+                .bind(n.due_at)
+                .bind(&n.url)
+                .bind(&n.reason)
+                .bind(&n.message)
+                .bind(now_ms())
+                .execute(pool)
+                .await?
+                .rows_affected());
+            Ok(inserted == 1)
+        })
+        .await
     }
 
     /// For applications draining the outbox: marks a notification sent (false if it was not pending).
@@ -419,7 +437,10 @@ impl Store {
             + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
             + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
     {
-        let sql = format!("SELECT {columns} FROM {table} WHERE id = $1");
-        on_db!(&self.db, pool => Ok(sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?))
+        self.bounded("record", async {
+            let sql = format!("SELECT {columns} FROM {table} WHERE id = $1");
+            on_db!(&self.db, pool => Ok(sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?))
+        })
+        .await
     }
 }
