@@ -7,7 +7,7 @@ export LEPTOS_OUTPUT_NAME := deferral
 ## webhook secret is printed when STRIPE_WEBHOOK_SECRET is unset; production runs `deferral serve`)
 run:
 	scripts/setup.sh build
-	cargo leptos build --release
+	cargo leptos build --release --precompress
 	LEPTOS_SITE_ROOT=target/site target/release/deferral dev
 
 ## test: every test: Rust (SQLite, then PostgreSQL), then Playwright in Chromium

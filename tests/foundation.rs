@@ -34,19 +34,50 @@ async fn the_console_is_server_rendered_and_loads_its_wasm() {
     assert_eq!(resp.status(), 200);
     let html = resp.text().await.unwrap();
     assert!(html.contains("Deferral"), "{html}");
-    assert!(html.contains("/pkg/deferral.js"), "no script in {html}");
-    assert!(html.contains("/pkg/deferral.wasm"), "no wasm in {html}");
-
-    // The bundle is served from /pkg/ (built by cargo-leptos before the tests run).
-    for (path, mime) in [
-        ("/pkg/deferral.js", "javascript"),
-        ("/pkg/deferral.wasm", "application/wasm"),
-    ] {
-        let resp = app.client.get(format!("{}{path}", app.url)).send().await.unwrap();
-        assert_eq!(resp.status(), 200, "{path}: run `cargo leptos build` first");
-        let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
-        assert!(ct.contains(mime), "{path}: {ct}");
+    // The pages name the bundle under a versioned path: `/pkg/{digest of the files}/…`.
+    let at = html.find("/pkg/").expect("the page names its bundle");
+    let version = html[at + 5..].split('/').next().unwrap().to_string();
+    assert_eq!(version.len(), 16, "a content digest, not a fixed name: {version}");
+    for file in ["deferral.js", "deferral.wasm", "deferral.css"] {
+        assert!(html.contains(&format!("/pkg/{version}/{file}")), "no {file} in {html}");
     }
+
+    // Served from there (built by cargo-leptos before the tests run), kept by browsers for a
+    // year, compressed for clients that accept it.
+    for (file, mime) in [
+        ("deferral.js", "javascript"),
+        ("deferral.wasm", "application/wasm"),
+        ("deferral.css", "text/css"),
+    ] {
+        let path = format!("/pkg/{version}/{file}");
+        let resp = app
+            .client
+            .get(format!("{}{path}", app.url))
+            .header("accept-encoding", "br")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{path}: run `cargo leptos build` first");
+        let headers = resp.headers();
+        assert!(
+            headers["content-type"].to_str().unwrap().contains(mime),
+            "{path}: {headers:?}"
+        );
+        assert_eq!(
+            headers["cache-control"], "public, max-age=31536000, immutable",
+            "{path}"
+        );
+        assert_eq!(headers["content-encoding"], "br", "{path}");
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+    }
+    // Another build's path finds nothing, rather than today's files under yesterday's name.
+    let resp = app
+        .client
+        .get(format!("{}/pkg/0000000000000000/deferral.wasm", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
 }
 
 #[tokio::test]

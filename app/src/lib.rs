@@ -18,7 +18,7 @@ pub mod server;
 pub mod view;
 
 use leptos::prelude::*;
-use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_meta::{MetaTags, Title, provide_meta_context};
 use leptos_router::{
     SsrMode,
     components::{Outlet, ParentRoute, Route, Router, Routes},
@@ -33,12 +33,15 @@ use pages::{
 
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    // Versioned like the scripts (`site_pkg_dir`), so browsers keep it until it changes.
+    let stylesheet = format!("/{}/deferral.css", options.site_pkg_dir);
     view! {
         <!DOCTYPE html>
         <html lang="en">
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <link rel="stylesheet" id="leptos" href=stylesheet/>
                 <HydrationScripts options/>
                 <MetaTags/>
             </head>
@@ -61,7 +64,6 @@ pub fn App() -> impl IntoView {
     // SsrMode::Async: the server sends complete pages (data included) so they read the same without
     // JavaScript, and a missing session can still answer with a redirect.
     view! {
-        <Stylesheet id="leptos" href="/pkg/deferral.css"/>
         <Title text="Deferral"/>
         <Router>
             <Header/>

@@ -1,5 +1,6 @@
 //! HTTP assembly: one router per resource, merged here.
 
+mod assets;
 mod error;
 mod health;
 pub mod limits;
@@ -14,6 +15,7 @@ use axum::extract::FromRef;
 use leptos::prelude::*;
 use leptos_axum::{AxumRouteListing, LeptosRoutes, generate_route_list};
 
+pub use assets::Assets;
 pub use error::ApiError;
 pub use token::check_bearer;
 
@@ -29,14 +31,16 @@ pub struct AppState {
     pub store: Store,
     pub ingest: Ingest,
     pub executor: ExecutorHandle,
+    pub assets: Assets,
 }
 
 impl AppState {
     pub fn new(config: Arc<Config>, store: Store, executor: ExecutorHandle) -> Self {
+        let assets = Assets::load(&config.site_root);
         let leptos_options = LeptosOptions::builder()
             .output_name("deferral")
             .site_root(config.site_root.as_str())
-            .site_pkg_dir("pkg")
+            .site_pkg_dir(assets.pkg_dir())
             .site_addr(config.site_addr)
             .build();
         let ingest = Ingest::start(store.clone(), config.clone(), executor.clone());
@@ -46,6 +50,7 @@ impl AppState {
             store,
             ingest,
             executor,
+            assets,
         }
     }
 }
@@ -72,7 +77,9 @@ pub fn router(state: AppState) -> Router {
     };
     // The console (pages, server functions, assets, its 404 page) behind its guard: cross-origin
     // posts refused, security headers on every answer.
-    let console_routes = Router::new()
+    let console_routes = state
+        .assets
+        .router()
         .leptos_routes_with_context(&state, routes, context.clone(), move || app::shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(
             context,

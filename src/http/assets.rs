@@ -1,0 +1,95 @@
+//! The console's compiled assets (`target/site/pkg`: the wasm, its JavaScript, the CSS) under a
+//! versioned path, so browsers may keep them for a year.
+//!
+//! The version is a digest of the files themselves, taken once at start: pages name
+//! `/pkg/{version}/deferral.wasm` (Leptos writes its script tags from `site_pkg_dir`), and a new
+//! build gets new names, so `immutable` is safe. cargo-leptos' `hash-files` would do the same
+//! but needs a `hash.txt` beside every binary that serves (tests, `make run`, a deployed copy);
+//! hashing here needs nothing. Release builds are precompressed (`cargo leptos build
+//! --precompress`: brotli at its best quality, which the on-the-fly `CompressionLayer` cannot
+//! afford per request), and those `.br` / `.gz` files are served as they are.
+
+use std::path::{Path, PathBuf};
+
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use sha2::{Digest, Sha256};
+use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+/// The versioned asset folder.
+#[derive(Clone, Debug)]
+pub struct Assets {
+    dir: PathBuf,
+    version: String,
+}
+
+impl Assets {
+    /// The assets in `site_root/pkg`, versioned by their contents (`"none"` when there are none:
+    /// a server built without its front end still serves its pages).
+    pub fn load(site_root: &str) -> Self {
+        let dir = Path::new(site_root).join("pkg");
+        Assets {
+            version: version_of(&dir).unwrap_or_else(|| "none".into()),
+            dir,
+        }
+    }
+
+    /// Leptos's `site_pkg_dir`: the path the pages name the assets under.
+    pub fn pkg_dir(&self) -> String {
+        format!("pkg/{}", self.version)
+    }
+
+    /// `GET /pkg/{version}/…`: the files, precompressed when a `.br` / `.gz` sits beside them,
+    /// cached for a year. Another version's path finds nothing (404).
+    pub fn router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
+        let files = ServeDir::new(&self.dir).precompressed_br().precompressed_gzip();
+        Router::new().nest_service(
+            &format!("/{}", self.pkg_dir()),
+            tower::ServiceBuilder::new()
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("public, max-age=31536000, immutable"),
+                ))
+                .service(files),
+        )
+    }
+}
+
+/// A digest of every file in `dir` (names and contents, in name order), compressed copies left
+/// out (they follow from the rest); `None` when `dir` holds no file.
+fn version_of(dir: &Path) -> Option<String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.is_file() && !matches!(path.extension().and_then(|e| e.to_str()), Some("br" | "gz")))
+        .collect();
+    if files.is_empty() {
+        return None;
+    }
+    files.sort();
+    let mut digest = Sha256::new();
+    for path in files {
+        digest.update(path.file_name()?.as_encoded_bytes());
+        digest.update(std::fs::read(&path).ok()?);
+    }
+    Some(hex::encode(&digest.finalize()[..8]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_version_follows_the_contents() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(version_of(dir.path()), None);
+        std::fs::write(dir.path().join("deferral.wasm"), b"one").unwrap();
+        let first = version_of(dir.path()).unwrap();
+        std::fs::write(dir.path().join("deferral.wasm.br"), b"compressed").unwrap();
+        assert_eq!(version_of(dir.path()).unwrap(), first, "compressed copies do not count");
+        std::fs::write(dir.path().join("deferral.wasm"), b"two").unwrap();
+        assert_ne!(version_of(dir.path()).unwrap(), first);
+        assert_eq!(first.len(), 16);
+    }
+}
