@@ -44,6 +44,17 @@ async fn server(fake: &FakeStripe, interval: Duration) -> TestApp {
 
 /// Runs the real `deferral reconcile` against the app's database and the fake Stripe.
 async fn reconcile(app: &TestApp, fake: &FakeStripe, key: Option<&str>, args: &[&str]) -> Output {
+    reconcile_with(app, fake, key, args, &[]).await
+}
+
+/// [`reconcile`] with more environment variables.
+async fn reconcile_with(
+    app: &TestApp,
+    fake: &FakeStripe,
+    key: Option<&str>,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Output {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_deferral"));
     cmd.arg("reconcile")
         .args(args)
@@ -52,7 +63,9 @@ async fn reconcile(app: &TestApp, fake: &FakeStripe, key: Option<&str>, args: &[
         .env("NO_COLOR", "1")
         .env("RUST_LOG", "warn")
         .env_remove("STRIPE_SECRET_KEY")
+        .env_remove("STRIPE_API_RATE")
         .env_remove("DEFERRAL_EVENT_TYPES")
+        .envs(env.iter().copied())
         .kill_on_drop(true);
     if let Some(key) = key {
         cmd.env("STRIPE_SECRET_KEY", key);
@@ -468,3 +481,6 @@ async fn two_postgres_processes_sweep_one_at_a_time_and_store_each_event_once() 
         assert!(p.problems().is_empty(), "{}: {:?}", p.name, p.problems());
     }
 }
+
+#[path = "reconcile/limits.rs"]
+mod limits;

@@ -162,12 +162,7 @@ impl Processor {
                     connect: total.min(Duration::from_secs(5)),
                     total,
                 };
-                let budget = stripe::Budget::new(config.stripe_api_rate);
-                share_between_processes(&budget, &store);
-                Some(
-                    stripe::Client::new(&config.stripe_api_base, key, &config.stripe_api_version, timeouts)
-                        .with_budget(budget),
-                )
+                Some(stripe_client(config, &store, key, timeouts))
             }
             None => {
                 tracing::warn!(
@@ -234,6 +229,14 @@ impl Processor {
         }
         Ok((fetched, "api"))
     }
+}
+
+/// The process's Stripe client, spending `STRIPE_API_RATE` split between the processes on the
+/// database: the server's executor (and its sweep) and `deferral reconcile` each make theirs here.
+pub(crate) fn stripe_client(config: &Config, store: &Store, key: &str, timeouts: stripe::Timeouts) -> stripe::Client {
+    let budget = stripe::Budget::new(config.stripe_api_rate);
+    share_between_processes(&budget, store);
+    stripe::Client::new(&config.stripe_api_base, key, &config.stripe_api_version, timeouts).with_budget(budget)
 }
 
 /// How often the budget's split between processes is brought up to date.

@@ -6,7 +6,8 @@
 //! `created[gte|gt|lte|lt]`, `delivery_success`, `types[]` (up to 20) or `type` (one pattern
 //! with `*`), paged by `limit` (1–100, default 10), `starting_after`/`ending_before` and
 //! `has_more`; unknown parameters and bad values answer Stripe's 400s. Faults can be queued
-//! for the next list requests (a 401 or a 500 part-way through the pages).
+//! for the next list requests (a 401, a 429 or a 500 part-way through the pages), and
+//! [`FakeStripe::limit`] holds for the list too.
 //!
 //! Objects are kept in the pre-basil shape and served in the version the request asks for
 //! (`Stripe-Version`, rendered as `deferral::fixtures::render` does); events are served as
@@ -340,6 +341,20 @@ fn over_limit(inner: &Inner, live: bool, route: &str) -> Option<&'static str> {
     None
 }
 
+/// Stripe's 429 when the request is over a limit; otherwise counts it as served.
+fn limited(inner: &Inner, live: bool, route: &str) -> Option<Response> {
+    match over_limit(inner, live, route) {
+        Some(reason) => {
+            inner.rate_limited.fetch_add(1, Ordering::SeqCst);
+            Some(rate_limited(reason))
+        }
+        None => {
+            inner.served.fetch_add(1, Ordering::SeqCst);
+            None
+        }
+    }
+}
+
 async fn retrieve(
     State(inner): State<Arc<Inner>>,
     Path((collection, id)): Path<(String, String)>,
@@ -349,11 +364,9 @@ async fn retrieve(
         Ok(admitted) => admitted,
         Err(refused) => return *refused,
     };
-    if let Some(reason) = over_limit(&inner, live, &format!("GET /v1/{collection}/{{id}}")) {
-        inner.rate_limited.fetch_add(1, Ordering::SeqCst);
-        return rate_limited(reason);
+    if let Some(refused) = limited(&inner, live, &format!("GET /v1/{collection}/{{id}}")) {
+        return refused;
     }
-    inner.served.fetch_add(1, Ordering::SeqCst);
     let fault = inner.faults.lock().unwrap().get_mut(&id).and_then(VecDeque::pop_front);
     let missing = || {
         let singular = collection.trim_end_matches('s');
@@ -475,8 +488,12 @@ async fn list_events(
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    if let Err(refused) = check_key(authorization.as_deref()) {
-        return *refused;
+    let live = match check_key(authorization.as_deref()) {
+        Ok(live) => live,
+        Err(refused) => return *refused,
+    };
+    if let Some(refused) = limited(&inner, live, "GET /v1/events") {
+        return refused;
     }
     let fault = inner.list_faults.lock().unwrap().pop_front().flatten();
     if let Some(response) = injected(fault).await {
