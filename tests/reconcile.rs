@@ -167,6 +167,17 @@ async fn every_missed_event_gets_one_execution_marked_reconciled() {
         run.contains("3 pages read, 250 events seen, 210 new executions (40 already stored)"),
         "{run}"
     );
+    // Off a terminal (stdout and stderr are pipes here): one line per page, no progress bar.
+    let pages: Vec<&str> = run.lines().filter(|l| l.starts_with("page ")).collect();
+    assert_eq!(
+        pages,
+        [
+            "page 1: 100 seen, 85 new",
+            "page 2: 200 seen, 169 new",
+            "page 3: 250 seen, 210 new"
+        ],
+        "{run}"
+    );
     let queries = fake.list_queries();
     let last_three = &queries[queries.len() - 3..];
     for q in last_three {
@@ -484,3 +495,5 @@ async fn two_postgres_processes_sweep_one_at_a_time_and_store_each_event_once() 
 
 #[path = "reconcile/limits.rs"]
 mod limits;
+#[path = "reconcile/origins.rs"]
+mod origins;
