@@ -261,7 +261,7 @@ fn share_between_processes(budget: &std::sync::Arc<stripe::Budget>, store: &Stor
         loop {
             tick.tick().await;
             let Some(budget) = budget.upgrade() else { return };
-            match store.live_processes().await {
+            match store.bounded("process count", store.live_processes()).await {
                 Ok(n) => budget.set_processes(n),
                 Err(e) => tracing::warn!(error = %e, "cannot count the processes sharing the Stripe budget"),
             }
