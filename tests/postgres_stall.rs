@@ -370,7 +370,10 @@ async fn the_sweep_and_the_alerter_stop_while_the_database_is_silent() {
         if alerter_waits && !fake.list_queries().is_empty() {
             break;
         }
-        assert!(Instant::now() < deadline, "the alerter never polled or the sweep never listed");
+        assert!(
+            Instant::now() < deadline,
+            "the alerter never polled or the sweep never listed"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     proxy.blackhole();

@@ -181,7 +181,10 @@ impl Reconciler<'_> {
     async fn store_page(&self, request: &Request, events: Vec<NewEvent>, tally: &mut Tally) -> Result<(), StoreError> {
         if request.dry_run {
             let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
-            let stored = self.store.bounded("stored events", self.store.stored_events(&ids)).await?;
+            let stored = self
+                .store
+                .bounded("stored events", self.store.stored_events(&ids))
+                .await?;
             for e in events.iter().filter(|e| !stored.contains(&e.id)) {
                 tally.missing.push(Missing {
                     id: e.id.clone(),

@@ -84,7 +84,10 @@ impl Sweeper {
         let interval = self.config.reconcile_interval.as_millis() as i64;
         // Processes tick on their own clocks; a sweep by another one most of an interval ago
         // stands for this turn (its window overlaps this one's all but a few minutes).
-        let recent = self.store.bounded("sweeps", self.store.recent_sweeps(Some("sweep"), 1)).await?;
+        let recent = self
+            .store
+            .bounded("sweeps", self.store.recent_sweeps(Some("sweep"), 1))
+            .await?;
         if let Some(last) = recent.first()
             && last.owner != self.owner
             && last.started_at > now - interval * 9 / 10

@@ -26,13 +26,21 @@ async fn reconciled_connect_events_keep_their_account_and_reruns_say_rerun() {
     let webhook = app.deliver_ok(&delivered).await;
     fake.add_event(&listed(2, 90).1, false);
     // An event of a connected account: Stripe lists it among the platform's, `account` set.
-    let mut connect: Value =
-        serde_json::from_str(&event("evt_rec_connect", "customer.created", "cus_rec_connect", now_s() - 60)).unwrap();
+    let mut connect: Value = serde_json::from_str(&event(
+        "evt_rec_connect",
+        "customer.created",
+        "cus_rec_connect",
+        now_s() - 60,
+    ))
+    .unwrap();
     connect["account"] = ACCOUNT.into();
     fake.add_event(&connect.to_string(), false);
 
     let out = reconcile_ok(&app, &fake, &[]).await;
-    assert!(out.contains("3 events seen, 2 new executions (1 already stored)"), "{out}");
+    assert!(
+        out.contains("3 events seen, 2 new executions (1 already stored)"),
+        "{out}"
+    );
     let reconciled = executions(&app, "origin=reconciled").await;
     assert_eq!(reconciled.len(), 2);
 
@@ -41,7 +49,11 @@ async fn reconciled_connect_events_keep_their_account_and_reruns_say_rerun() {
     assert_eq!(of_account.len(), 1, "{of_account:?}");
     let listed_connect = &of_account[0];
     assert_eq!(
-        (&listed_connect["event_id"], &listed_connect["origin"], &listed_connect["account"]),
+        (
+            &listed_connect["event_id"],
+            &listed_connect["origin"],
+            &listed_connect["account"]
+        ),
         (&"evt_rec_connect".into(), &"reconciled".into(), &ACCOUNT.into())
     );
     let id = listed_connect["id"].as_str().unwrap();
@@ -61,7 +73,10 @@ async fn reconciled_connect_events_keep_their_account_and_reruns_say_rerun() {
     assert_ne!(rerun_id, id);
     let (status, shown) = app.api(&format!("/api/v1/executions/{rerun_id}")).await;
     assert_eq!(status, 200, "{shown}");
-    assert_eq!((&shown["origin"], &shown["account"]), (&"rerun".into(), &ACCOUNT.into()));
+    assert_eq!(
+        (&shown["origin"], &shown["account"]),
+        (&"rerun".into(), &ACCOUNT.into())
+    );
     assert_eq!(ids(&executions(&app, "origin=rerun").await), [rerun_id]);
     assert_eq!(executions(&app, "origin=reconciled").await.len(), 2);
 
@@ -79,7 +94,10 @@ async fn reconciled_connect_events_keep_their_account_and_reruns_say_rerun() {
         assert!(page.contains(&row(id)), "reconciled {id} not listed:\n{page}");
     }
     for (origin, id) in [("webhook", webhook.as_str()), ("rerun", rerun_id)] {
-        assert!(!page.contains(&row(id)), "{origin} execution {id} listed as reconciled:\n{page}");
+        assert!(
+            !page.contains(&row(id)),
+            "{origin} execution {id} listed as reconciled:\n{page}"
+        );
     }
     app.stop().await;
 }
