@@ -10,8 +10,10 @@
 //!
 //! DEFERRAL_TEST_BACKEND=postgres DEFERRAL_TEST_PG_RESTART=1 cargo test --test postgres_stall restart
 //!
-//! The other two touch only their own database and run in the suite's PostgreSQL pass.
+//! The others touch only their own database and run in the suite's PostgreSQL pass.
 
+#[path = "support/fake_stripe.rs"]
+mod fake_stripe;
 mod processes;
 mod support;
 
@@ -332,4 +334,77 @@ async fn connections_stranded_mid_protocol_leave_no_executor_idle() {
         eprintln!("every open connection stranded");
     })
     .await;
+}
+
+/// The services beside the executor bound their database calls too: the reconciliation sweep
+/// (its record, and its lock on a connection of its own) and the alerter. Each is caught with a
+/// call in flight when the connection goes silent; each gives up within the deadline, so a stop
+/// is heard within a few deadlines instead of once the silence ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_and_the_alerter_stop_while_the_database_is_silent() {
+    use deferral::executor::{ExecutorHandle, alerter};
+    use deferral::store::Store;
+    use deferral::stripe;
+
+    if support::backend() != "postgres" {
+        eprintln!("skipped: PostgreSQL only; runs with DEFERRAL_TEST_BACKEND=postgres");
+        return;
+    }
+    const DEADLINE: Duration = Duration::from_secs(1);
+    let (url, _dir) = support::fresh_database().await;
+    let proxy = Proxy::start(&host_port(&url)).await;
+    let store = Store::open_with(&proxy.url_for(&url), DEADLINE).await.unwrap();
+    // The alerter's polls wait on this lock (taken past the proxy), so one is in flight.
+    let admin = processes::connect(&url).await;
+    let mut locked = admin.begin().await.unwrap();
+    sqlx::query("LOCK TABLE alert_deliveries IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *locked)
+        .await
+        .unwrap();
+    let fake = fake_stripe::FakeStripe::start().await;
+    // The sweep's page takes a while: the silence starts while the sweep holds its lock.
+    fake.slow_list(Duration::from_secs(2));
+    let mut config = support::test_config(&url);
+    config.reconcile_interval = Duration::from_secs(3600);
+    config.alert_digest_window = Duration::from_millis(200); // the alerter polls every 50 ms
+    let config = Arc::new(config);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let ingest = deferral::webhook::Ingest::start(store.clone(), config.clone(), ExecutorHandle::default());
+    let client = stripe::Client::new(
+        &fake.url,
+        fake_stripe::KEY,
+        &config.stripe_api_version,
+        stripe::Timeouts::default(),
+    );
+    let sweep = deferral::reconcile::sweep::spawn(config.clone(), Some(client), store.clone(), ingest, stop.clone())
+        .expect("the sweep runs");
+    let alerts = alerter::spawn(store, alerter::AlertSettings::from_config(&config), stop.clone());
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (alerter_waits,): (bool,) = sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database()
+             AND wait_event_type = 'Lock' AND query LIKE '%alert_deliveries%')",
+        )
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+        if alerter_waits && !fake.list_queries().is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the alerter never polled or the sweep never listed"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    proxy.blackhole();
+    // The alerter's answer now waits in the proxy; the sweep's record and unlock will.
+    locked.commit().await.unwrap();
+    stop.cancel();
+    let stopped = tokio::time::timeout(DEADLINE * 5, async { (sweep.await, alerts.await) }).await;
+    proxy.pass();
+    let (sweep, alerts) = stopped.expect("a service waited on the silent database past its deadline");
+    sweep.expect("the sweep's task");
+    alerts.expect("the alerter's task");
 }

@@ -44,6 +44,17 @@ async fn server(fake: &FakeStripe, interval: Duration) -> TestApp {
 
 /// Runs the real `deferral reconcile` against the app's database and the fake Stripe.
 async fn reconcile(app: &TestApp, fake: &FakeStripe, key: Option<&str>, args: &[&str]) -> Output {
+    reconcile_with(app, fake, key, args, &[]).await
+}
+
+/// [`reconcile`] with more environment variables.
+async fn reconcile_with(
+    app: &TestApp,
+    fake: &FakeStripe,
+    key: Option<&str>,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Output {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_deferral"));
     cmd.arg("reconcile")
         .args(args)
@@ -52,7 +63,9 @@ async fn reconcile(app: &TestApp, fake: &FakeStripe, key: Option<&str>, args: &[
         .env("NO_COLOR", "1")
         .env("RUST_LOG", "warn")
         .env_remove("STRIPE_SECRET_KEY")
+        .env_remove("STRIPE_API_RATE")
         .env_remove("DEFERRAL_EVENT_TYPES")
+        .envs(env.iter().copied())
         .kill_on_drop(true);
     if let Some(key) = key {
         cmd.env("STRIPE_SECRET_KEY", key);
@@ -152,6 +165,17 @@ async fn every_missed_event_gets_one_execution_marked_reconciled() {
     let run = reconcile_ok(&app, &fake, &[]).await;
     assert!(
         run.contains("3 pages read, 250 events seen, 210 new executions (40 already stored)"),
+        "{run}"
+    );
+    // Off a terminal (stdout and stderr are pipes here): one line per page, no progress bar.
+    let pages: Vec<&str> = run.lines().filter(|l| l.starts_with("page ")).collect();
+    assert_eq!(
+        pages,
+        [
+            "page 1: 100 seen, 85 new",
+            "page 2: 200 seen, 169 new",
+            "page 3: 250 seen, 210 new"
+        ],
         "{run}"
     );
     let queries = fake.list_queries();
@@ -468,3 +492,8 @@ async fn two_postgres_processes_sweep_one_at_a_time_and_store_each_event_once() 
         assert!(p.problems().is_empty(), "{}: {:?}", p.name, p.problems());
     }
 }
+
+#[path = "reconcile/limits.rs"]
+mod limits;
+#[path = "reconcile/origins.rs"]
+mod origins;

@@ -79,12 +79,12 @@ pub fn spawn(store: Store, settings: AlertSettings, stop: CancellationToken) -> 
             rounds += 1;
             if rounds.is_multiple_of(3600) {
                 let before = now_ms() - settings.retention.as_millis() as i64;
-                if let Err(e) = store.prune_alerts(before).await {
+                if let Err(e) = store.bounded("alerts", store.prune_alerts(before)).await {
                     tracing::warn!(error = %e, "alerter: cannot prune old alerts");
                 }
             }
             let window_ms = settings.window.as_millis() as i64;
-            match store.alerts_due(now_ms(), window_ms).await {
+            match store.bounded("alerts", store.alerts_due(now_ms(), window_ms)).await {
                 Ok(true) => {}
                 Ok(false) => continue,
                 Err(e) => {
@@ -92,10 +92,8 @@ pub fn spawn(store: Store, settings: AlertSettings, stop: CancellationToken) -> 
                     continue;
                 }
             }
-            if let Err(e) = store
-                .compose_alerts(now_ms(), window_ms, &settings.receivers, &format)
-                .await
-            {
+            let compose = store.compose_alerts(now_ms(), window_ms, &settings.receivers, &format);
+            if let Err(e) = store.bounded("alerts", compose).await {
                 tracing::warn!(error = %e, "alerter: cannot compose alerts; will try again");
             }
             if let Err(e) = deliver_due(&store, &client, &settings, &owner).await {
@@ -113,14 +111,14 @@ async fn deliver_due(
     owner: &str,
 ) -> Result<(), crate::store::StoreError> {
     loop {
-        let jobs = store
-            .claim_deliveries(owner, now_ms(), DELIVERY_LEASE.as_millis() as i64, BATCH)
-            .await?;
+        let claim = store.claim_deliveries(owner, now_ms(), DELIVERY_LEASE.as_millis() as i64, BATCH);
+        let jobs = store.bounded("alert deliveries", claim).await?;
         let taken = jobs.len() as i64;
         for job in jobs {
             match post(client, &job.receiver, &job.body).await {
                 Ok(()) => {
-                    store.delivery_sent(job.id, owner, now_ms()).await?;
+                    let sent = store.delivery_sent(job.id, owner, now_ms());
+                    store.bounded("alert deliveries", sent).await?;
                 }
                 Err(error) => {
                     let next = now_ms() + settings.retry_after(job.attempts).as_millis() as i64;
@@ -131,7 +129,8 @@ async fn deliver_due(
                         "alert not delivered; will try again"
                     );
                     metrics::counter!("deferral_alert_delivery_failures_total").increment(1);
-                    store.delivery_failed(job.id, owner, next, &error).await?;
+                    let failed = store.delivery_failed(job.id, owner, next, &error);
+                    store.bounded("alert deliveries", failed).await?;
                 }
             }
         }

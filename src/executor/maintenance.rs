@@ -124,7 +124,10 @@ pub(super) fn spawn_all(ctx: Arc<Context>, stop: CancellationToken) -> Vec<JoinH
                 }
             }
             // The audit log is kept as long as the executions it acted on.
-            let n = c.store.prune_console(before, now_ms()).await?;
+            let n = c
+                .store
+                .bounded("prune", c.store.prune_console(before, now_ms()))
+                .await?;
             if n > 0 {
                 tracing::info!(count = n, "pruned audit log entries past the retention");
             }

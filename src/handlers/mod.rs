@@ -163,12 +163,7 @@ impl Processor {
                     connect: total.min(Duration::from_secs(5)),
                     total,
                 };
-                let budget = stripe::Budget::new(config.stripe_api_rate);
-                share_between_processes(&budget, &store);
-                Some(
-                    stripe::Client::new(&config.stripe_api_base, key, &config.stripe_api_version, timeouts)
-                        .with_budget(budget),
-                )
+                Some(stripe_client(config, &store, key, timeouts))
             }
             None => {
                 tracing::warn!(
@@ -237,6 +232,14 @@ impl Processor {
     }
 }
 
+/// The process's Stripe client, spending `STRIPE_API_RATE` split between the processes on the
+/// database: the server's executor (and its sweep) and `deferral reconcile` each make theirs here.
+pub(crate) fn stripe_client(config: &Config, store: &Store, key: &str, timeouts: stripe::Timeouts) -> stripe::Client {
+    let budget = stripe::Budget::new(config.stripe_api_rate);
+    share_between_processes(&budget, store);
+    stripe::Client::new(&config.stripe_api_base, key, &config.stripe_api_version, timeouts).with_budget(budget)
+}
+
 /// How often the budget's split between processes is brought up to date.
 const PROCESS_COUNT_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -259,7 +262,7 @@ fn share_between_processes(budget: &std::sync::Arc<stripe::Budget>, store: &Stor
         loop {
             tick.tick().await;
             let Some(budget) = budget.upgrade() else { return };
-            match store.live_processes().await {
+            match store.bounded("process count", store.live_processes()).await {
                 Ok(n) => budget.set_processes(n),
                 Err(e) => tracing::warn!(error = %e, "cannot count the processes sharing the Stripe budget"),
             }

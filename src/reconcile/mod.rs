@@ -18,8 +18,9 @@ use crate::webhook::{Admitted, Ingest, admit};
 
 pub use crate::store::sweeps::STRIPE_LISTS_EVENTS_FOR;
 
-/// A 429 is waited out (its `Retry-After`, at most this long) this many times before the run stops.
-const RATE_LIMIT_TRIES: u32 = 3;
+/// A 429 (or a budget with no room) is waited out (its `Retry-After`, at most this long) this
+/// many times per page before the run stops.
+const RATE_LIMIT_WAITS: u32 = 3;
 const LONGEST_RATE_LIMIT_WAIT: Duration = Duration::from_secs(30);
 
 /// What to list.
@@ -155,24 +156,24 @@ impl Reconciler<'_> {
         }
     }
 
-    /// One page of the list; a 429 is waited out a few times (Stripe says how long).
+    /// One page of the list; a 429 is waited out a few times (Stripe says how long). The client
+    /// turns Stripe's rate-limit 429s into `OverBudget` (its budget slows down and pauses the
+    /// endpoint meanwhile); a 429 that is no rate limit (`lock_timeout`) stays an `Api` error.
     async fn list(&self, query: &EventListQuery) -> Result<stripe::EventPage, StripeError> {
-        let mut tries = 1;
+        let mut waits = 0;
         loop {
-            match self.client.list_events(query).await {
-                Err(StripeError::Api {
-                    status: 429,
-                    retry_after,
-                    ..
-                }) if tries < RATE_LIMIT_TRIES => {
-                    tries += 1;
-                    let wait = retry_after
-                        .unwrap_or(Duration::from_secs(1))
-                        .min(LONGEST_RATE_LIMIT_WAIT);
-                    tracing::info!(?wait, "Stripe's rate limit: waiting before the next page");
+            let error = match self.client.list_events(query).await {
+                Ok(page) => return Ok(page),
+                Err(e) => e,
+            };
+            match error.wait_before_retry() {
+                Some(wait) if waits < RATE_LIMIT_WAITS => {
+                    waits += 1;
+                    let wait = wait.min(LONGEST_RATE_LIMIT_WAIT);
+                    tracing::info!(?wait, %error, "Stripe's rate limit: waiting before asking for the page again");
                     tokio::time::sleep(wait).await;
                 }
-                other => return other,
+                _ => return Err(error),
             }
         }
     }
@@ -180,7 +181,10 @@ impl Reconciler<'_> {
     async fn store_page(&self, request: &Request, events: Vec<NewEvent>, tally: &mut Tally) -> Result<(), StoreError> {
         if request.dry_run {
             let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
-            let stored = self.store.stored_events(&ids).await?;
+            let stored = self
+                .store
+                .bounded("stored events", self.store.stored_events(&ids))
+                .await?;
             for e in events.iter().filter(|e| !stored.contains(&e.id)) {
                 tally.missing.push(Missing {
                     id: e.id.clone(),

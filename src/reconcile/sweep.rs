@@ -67,7 +67,8 @@ impl Sweeper {
         }
     }
 
-    /// One turn: sweeps unless another process is sweeping or swept within the interval.
+    /// One turn: sweeps unless another process is sweeping or swept within the interval. No
+    /// database call waits past the deadline (`DEFERRAL_DB_TIMEOUT`; the lock bounds its own).
     async fn sweep(&self, stop: &CancellationToken) -> Result<(), StoreError> {
         let Some(lock) = self.store.try_sweep_lock().await? else {
             tracing::debug!("another process is sweeping");
@@ -83,7 +84,10 @@ impl Sweeper {
         let interval = self.config.reconcile_interval.as_millis() as i64;
         // Processes tick on their own clocks; a sweep by another one most of an interval ago
         // stands for this turn (its window overlaps this one's all but a few minutes).
-        let recent = self.store.recent_sweeps(Some("sweep"), 1).await?;
+        let recent = self
+            .store
+            .bounded("sweeps", self.store.recent_sweeps(Some("sweep"), 1))
+            .await?;
         if let Some(last) = recent.first()
             && last.owner != self.owner
             && last.started_at > now - interval * 9 / 10
@@ -98,7 +102,8 @@ impl Sweeper {
             dry_run: false,
         }
         .narrowed_to(&self.config);
-        let id = self.store.sweep_started(request.since, "sweep", &self.owner).await?;
+        let started = self.store.sweep_started(request.since, "sweep", &self.owner);
+        let id = self.store.bounded("sweep record", started).await?;
         let reconciler = Reconciler {
             client: &self.client,
             ingest: &self.ingest,
@@ -138,9 +143,11 @@ impl Sweeper {
                 "reconciliation sweep stopped early; what it stored stays, the next sweep goes on"
             ),
         }
-        self.store.sweep_finished(id, tally.counts(), error.as_deref()).await?;
+        let finished = self.store.sweep_finished(id, tally.counts(), error.as_deref());
+        self.store.bounded("sweep record", finished).await?;
         let keep = self.config.retention.max(Duration::from_secs(86_400));
-        self.store.prune_sweeps(now - keep.as_millis() as i64).await?;
+        let prune = self.store.prune_sweeps(now - keep.as_millis() as i64);
+        self.store.bounded("sweeps", prune).await?;
         Ok(())
     }
 }

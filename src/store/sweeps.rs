@@ -2,10 +2,11 @@
 //! (for a dry run), and on PostgreSQL the lock that lets one process sweep at a time.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
 
-use super::{Db, Result, Store, now_ms, on_db, placeholders};
+use super::{Db, Result, Store, StoreError, now_ms, on_db, placeholders};
 
 /// How long Stripe lists an event (`GET /v1/events`) after its creation.
 pub const STRIPE_LISTS_EVENTS_FOR: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
@@ -44,18 +45,21 @@ const LOCK: &str = "hashtext('deferral-reconcile'), 0";
 /// Held while a process sweeps. PostgreSQL: a session-level advisory lock on a connection taken
 /// from the pool for the purpose; the lock ends with that session, so a process that dies
 /// mid-sweep holds nothing. SQLite: one process owns the database, nothing to hold.
+/// Its statements wait no longer than the store's deadline; a session that did not answer in
+/// time is closed, never pooled (it may hold the lock).
 pub struct SweepLock {
     connection: Option<PoolConnection<sqlx::Postgres>>,
+    deadline: Duration,
 }
 
 impl SweepLock {
     /// Unlocks and gives the connection back to the pool.
     pub async fn release(mut self) {
         if let Some(mut connection) = self.connection.take() {
-            let unlocked = sqlx::query(&format!("SELECT pg_advisory_unlock({LOCK})"))
-                .execute(&mut *connection)
-                .await;
-            if unlocked.is_err() {
+            let sql = format!("SELECT pg_advisory_unlock({LOCK})");
+            let unlock = sqlx::query(&sql).execute(&mut *connection);
+            let unlocked = tokio::time::timeout(self.deadline, unlock).await;
+            if !matches!(unlocked, Ok(Ok(_))) {
                 // Not known to be unlocked: the session must end rather than return to the pool.
                 drop(connection.detach());
             }
@@ -75,15 +79,30 @@ impl Drop for SweepLock {
 impl Store {
     /// The sweep lock, or `None` when another process holds it (it is sweeping now).
     pub async fn try_sweep_lock(&self) -> Result<Option<SweepLock>> {
+        let deadline = self.deadline;
         let Db::Postgres(pool) = &self.db else {
-            return Ok(Some(SweepLock { connection: None }));
+            return Ok(Some(SweepLock {
+                connection: None,
+                deadline,
+            }));
         };
-        let mut connection = pool.acquire().await?;
-        let (locked,): (bool,) = sqlx::query_as(&format!("SELECT pg_try_advisory_lock({LOCK})"))
-            .fetch_one(&mut *connection)
-            .await?;
+        let mut connection = self.bounded("sweep lock", async { Ok(pool.acquire().await?) }).await?;
+        let sql = format!("SELECT pg_try_advisory_lock({LOCK})");
+        let lock = sqlx::query_as(&sql).fetch_one(&mut *connection);
+        let (locked,): (bool,) = match tokio::time::timeout(deadline, lock).await {
+            Ok(answer) => answer?,
+            Err(_) => {
+                // The lock may be taken by now: the session ends rather than return to the pool.
+                drop(connection.detach());
+                return Err(StoreError::Timeout {
+                    what: "sweep lock",
+                    after: deadline,
+                });
+            }
+        };
         Ok(locked.then_some(SweepLock {
             connection: Some(connection),
+            deadline,
         }))
     }
 

@@ -106,6 +106,20 @@ impl StripeError {
         }
     }
 
+    /// How long to wait before asking again when the answer was "not now": Deferral's budget
+    /// had no room, or Stripe answered 429 (its `Retry-After`, or a second). `None` for the rest.
+    pub fn wait_before_retry(&self) -> Option<Duration> {
+        match self {
+            StripeError::OverBudget { wait, .. } => Some(*wait),
+            StripeError::Api {
+                status: 429,
+                retry_after,
+                ..
+            } => Some(retry_after.unwrap_or(Duration::from_secs(1))),
+            _ => None,
+        }
+    }
+
     /// The object asked for does not exist (404 `resource_missing`).
     pub fn is_missing(&self) -> bool {
         matches!(self, StripeError::Api { status: 404, .. })
@@ -114,14 +128,11 @@ impl StripeError {
 
 impl From<StripeError> for JobError {
     fn from(e: StripeError) -> JobError {
+        // A 429 never costs an attempt: Stripe is busy, nothing is wrong with the execution.
+        if let Some(wait) = e.wait_before_retry() {
+            return JobError::postponed(e.to_string(), wait);
+        }
         let retry_after = match &e {
-            // A 429 never costs an attempt: Stripe is busy, nothing is wrong with the execution.
-            StripeError::OverBudget { wait, .. } => return JobError::postponed(e.to_string(), *wait),
-            StripeError::Api {
-                status: 429,
-                retry_after,
-                ..
-            } => return JobError::postponed(e.to_string(), retry_after.unwrap_or(Duration::from_secs(1))),
             StripeError::Api { retry_after, .. } => *retry_after,
             _ => None,
         };

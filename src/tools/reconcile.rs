@@ -56,13 +56,9 @@ pub async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
         dry_run: args.dry_run,
     }
     .narrowed_to(&config);
-    let store = Store::open(&config.database_url).await?;
-    let client = stripe::Client::new(
-        &config.stripe_api_base,
-        key,
-        &config.stripe_api_version,
-        stripe::Timeouts::default(),
-    );
+    let store = Store::open_with(&config.database_url, config.db_timeout).await?;
+    // The server's budget (`STRIPE_API_RATE`), and on PostgreSQL this process takes its share of it.
+    let client = crate::handlers::stripe_client(&config, &store, key, stripe::Timeouts::default());
     // The webhook's ingest; without a server in this process no executor needs waking
     // (PostgreSQL's processes hear of the new executions through NOTIFY, SQLite's poll).
     let ingest = Ingest::start(store.clone(), config.clone(), ExecutorHandle::default());
@@ -71,11 +67,9 @@ pub async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
     let record = if request.dry_run {
         None
     } else {
-        Some(
-            store
-                .sweep_started(since, "command", &crate::executor::owner_id())
-                .await?,
-        )
+        let owner = crate::executor::owner_id();
+        let started = store.sweep_started(since, "command", &owner);
+        Some(store.bounded("sweep record", started).await?)
     };
     let reconciler = Reconciler {
         client: &client,
@@ -90,9 +84,12 @@ pub async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
         Ok(tally) => (tally, None),
         Err(stopped) => (stopped.tally, Some(stopped.error)),
     };
+    // Its budget's share of the processes is counted no more (the count needs the store).
+    drop(client);
     if let Some(id) = record {
         let message = error.as_ref().map(|e| e.to_string());
-        store.sweep_finished(id, tally.counts(), message.as_deref()).await?;
+        let finished = store.sweep_finished(id, tally.counts(), message.as_deref());
+        store.bounded("sweep record", finished).await?;
     }
     store.close().await;
     for m in &tally.missing {
