@@ -6,6 +6,7 @@ mod support;
 
 use std::path::Path;
 use std::process::{Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use deferral::fixtures::KNOWN_TYPES;
@@ -26,6 +27,8 @@ fn deferral(cwd: &Path) -> tokio::process::Command {
         "STRIPE_SECRET_KEY",
         "DATABASE_URL",
         "DEFERRAL_URL",
+        "DEFERRAL_CONSOLE_PASSWORD",
+        "DEFERRAL_CONSOLE_VIEWER_PASSWORD",
         "RUST_BACKTRACE",
     ] {
         cmd.env_remove(var);
@@ -256,6 +259,8 @@ struct Server {
     _child: tokio::process::Child,
     url: String,
     stdout: Vec<String>,
+    /// Every line it wrote to stderr so far (the terminal and the structured log), as it comes.
+    stderr: Arc<Mutex<Vec<String>>>,
 }
 
 impl Server {
@@ -268,8 +273,16 @@ impl Server {
             .env("LEPTOS_SITE_ADDR", &addr);
         cmd.envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start deferral");
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let mut errors = BufReader::new(child.stderr.take().unwrap()).lines();
+        let sink = stderr.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = errors.next_line().await {
+                sink.lock().unwrap().push(line);
+            }
+        });
         let url = format!("http://{addr}");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut stdout = Vec::new();
@@ -290,6 +303,7 @@ impl Server {
                     _child: child,
                     url,
                     stdout,
+                    stderr,
                 };
             }
             assert!(Instant::now() < deadline, "deferral did not start: {stdout:?}");
@@ -405,4 +419,60 @@ async fn production_never_invents_a_secret() {
             .contains("STRIPE_WEBHOOK_SECRET is not set"),
         "{answer}"
     );
+}
+
+/// A structured log line (`tracing`'s format: an RFC 3339 time first), colours taken out.
+fn log_line(line: &str) -> Option<String> {
+    let mut plain = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|c| c.is_ascii_alphabetic()); // an ANSI colour: ESC [ … m
+        } else {
+            plain.push(c);
+        }
+    }
+    let stamp = plain.get(..20)?;
+    (stamp.as_bytes()[4] == b'-' && stamp.as_bytes()[10] == b'T' && stamp[..4].parse::<u32>().is_ok()).then_some(plain)
+}
+
+#[tokio::test]
+async fn a_generated_console_password_is_printed_once_and_never_logged() {
+    let (url, dir) = support::fresh_database().await;
+    let env = [("STRIPE_WEBHOOK_SECRET", SECRET), ("RUST_LOG", "debug,sqlx=warn")];
+    let server = Server::start(dir.path(), &url, &["serve"], &env).await;
+    let announced: Vec<String> = server
+        .stderr
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("the console password for this run is: "))
+        .cloned()
+        .collect();
+    assert_eq!(announced.len(), 1, "{announced:?}");
+    assert!(
+        log_line(&announced[0]).is_none(),
+        "printed, not logged: {}",
+        announced[0]
+    );
+    let password = announced[0].rsplit(": ").next().unwrap().trim().to_string();
+    assert!(password.len() >= 16, "{password}");
+
+    // It is the console's password (and the log has lines about logging in to compare with).
+    let client = reqwest::Client::new();
+    for (attempt, expected) in [("wrong-password", 401), (password.as_str(), 200)] {
+        let resp = client
+            .post(format!("{}/console/fn/login", server.url))
+            .form(&[("password", attempt), ("next", "/")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), expected);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let lines = server.stderr.lock().unwrap().clone();
+    let logged: Vec<String> = lines.iter().filter_map(|l| log_line(l)).collect();
+    assert!(logged.len() >= 3, "the structured log is there: {lines:#?}");
+    assert!(logged.iter().all(|l| !l.contains(&password)), "{logged:#?}");
+    assert_eq!(lines.iter().filter(|l| l.contains(&password)).count(), 1, "{lines:#?}");
 }

@@ -1,13 +1,21 @@
-//! Pausing an event type holds its executions (stored, scheduled, not run) until it is resumed;
-//! other types run meanwhile, the pause survives a restart, resume runs the held executions in
-//! per-object order, and a prefix pattern holds every matching type. Both backends.
+//! Pausing an event type holds its executions (stored, scheduled, not run) until it is resumed:
+//! new ones, ones scheduled for later and ones waiting in back-off after a failed attempt; an
+//! attempt already running finishes. Other types run meanwhile, the pause survives a restart,
+//! resume runs the held executions in per-object order, and a prefix pattern holds every
+//! matching type. Both backends.
 
+#[path = "support/fake_stripe.rs"]
+mod fake_stripe;
 mod processes;
+#[path = "support/stripe_env.rs"]
+mod stripe_env;
 mod support;
 
 use std::time::{Duration, Instant};
 
+use fake_stripe::Fault;
 use serde_json::Value;
+use stripe_env::Env;
 use support::{TestApp, event};
 
 const HELD: &str = "coupon.created";
@@ -17,12 +25,14 @@ fn now_s() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-/// Waits `d` and checks the execution is still `scheduled` (held).
+/// Waits `d` and checks the execution is still `scheduled` (held), with no attempt more than
+/// before.
 async fn stays_scheduled(app: &TestApp, id: &str, d: Duration) {
+    let before = app.store.execution(id).await.unwrap().unwrap();
     tokio::time::sleep(d).await;
     let row = app.store.execution(id).await.unwrap().unwrap();
     assert_eq!(row.state, "scheduled", "held execution ran: {row:?}");
-    assert_eq!(row.attempts, 0, "{row:?}");
+    assert_eq!(row.attempts, before.attempts, "{row:?}");
 }
 
 fn type_entry<'a>(list: &'a Value, event_type: &str) -> &'a Value {
@@ -36,19 +46,23 @@ fn type_entry<'a>(list: &'a Value, event_type: &str) -> &'a Value {
 
 #[tokio::test]
 async fn a_paused_type_is_stored_but_not_run_while_other_types_run() {
-    let app = TestApp::spawn().await;
-    // Scheduled before the pause (an hour ahead of its time), and new after it: both are held.
+    // Each execution is due a second after its event's `created`.
+    let app = TestApp::spawn_with(|c| c.process_delay = Duration::from_secs(1)).await;
+    // Scheduled before the pause (due a second later), and new after it: both are held.
     let early = app.deliver_ok(&event("evt_early", HELD, "cpn_early", now_s())).await;
     let (status, pause) = app.api_post(&format!("/api/v1/event-types/{HELD}/pause")).await;
     assert_eq!(status, 200, "{pause}");
     assert_eq!(pause["pattern"], HELD);
     assert_eq!(pause["paused_by"], "api");
+    let due = app.store.execution(&early).await.unwrap().unwrap().next_run_at.unwrap();
+    assert!(due > chrono::Utc::now().timestamp_millis(), "paused before it was due");
     let held = app.deliver_ok(&event("evt_held", HELD, "cpn_1", now_s())).await;
     let free = app.deliver_ok(&event("evt_free", FREE, "prod_1", now_s())).await;
     app.wait_for(&free, "succeeded", Duration::from_secs(10)).await;
-    // The early one may have run before the pause landed; the later one never does.
+    // Both are past due now, and neither runs.
     stays_scheduled(&app, &held, Duration::from_millis(600)).await;
-    let early_state = app.store.execution(&early).await.unwrap().unwrap().state;
+    stays_scheduled(&app, &early, Duration::ZERO).await;
+    assert_eq!(app.store.execution(&early).await.unwrap().unwrap().attempts, 0);
 
     // Held executions are not due: the backlog (liveness, the backlog-age gauge) leaves them out.
     assert_eq!(app.store.backlog().await.unwrap().0, 0);
@@ -57,7 +71,7 @@ async fn a_paused_type_is_stored_but_not_run_while_other_types_run() {
     assert_eq!(status, 200, "{list}");
     let held_type = type_entry(&list, HELD);
     assert_eq!(held_type["paused"]["pattern"], HELD, "{list}");
-    let scheduled = if early_state == "scheduled" { 2 } else { 1 };
+    let scheduled = 2;
     assert_eq!(held_type["counts"]["scheduled"], scheduled, "{list}");
     assert_eq!(held_type["paused"]["holds"], scheduled, "{list}");
     assert!(type_entry(&list, FREE)["paused"].is_null(), "{list}");
@@ -77,6 +91,86 @@ async fn a_paused_type_is_stored_but_not_run_while_other_types_run() {
     assert!(type_entry(&list, HELD)["paused"].is_null(), "{list}");
     assert_eq!(list["pauses"], serde_json::json!([]));
     app.stop().await;
+}
+
+/// A type whose handler reads the event from the Stripe API (coupons have no handler).
+const FETCHED: &str = "customer.created";
+
+/// An event of [`FETCHED`] the fake Stripe serves after `faults`, delivered; its execution's id.
+async fn served_after(env: &Env, id: &str, faults: Vec<Fault>) -> String {
+    let body = event(id, FETCHED, &format!("cus_{id}"), now_s());
+    env.fake().put(&serde_json::from_str(&body).unwrap());
+    env.fake().fail(id, faults);
+    env.app.deliver_ok(&body).await
+}
+
+#[tokio::test]
+async fn an_execution_waiting_in_back_off_is_held_and_retried_after_resume() {
+    let backoff = Duration::from_millis(1000);
+    let env = Env::with_api_and(|c| {
+        c.retry_initial_interval = backoff;
+        c.retry_max_interval = backoff;
+    })
+    .await;
+    let app = &env.app;
+    // The first attempt fails with Stripe's 500 (retryable): back-off until its retry time.
+    let id = served_after(&env, "evt_backoff", vec![Fault::ServerError]).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let row = loop {
+        let row = app.store.execution(&id).await.unwrap().unwrap();
+        if row.attempts == 1 && row.state == "scheduled" {
+            break row;
+        }
+        assert!(Instant::now() < deadline, "no failed first attempt: {row:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert!(row.last_error.is_some(), "{row:?}");
+    let (status, _) = app.api_post(&format!("/api/v1/event-types/{FETCHED}/pause")).await;
+    assert_eq!(status, 200);
+    let retry_at = row.next_run_at.unwrap();
+    assert!(
+        retry_at > chrono::Utc::now().timestamp_millis(),
+        "paused while in back-off"
+    );
+    // Well past its retry time: still scheduled, no second attempt, Stripe not asked again.
+    stays_scheduled(app, &id, backoff + Duration::from_millis(800)).await;
+    assert_eq!(env.fake().requests_for("evt_backoff"), 1);
+    let (_, list) = app.api("/api/v1/event-types").await;
+    assert_eq!(type_entry(&list, FETCHED)["paused"]["holds"], 1, "{list}");
+
+    let resumed = chrono::Utc::now().timestamp_millis();
+    let (status, _) = app.api_post(&format!("/api/v1/event-types/{FETCHED}/resume")).await;
+    assert_eq!(status, 200);
+    let row = app.wait_for(&id, "succeeded", Duration::from_secs(10)).await;
+    assert_eq!(row.attempts, 2, "{row:?}");
+    assert!(
+        row.started_at.unwrap() >= resumed,
+        "the retry ran only once resumed: {row:?}"
+    );
+    env.app.stop().await;
+}
+
+#[tokio::test]
+async fn an_attempt_running_when_its_type_is_paused_finishes() {
+    let env = Env::with_api().await;
+    let app = &env.app;
+    // Stripe answers the first attempt's fetch slowly: the pause lands while it runs.
+    let slow = Duration::from_millis(1500);
+    let id = served_after(&env, "evt_running", vec![Fault::Slow(slow)]).await;
+    app.wait_for(&id, "running", Duration::from_secs(10)).await;
+    let (status, _) = app.api_post(&format!("/api/v1/event-types/{FETCHED}/pause")).await;
+    assert_eq!(status, 200);
+    assert_eq!(app.store.execution(&id).await.unwrap().unwrap().state, "running");
+    // A new one of the type is held meanwhile: the pause is in force.
+    let later = served_after(&env, "evt_after", vec![]).await;
+
+    let row = app.wait_for(&id, "succeeded", Duration::from_secs(10)).await;
+    assert_eq!(row.attempts, 1, "not aborted, not retried: {row:?}");
+    stays_scheduled(app, &later, Duration::from_millis(300)).await;
+    let (status, _) = app.api_post(&format!("/api/v1/event-types/{FETCHED}/resume")).await;
+    assert_eq!(status, 200);
+    app.wait_for(&later, "succeeded", Duration::from_secs(10)).await;
+    env.app.stop().await;
 }
 
 #[tokio::test]

@@ -70,6 +70,8 @@ pub trait ConsoleApi: Send + Sync + 'static {
     async fn event_types(&self) -> Result<EventTypes, ConsoleError>;
     /// Every pause, with how many executions each holds (cheap: for the list's banner).
     async fn pauses(&self) -> Result<Vec<Pause>, ConsoleError>;
+    /// The pause holding each of `types` (at most [`crate::model::MAX_FILTER_TYPES`]), in order.
+    async fn pauses_of(&self, types: &[String]) -> Result<Vec<Option<Pause>>, ConsoleError>;
     /// Pauses (`paused`) or resumes a type or prefix pattern, and records it (operators only).
     async fn set_paused(&self, actor: &Actor, pattern: &str, paused: bool) -> Result<Pause, ConsoleError>;
     /// Failure alerts composed, and their deliveries.

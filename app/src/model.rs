@@ -54,7 +54,10 @@ impl FromStr for State {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         State::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| {
-            format!("unknown status `{s}` (one of scheduled, running, succeeded, failed, cancelled, discarded)")
+            format!(
+                "unknown status `{}` (one of scheduled, running, succeeded, failed, cancelled, discarded)",
+                shown(s)
+            )
         })
     }
 }
@@ -95,7 +98,7 @@ impl FromStr for Origin {
         Origin::ALL
             .into_iter()
             .find(|o| o.as_str() == s)
-            .ok_or_else(|| format!("unknown origin `{s}` (one of webhook, reconciled, rerun)"))
+            .ok_or_else(|| format!("unknown origin `{}` (one of webhook, reconciled, rerun)", shown(s)))
     }
 }
 
@@ -206,8 +209,21 @@ pub const MAX_FILTER_TYPES: usize = 50;
 /// Longest value of one filter parameter: ids, types and versions are far shorter.
 pub const MAX_FILTER_VALUE_LEN: usize = 255;
 
+/// The caps every filter read from a URL shares (executions and records), so that reading one
+/// costs a bounded amount whatever the URL holds: pair number `index` (from 0) must be within
+/// [`MAX_FILTER_PAIRS`] and its (trimmed) value at most [`MAX_FILTER_VALUE_LEN`] bytes.
+pub fn check_filter_pair(index: usize, key: &str, value: &str) -> Result<(), String> {
+    if index >= MAX_FILTER_PAIRS {
+        return Err(format!("too many filter parameters (at most {MAX_FILTER_PAIRS})"));
+    }
+    if value.len() > MAX_FILTER_VALUE_LEN {
+        return Err(format!("`{}` is longer than {MAX_FILTER_VALUE_LEN} bytes", shown(key)));
+    }
+    Ok(())
+}
+
 /// At most 64 characters of `s`, for error messages that quote the input.
-fn shown(s: &str) -> String {
+pub(crate) fn shown(s: &str) -> String {
     match s.char_indices().nth(64) {
         Some((end, _)) => format!("{}…", &s[..end]),
         None => s.to_string(),
@@ -246,13 +262,8 @@ impl ExecutionFilter {
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, String> {
         let mut f = ExecutionFilter::default();
         for (index, (key, value)) in pairs.into_iter().enumerate() {
-            if index == MAX_FILTER_PAIRS {
-                return Err(format!("too many filter parameters (at most {MAX_FILTER_PAIRS})"));
-            }
             let value = value.trim();
-            if value.len() > MAX_FILTER_VALUE_LEN {
-                return Err(format!("`{}` is longer than {MAX_FILTER_VALUE_LEN} bytes", shown(key)));
-            }
+            check_filter_pair(index, key, value)?;
             let set = |v: &str| (!v.is_empty()).then(|| v.to_string());
             match key {
                 "livemode" => {
@@ -260,7 +271,7 @@ impl ExecutionFilter {
                         "true" => Some(true),
                         "false" => Some(false),
                         "" | "all" => None,
-                        other => return Err(format!("invalid livemode `{other}` (true, false or all)")),
+                        other => return Err(format!("invalid livemode `{}` (true, false or all)", shown(other))),
                     }
                 }
                 "type" => f.types.extend(set(value)),
@@ -276,7 +287,7 @@ impl ExecutionFilter {
                 "cursor" if value.is_empty() => {}
                 "cursor" => f.cursor = Some(Cursor::decode(value)?),
                 "limit" => {
-                    let n: u32 = value.parse().map_err(|_| format!("invalid limit `{value}`"))?;
+                    let n: u32 = value.parse().map_err(|_| format!("invalid limit `{}`", shown(value)))?;
                     if n == 0 || n > MAX_PAGE_SIZE {
                         return Err(format!("limit must be between 1 and {MAX_PAGE_SIZE}"));
                     }

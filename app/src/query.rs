@@ -5,8 +5,11 @@ use leptos_router::params::ParamsMap;
 
 use crate::model::ExecutionFilter;
 
-/// Query keys that belong to the console, not to the filter.
-const CONSOLE_KEYS: [&str; 8] = ["done", "n", "skipped", "from_id", "action", "__err", "__path", "chart"];
+/// Query keys that belong to the console, not to the filter (`pattern` names what a pause or
+/// resume that brought us here applied to).
+const CONSOLE_KEYS: [&str; 9] = [
+    "done", "n", "skipped", "from_id", "action", "pattern", "__err", "__path", "chart",
+];
 
 /// The filter in a page's query; unknown parameters or values are errors shown on the page.
 pub fn filter_from(query: &ParamsMap) -> Result<ExecutionFilter, String> {
@@ -44,9 +47,14 @@ mod tests {
 
     #[test]
     fn console_keys_are_not_filters() {
-        let q: ParamsMap = [("status", "failed"), ("done", "rerun"), ("n", "3")]
-            .into_iter()
-            .collect();
+        let q: ParamsMap = [
+            ("status", "failed"),
+            ("done", "rerun"),
+            ("n", "3"),
+            ("pattern", "invoice.*"),
+        ]
+        .into_iter()
+        .collect();
         let f = filter_from(&q).unwrap();
         assert_eq!(f.statuses.len(), 1);
         assert_eq!(list_href(&f, Some("b9")), "/?status=failed&cursor=b9");

@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{DEFAULT_PAGE_SIZE, Execution, MAX_PAGE_SIZE, encode_component};
+use crate::model::{DEFAULT_PAGE_SIZE, Execution, MAX_PAGE_SIZE, check_filter_pair, encode_component, shown};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -154,17 +154,20 @@ impl RecordFilter {
     }
 
     /// Reads a filter from query pairs; a parameter this kind does not take, or a value it
-    /// does not know, is an error.
+    /// does not know, is an error, and so are more pairs or longer values than any filter may
+    /// have ([`check_filter_pair`], the executions' rule).
     pub fn from_pairs<'a>(
         kind: RecordKind,
         pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<Self, String> {
         let mut f = RecordFilter::new(kind);
-        for (key, value) in pairs {
+        for (index, (key, value)) in pairs.into_iter().enumerate() {
             let value = value.trim();
+            check_filter_pair(index, key, value)?;
             if !kind.parameters().contains(&key) && key != "cursor" && key != "limit" {
                 return Err(format!(
-                    "unknown filter parameter `{key}` for {kind} (one of {}, cursor, limit)",
+                    "unknown filter parameter `{}` for {kind} (one of {}, cursor, limit)",
+                    shown(key),
                     kind.parameters().join(", ")
                 ));
             }
@@ -186,7 +189,7 @@ impl RecordFilter {
                 "cursor" => f.cursor = text,
                 "limit" if value.is_empty() => {}
                 "limit" => {
-                    let n: u32 = value.parse().map_err(|_| format!("invalid limit `{value}`"))?;
+                    let n: u32 = value.parse().map_err(|_| format!("invalid limit `{}`", shown(value)))?;
                     if n == 0 || n > MAX_PAGE_SIZE {
                         return Err(format!("limit must be between 1 and {MAX_PAGE_SIZE}"));
                     }
@@ -252,7 +255,7 @@ fn flag(key: &str, value: &str) -> Result<Option<bool>, String> {
         "true" => Ok(Some(true)),
         "false" => Ok(Some(false)),
         "" | "all" => Ok(None),
-        other => Err(format!("invalid {key} `{other}` (true, false or all)")),
+        other => Err(format!("invalid {key} `{}` (true, false or all)", shown(other))),
     }
 }
 
@@ -263,7 +266,11 @@ fn one_of(key: &str, value: &str, allowed: &[&str]) -> Result<Option<String>, St
     if allowed.contains(&value) {
         Ok(Some(value.to_string()))
     } else {
-        Err(format!("invalid {key} `{value}` (one of {})", allowed.join(", ")))
+        Err(format!(
+            "invalid {key} `{}` (one of {})",
+            shown(value),
+            allowed.join(", ")
+        ))
     }
 }
 
@@ -436,6 +443,24 @@ mod tests {
         assert!(RecordFilter::from_pairs(RecordKind::Notifications, [("status", "pending")]).is_ok());
         assert!(RecordFilter::from_pairs(RecordKind::Disputes, [("limit", "0")]).is_err());
         assert!(RecordFilter::from_pairs(RecordKind::PaymentFailures, [("reason", "nope")]).is_err());
+    }
+
+    #[test]
+    fn record_filters_have_the_executions_caps() {
+        use crate::model::{MAX_FILTER_PAIRS, MAX_FILTER_VALUE_LEN};
+        let long = "x".repeat(MAX_FILTER_VALUE_LEN + 1);
+        let err = RecordFilter::from_pairs(RecordKind::Customers, [("q", long.as_str())]).unwrap_err();
+        assert!(err.contains("longer than"), "{err}");
+        let many = vec![("q", "a"); MAX_FILTER_PAIRS + 1];
+        let err = RecordFilter::from_pairs(RecordKind::Customers, many).unwrap_err();
+        assert!(err.contains("too many filter parameters"), "{err}");
+        let key = "k".repeat(10_000);
+        assert!(
+            RecordFilter::from_pairs(RecordKind::Customers, [(key.as_str(), "1")])
+                .unwrap_err()
+                .len()
+                < 300
+        );
     }
 
     #[test]

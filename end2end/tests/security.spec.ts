@@ -46,6 +46,11 @@ test('a viewer sees no action buttons, and a forged action is refused', async ({
   await expect(page.getByRole('button', { name: 'Retry now' })).toHaveCount(0);
   await page.goto('/');
   await expect(page.locator('.bulk-links')).toHaveCount(0);
+  // Nor Pause or Resume, on the list or the event types.
+  await expect(page.locator('form.action-pause, form.action-resume')).toHaveCount(0);
+  await page.goto('/event-types');
+  await expect(page.getByRole('heading', { name: 'Event types' })).toBeVisible();
+  await expect(page.locator('form.action-pause, form.action-resume, form.pause-pattern')).toHaveCount(0);
 
   // The viewer's own session, posting what the operator's form would.
   const cookies = await page.context().cookies();

@@ -17,7 +17,9 @@ use app::alerts::Alerts;
 use app::api::{Actor, Console, ConsoleApi, Session, SignedIn};
 use app::error::ConsoleError;
 use app::event_types::{EventTypes, Pause};
-use app::model::{Action, Cursor, Execution, ExecutionDetail, ExecutionFilter, ExecutionPage, MAX_PAGE_SIZE};
+use app::model::{
+    Action, Cursor, Execution, ExecutionDetail, ExecutionFilter, ExecutionPage, MAX_FILTER_TYPES, MAX_PAGE_SIZE,
+};
 use app::view::{AuditPage, BulkOutcome, BulkPreview, Facets, ListView, StateCount, SweepView, TypeCount};
 use axum::http::request::Parts;
 
@@ -263,6 +265,19 @@ impl ConsoleApi for ConsoleService {
 
     async fn pauses(&self) -> Result<Vec<Pause>, ConsoleError> {
         self.state.store.pauses().await.map_err(store_error)
+    }
+
+    async fn pauses_of(&self, types: &[String]) -> Result<Vec<Option<Pause>>, ConsoleError> {
+        if types.len() > MAX_FILTER_TYPES {
+            return Err(ConsoleError::Invalid(format!(
+                "too many event types (at most {MAX_FILTER_TYPES})"
+            )));
+        }
+        let mut pauses = Vec::with_capacity(types.len());
+        for t in types {
+            pauses.push(self.state.store.pause_of(t).await.map_err(store_error)?);
+        }
+        Ok(pauses)
     }
 
     async fn set_paused(&self, actor: &Actor, pattern: &str, paused: bool) -> Result<Pause, ConsoleError> {

@@ -35,7 +35,7 @@ impl Envelope {
     /// Parses and checks the shape of an event; the message says what is wrong.
     pub fn parse(body: &[u8]) -> Result<Envelope, String> {
         let event: Envelope =
-            serde_json::from_slice(body).map_err(|e| format!("the body is not a Stripe event: {e}"))?;
+            serde_json::from_slice(body).map_err(|e| format!("the body is not a Stripe event: {}", short(&e)))?;
         if event.object.as_deref().is_some_and(|o| o != "event") {
             return Err("the body is not a Stripe event: `object` is not \"event\"".into());
         }
@@ -83,6 +83,19 @@ impl Envelope {
     }
 }
 
+/// Longest parse error message kept whole.
+const MAX_MESSAGE_LEN: usize = 160;
+
+/// serde's message, cut short when it quotes much of the body (`invalid type: string "…"`):
+/// a refusal is logged and answered, and must not echo a megabyte of someone's input.
+fn short(e: &serde_json::Error) -> String {
+    let message = e.to_string();
+    match message.char_indices().nth(MAX_MESSAGE_LEN) {
+        Some((end, _)) => format!("{}… at line {} column {}", &message[..end], e.line(), e.column()),
+        None => message,
+    }
+}
+
 /// Longest identifier (ids, type, API version, account) read from an event. Stripe's are a few
 /// dozen characters; this bound only keeps what is stored and indexed small.
 pub const MAX_IDENTIFIER_LEN: usize = 255;
@@ -111,6 +124,18 @@ mod tests {
             .is_err()
         );
         assert!(Envelope::parse(br#"{"id":"","type":"a","created":1,"livemode":false,"data":{"object":{}}}"#).is_err());
+    }
+
+    #[test]
+    fn a_refusal_quotes_little_of_the_body() {
+        let long = "x".repeat(100_000);
+        let body =
+            format!(r#"{{"id":"evt_1","type":"a","created":"{long}","livemode":false,"data":{{"object":{{}}}}}}"#);
+        let err = Envelope::parse(body.as_bytes()).unwrap_err();
+        assert!(
+            err.len() < 300 && err.contains("invalid type") && err.contains("column"),
+            "{err}"
+        );
     }
 
     fn with(field: &str, value: &str) -> Vec<u8> {

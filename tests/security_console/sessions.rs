@@ -121,11 +121,20 @@ async fn a_viewer_browses_but_cannot_act() {
         ("act", format!("id={id}&action=cancel")),
         ("act", format!("id={id}&action=retry")),
         ("bulk_apply", "action=cancel&query=cursor%3Db999999".to_string()),
+        (
+            "set_paused",
+            "pattern=customer.created&action=pause&back=%2F".to_string(),
+        ),
+        ("set_paused", "pattern=*&action=pause&back=%2F".to_string()),
     ] {
         let (status, text) = call(&app, &app.client, name, &body, &viewer).await;
         assert_eq!(status, 403, "{name}: {text}");
         assert!(text.contains("Forbidden"), "{text}");
     }
+    assert!(
+        app.store.pauses().await.unwrap().is_empty(),
+        "the viewer paused nothing"
+    );
     let row = app.store.execution(&id).await.unwrap().unwrap();
     assert_eq!(row.state, "scheduled");
     assert!(
@@ -136,6 +145,13 @@ async fn a_viewer_browses_but_cannot_act() {
     assert_eq!(status, 200, "counting is browsing");
     let (_, audit) = app.api("/api/v1/audit").await;
     assert_eq!(audit["data"].as_array().unwrap().len(), 0, "{audit}");
+
+    // A pause the operator made stays, whatever the viewer posts.
+    let pause = "pattern=sec.held&action=pause&back=%2F";
+    assert_eq!(call(&app, &app.client, "set_paused", pause, &operator).await.0, 200);
+    let resume = "pattern=sec.held&action=resume&back=%2F";
+    assert_eq!(call(&app, &app.client, "set_paused", resume, &viewer).await.0, 403);
+    assert_eq!(app.store.pauses().await.unwrap().len(), 1, "not resumed by the viewer");
 }
 
 #[tokio::test]

@@ -168,10 +168,16 @@ impl TestApp {
 
     /// Logs in to the console with the test password and returns the session token.
     pub async fn log_in(&self) -> String {
+        self.log_in_as("test-password").await
+    }
+
+    /// Logs in to the console with `password` (the operator's or the viewer's) and returns the
+    /// session token.
+    pub async fn log_in_as(&self, password: &str) -> String {
         let resp = self
             .client
             .post(format!("{}/console/fn/login", self.url))
-            .form(&[("password", "test-password"), ("next", "/")])
+            .form(&[("password", password), ("next", "/")])
             .send()
             .await
             .unwrap();

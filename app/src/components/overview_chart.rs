@@ -1,10 +1,12 @@
 use leptos::prelude::*;
 use leptos_router::components::A;
 
-use super::format;
+use super::{format, pause_button::TypePauseButton};
+use crate::event_types::Pause;
 use crate::model::{ExecutionFilter, State};
 use crate::overview::{Bucket, Overview, Window};
 use crate::query::list_href;
+use crate::server::SetPaused;
 
 const WIDTH: f64 = 720.0;
 const HEIGHT: f64 = 180.0;
@@ -27,9 +29,15 @@ fn label(ms: i64) -> String {
 
 /// The overview on `/`: finished executions per interval by outcome as an SVG bar chart
 /// (rendered on the server; each bar's numbers are in its `<title>`, shown on hover), the
-/// backlog with the age of the oldest due execution, and the types that fail most.
+/// backlog with the age of the oldest due execution, and the types that fail most, each with a
+/// one-click Pause (or Resume of the pause that holds it: `pauses` follows `failing_types`).
 #[component]
-pub fn OverviewPanel(overview: Overview, filter: ExecutionFilter) -> impl IntoView {
+pub fn OverviewPanel(
+    overview: Overview,
+    pauses: Vec<Option<Pause>>,
+    filter: ExecutionFilter,
+    action: ServerAction<SetPaused>,
+) -> impl IntoView {
     let Overview {
         window,
         now_ms,
@@ -53,18 +61,29 @@ pub fn OverviewPanel(overview: Overview, filter: ExecutionFilter) -> impl IntoVi
         })
         .collect_view();
     let oldest = oldest_due_ms.map(|ms| format!(", the oldest due {}", format::relative(ms, now_ms)));
+    let back = list_href(&filter, None);
     let failing = if failing_types.is_empty() {
         view! { <p class="empty">"Nothing failed in this window."</p> }.into_any()
     } else {
         let items = failing_types
             .into_iter()
-            .map(|(t, n)| {
+            .zip(pauses.into_iter().chain(std::iter::repeat(None)))
+            .map(|((t, n), paused)| {
                 let f = ExecutionFilter {
                     types: vec![t.clone()],
                     statuses: vec![State::Failed],
                     ..ExecutionFilter::default()
                 };
-                view! { <li><A href=list_href(&f, None)>{t.clone()}</A> " " <span class="count">{n}</span></li> }
+                let held = paused
+                    .as_ref()
+                    .map(|p| view! { " " <span class="paused">{format!("paused ({})", p.pattern)}</span> });
+                let (name, data) = (t.clone(), t.clone());
+                view! {
+                    <li data-type=data>
+                        <A href=list_href(&f, None)>{name}</A> " " <span class="count">{n}</span> {held}
+                        <TypePauseButton action event_type=t paused back=back.clone()/>
+                    </li>
+                }
             })
             .collect_view();
         view! { <ol class="failing-types">{items}</ol> }.into_any()

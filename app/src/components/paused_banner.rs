@@ -5,10 +5,11 @@ use crate::components::{error_view::ActionError, format, pause_button::PauseButt
 use crate::server::{SetPaused, get_pauses};
 
 /// Says, on the list, which event types are paused and how many executions each holds,
-/// with a button to resume each. Nothing when no type is paused.
+/// with a button to resume each (for an operator). Nothing when no type is paused. `action` is
+/// the page's: a pause or resume from any of its buttons refreshes the banner, and its error
+/// shows here.
 #[component]
-pub fn PausedBanner() -> impl IntoView {
-    let action = ServerAction::<SetPaused>::new();
+pub fn PausedBanner(action: ServerAction<SetPaused>) -> impl IntoView {
     let pauses = Resource::new(move || action.version().get(), |_| get_pauses());
     let body = move || {
         Suspend::new(async move {

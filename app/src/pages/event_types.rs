@@ -5,7 +5,8 @@ use crate::components::{
     error_view::{ActionError, ErrorView},
     format,
     notice::Notice,
-    pause_button::PauseButton,
+    pause_button::{PauseButton, TypePauseButton},
+    require_session::can_act,
 };
 use crate::event_types::{EventTypes, Pause};
 use crate::model::{ExecutionFilter, State};
@@ -31,15 +32,17 @@ pub fn EventTypesPage() -> impl IntoView {
             <h1>"Event types"</h1>
             <Notice/>
             <ActionError action/>
-            <ActionForm action=action attr:class="pause-pattern">
-                <label>
-                    "Pause a type or prefix "
-                    <input type="text" name="pattern" placeholder="invoice.* or invoice.paid" required=true maxlength="200"/>
-                </label>
-                <input type="hidden" name="action" value="pause"/>
-                <input type="hidden" name="back" value="/event-types"/>
-                <button type="submit">"Pause"</button>
-            </ActionForm>
+            {can_act().then(|| view! {
+                <ActionForm action=action attr:class="pause-pattern">
+                    <label>
+                        "Pause a type or prefix "
+                        <input type="text" name="pattern" placeholder="invoice.* or invoice.paid" required=true maxlength="200"/>
+                    </label>
+                    <input type="hidden" name="action" value="pause"/>
+                    <input type="hidden" name="back" value="/event-types"/>
+                    <button type="submit">"Pause"</button>
+                </ActionForm>
+            })}
             <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>{body}</Transition>
         </section>
     }
@@ -97,16 +100,11 @@ fn EventTypesView(types: EventTypes, action: ServerAction<SetPaused>) -> impl In
                 .collect_view();
             // A type held by a prefix pattern is resumed through that pattern.
             let status = match &t.paused {
-                Some(p) => view! {
-                    <td class="paused">{format!("{} ({})", holds(p), p.pattern)}</td>
-                    <td><PauseButton action pattern=p.pattern.clone() paused=true back="/event-types"/></td>
-                }
-                .into_any(),
-                None => view! {
-                    <td class="running">"running"</td>
-                    <td><PauseButton action pattern=t.event_type.clone() paused=false back="/event-types"/></td>
-                }
-                .into_any(),
+                Some(p) => view! { <td class="paused">{format!("{} ({})", holds(p), p.pattern)}</td> }.into_any(),
+                None => view! { <td class="running">"running"</td> }.into_any(),
+            };
+            let button = view! {
+                <td><TypePauseButton action event_type=t.event_type.clone() paused=t.paused.clone() back="/event-types"/></td>
             };
             let name = t.event_type.clone();
             view! {
@@ -114,6 +112,7 @@ fn EventTypesView(types: EventTypes, action: ServerAction<SetPaused>) -> impl In
                     <td><A href=list_href(&filter, None)>{name}</A></td>
                     {counts}
                     {status}
+                    {button}
                 </tr>
             }
         })
