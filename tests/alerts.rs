@@ -102,11 +102,17 @@ fn failures(message: &Value) -> i64 {
 }
 
 async fn spawn(fake: &FakeStripe, receiver: &Receiver, window: Duration) -> TestApp {
-    let (stripe, hook) = (fake.url.clone(), receiver.url.clone());
+    spawn_to(fake, &[receiver], window).await
+}
+
+/// [`spawn`] with several receivers (`DEFERRAL_ALERT_WEBHOOK_URL` holds a list).
+async fn spawn_to(fake: &FakeStripe, receivers: &[&Receiver], window: Duration) -> TestApp {
+    let stripe = fake.url.clone();
+    let hooks: Vec<String> = receivers.iter().map(|r| r.url.clone()).collect();
     TestApp::spawn_with(move |c| {
         c.stripe_secret_key = Some(KEY.into());
         c.stripe_api_base = stripe;
-        c.alert_webhook_url = deferral::config::CommaList(vec![hook]);
+        c.alert_webhook_url = deferral::config::CommaList(hooks);
         c.alert_digest_window = window;
         c.alert_retry_interval = Duration::from_millis(100);
         c.public_url = Some(PUBLIC.into());
@@ -265,6 +271,33 @@ async fn a_receiver_down_then_up_gets_the_alert_once_and_the_console_shows_the_d
     let (_, page) = app.page("/alerts", &token).await;
     assert!(page.contains("sent after 4 attempts"), "{page}");
     assert!(!page.contains("B000/secret"), "{page}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn every_receiver_gets_each_alert_once_and_one_that_is_down_holds_up_no_other() {
+    let fake = FakeStripe::start().await;
+    let (up, down) = (Receiver::start().await, Receiver::start().await);
+    down.inbox.refuse.store(3, Ordering::SeqCst);
+    let app = spawn_to(&fake, &[&up, &down], Duration::from_millis(200)).await;
+    let failed = failing(&app, &fake, "evt_fanout").await;
+    app.wait_for(&failed, "failed", Duration::from_secs(10)).await;
+    let got = up.wait_for(1, Duration::from_secs(10)).await;
+    assert!(text(&got[0]).contains("evt_fanout"), "{got:?}");
+    let got = down.wait_for(1, Duration::from_secs(15)).await;
+    assert!(text(&got[0]).contains("evt_fanout"), "{got:?}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        (up.accepted().len(), down.accepted().len()),
+        (1, 1),
+        "each receiver once"
+    );
+    assert_eq!(
+        up.inbox.posts.load(Ordering::SeqCst),
+        1,
+        "the receiver that was up: one post"
+    );
+    assert_eq!(down.inbox.posts.load(Ordering::SeqCst), 4, "3 refused, then accepted");
     app.stop().await;
 }
 
