@@ -106,7 +106,7 @@ async fn served_after(env: &Env, id: &str, faults: Vec<Fault>) -> String {
 
 #[tokio::test]
 async fn an_execution_waiting_in_back_off_is_held_and_retried_after_resume() {
-    let backoff = Duration::from_millis(1000);
+    let backoff = Duration::from_millis(1500);
     let env = Env::with_api_and(|c| {
         c.retry_initial_interval = backoff;
         c.retry_max_interval = backoff;
@@ -155,7 +155,7 @@ async fn an_attempt_running_when_its_type_is_paused_finishes() {
     let env = Env::with_api().await;
     let app = &env.app;
     // Stripe answers the first attempt's fetch slowly: the pause lands while it runs.
-    let slow = Duration::from_millis(1500);
+    let slow = Duration::from_millis(2500);
     let id = served_after(&env, "evt_running", vec![Fault::Slow(slow)]).await;
     app.wait_for(&id, "running", Duration::from_secs(10)).await;
     let (status, _) = app.api_post(&format!("/api/v1/event-types/{FETCHED}/pause")).await;
