@@ -68,8 +68,25 @@ async fn the_console_is_server_rendered_and_loads_its_wasm() {
             "{path}"
         );
         assert_eq!(headers["content-encoding"], "br", "{path}");
+        assert_eq!(
+            headers["vary"], "accept-encoding",
+            "{path}: caches keep one copy per encoding"
+        );
         assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
     }
+    // A file this build lacks is not kept.
+    let resp = app
+        .client
+        .get(format!("{}/pkg/{version}/missing.js", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert!(
+        resp.headers()
+            .get("cache-control")
+            .is_none_or(|c| c != "public, max-age=31536000, immutable")
+    );
     // Another build's path finds nothing, rather than today's files under yesterday's name.
     let resp = app
         .client

@@ -46,9 +46,10 @@ fn type_entry<'a>(list: &'a Value, event_type: &str) -> &'a Value {
 
 #[tokio::test]
 async fn a_paused_type_is_stored_but_not_run_while_other_types_run() {
-    // Each execution is due a second after its event's `created`.
-    let app = TestApp::spawn_with(|c| c.process_delay = Duration::from_secs(1)).await;
-    // Scheduled before the pause (due a second later), and new after it: both are held.
+    // Each execution is due 3 s after its event's `created` (whole seconds: 2 to 3 s after the
+    // delivery), so the pause surely comes first.
+    let app = TestApp::spawn_with(|c| c.process_delay = Duration::from_secs(3)).await;
+    // Scheduled before the pause (due seconds later), and new after it: both are held.
     let early = app.deliver_ok(&event("evt_early", HELD, "cpn_early", now_s())).await;
     let (status, pause) = app.api_post(&format!("/api/v1/event-types/{HELD}/pause")).await;
     assert_eq!(status, 200, "{pause}");
@@ -60,7 +61,9 @@ async fn a_paused_type_is_stored_but_not_run_while_other_types_run() {
     let free = app.deliver_ok(&event("evt_free", FREE, "prod_1", now_s())).await;
     app.wait_for(&free, "succeeded", Duration::from_secs(10)).await;
     // Both are past due now, and neither runs.
-    stays_scheduled(&app, &held, Duration::from_millis(600)).await;
+    let due_by = app.store.execution(&held).await.unwrap().unwrap().next_run_at.unwrap();
+    let wait = (due_by - chrono::Utc::now().timestamp_millis()).max(0) as u64 + 600;
+    stays_scheduled(&app, &held, Duration::from_millis(wait)).await;
     stays_scheduled(&app, &early, Duration::ZERO).await;
     assert_eq!(app.store.execution(&early).await.unwrap().unwrap().attempts, 0);
 

@@ -1,6 +1,6 @@
 //! The console's one-click Pause and Resume (issue 18) over real HTTP, as a browser without
-//! JavaScript uses them: beside each of the overview's failing types and on a list filtered to
-//! one type, coming back to the same list with the outcome shown. A viewer is shown no Pause or
+//! JavaScript uses them: beside each of the overview's failing types, and Resume in the paused
+//! banner, coming back to the page with the outcome shown. A viewer is shown no Pause or
 //! Resume anywhere (the refusal of a viewer's forged pause is in `security_console`).
 
 mod support;
@@ -92,49 +92,6 @@ async fn a_failing_type_is_paused_in_one_click_from_the_overview() {
 }
 
 #[tokio::test]
-async fn a_list_filtered_to_one_type_pauses_and_resumes_it_and_comes_back() {
-    let app = TestApp::spawn().await;
-    failed_execution(&app).await;
-    let token = app.log_in().await;
-    let list = format!("/?type={FAILING}");
-    let (_, html) = app.page(&list, &token).await;
-    let control = part(&html, "<p class=\"type-pause\"", "</p>");
-    assert!(
-        control.contains("runs.") && has_form(control, "pause", FAILING),
-        "{control}"
-    );
-    // Not for two types at once, nor for none.
-    for other in ["/", &format!("/?type={FAILING}&type=invoice.paid")] {
-        let (_, html) = app.page(other, &token).await;
-        assert!(!html.contains("class=\"type-pause\""), "{other}");
-    }
-
-    // Back to the same filtered list, with the outcome.
-    let location = click(&app, &token, "pause", FAILING, &list).await;
-    assert_eq!(location, format!("{list}&done=pause&pattern={FAILING}"));
-    let html = follow(&app, &token, &location, &format!("Paused {FAILING}")).await;
-    let control = part(&html, "<p class=\"type-pause\"", "</p>");
-    assert!(
-        control.contains("is paused") && has_form(control, "resume", FAILING),
-        "{control}"
-    );
-    let location = click(&app, &token, "resume", FAILING, &list).await;
-    follow(&app, &token, &location, &format!("Resumed {FAILING}")).await;
-    assert!(app.store.pauses().await.unwrap().is_empty());
-
-    // A type held by a prefix pattern is resumed through the pattern.
-    let (status, _) = app.api_post("/api/v1/event-types/charge.*/pause").await;
-    assert_eq!(status, 200);
-    let (_, html) = app.page(&list, &token).await;
-    let control = part(&html, "<p class=\"type-pause\"", "</p>");
-    assert!(
-        control.contains("paused by the pattern charge.*") && has_form(control, "resume", "charge.*"),
-        "{control}"
-    );
-    app.stop().await;
-}
-
-#[tokio::test]
 async fn a_viewer_is_shown_no_pause_or_resume() {
     let app = TestApp::spawn_with(|c| c.console_viewer_password = Some(VIEWER_PASSWORD.into())).await;
     failed_execution(&app).await;
@@ -157,7 +114,7 @@ async fn a_viewer_is_shown_no_pause_or_resume() {
     for path in pages {
         let (status, html) = app.page(path, &viewer).await;
         assert_eq!(status, 200, "{path}");
-        for control in ["action-pause", "action-resume", "pause-pattern", "class=\"type-pause\""] {
+        for control in ["action-pause", "action-resume", "pause-pattern"] {
             assert!(!html.contains(control), "the viewer's {path} has {control}: {html}");
         }
     }

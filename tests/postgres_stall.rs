@@ -164,7 +164,9 @@ async fn under_load<F, Fut>(
     let acks = sender.await.expect("senders");
     assert_eq!(acks.len(), total);
     let db = processes::connect(url).await;
-    all_ran(&db, &acks, Duration::from_secs(45)).await;
+    // Stalls are for good; the bound only has to outlast a loaded machine (three of these tests
+    // run side by side in the suite, each with two processes).
+    all_ran(&db, &acks, Duration::from_secs(90)).await;
     eprintln!("all {total} events ran, {:?} after the outage ended", back.elapsed());
     for p in procs.iter_mut() {
         assert!(p.alive(), "{} exited:\n{}", p.name, p.log_text());

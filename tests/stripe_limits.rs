@@ -151,6 +151,9 @@ async fn a_burst_of_calls_on_several_endpoints_stays_inside_the_budget() {
         c.stripe_api_base = url;
         c.stripe_api_rate = RATE.parse().unwrap();
         c.workers = 4;
+        // Later calls of an attempt wait in place for the budget (up to 5 s): the harness's 2 s
+        // lease could run out under them on a loaded machine, and the rescuer run them twice.
+        c.lease = Duration::from_secs(10);
     })
     .await;
 
@@ -179,7 +182,7 @@ async fn a_burst_of_calls_on_several_endpoints_stays_inside_the_budget() {
 
     // 120 calls at the mode's 20/s take about 6 s (7–9 s measured with the other burst beside it).
     assert!(drained >= Duration::from_secs(5), "drained in {drained:?}");
-    assert!(drained <= Duration::from_secs(15), "drained in {drained:?}");
+    assert!(drained <= Duration::from_secs(25), "drained in {drained:?}");
     assert!(fake.rate_limited() <= 1, "{} answered 429", fake.rate_limited());
     assert!(fake.served() >= INVOICES * CALLS, "{} served", fake.served());
 }

@@ -42,6 +42,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <link rel="stylesheet" id="leptos" href=stylesheet/>
+                // No icon: without this line browsers ask for /favicon.ico and log its 404.
+                <link rel="icon" href="data:,"/>
                 <HydrationScripts options/>
                 <MetaTags/>
             </head>

@@ -12,10 +12,10 @@
 use std::path::{Path, PathBuf};
 
 use axum::Router;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
 use sha2::{Digest, Sha256};
 use tower_http::services::ServeDir;
-use tower_http::set_header::SetResponseHeaderLayer;
 
 /// The versioned asset folder.
 #[derive(Clone, Debug)]
@@ -44,36 +44,56 @@ impl Assets {
     /// cached for a year. Another version's path finds nothing (404).
     pub fn router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
         let files = ServeDir::new(&self.dir).precompressed_br().precompressed_gzip();
-        Router::new().nest_service(
-            &format!("/{}", self.pkg_dir()),
-            tower::ServiceBuilder::new()
-                .layer(SetResponseHeaderLayer::overriding(
-                    header::CACHE_CONTROL,
-                    HeaderValue::from_static("public, max-age=31536000, immutable"),
-                ))
-                .service(files),
-        )
+        Router::new()
+            .nest_service(&format!("/{}", self.pkg_dir()), files)
+            .layer(axum::middleware::map_response(cache_for_a_year))
     }
 }
 
-/// A digest of every file in `dir` (names and contents, in name order), compressed copies left
-/// out (they follow from the rest); `None` when `dir` holds no file.
+/// Found files may be kept for a year (their name changes with them), by any cache, provided it
+/// keeps one copy per `Accept-Encoding` (a precompressed answer says so nowhere else). Anything
+/// else (a 404 under the current version) is not kept.
+async fn cache_for_a_year(mut response: Response) -> Response {
+    let status = response.status();
+    if status.is_success() || status == StatusCode::NOT_MODIFIED {
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=31536000, immutable"),
+        );
+        headers.append(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
+    response
+}
+
+/// A digest of every file below `dir` (paths and contents, in path order), compressed copies
+/// left out (they follow from the rest); `None` when `dir` holds no file.
 fn version_of(dir: &Path) -> Option<String> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.is_file() && !matches!(path.extension().and_then(|e| e.to_str()), Some("br" | "gz")))
-        .collect();
+    let mut files = Vec::new();
+    files_below(dir, &mut files);
     if files.is_empty() {
         return None;
     }
     files.sort();
     let mut digest = Sha256::new();
     for path in files {
-        digest.update(path.file_name()?.as_encoded_bytes());
+        digest.update(path.strip_prefix(dir).ok()?.as_os_str().as_encoded_bytes());
         digest.update(std::fs::read(&path).ok()?);
     }
     Some(hex::encode(&digest.finalize()[..8]))
+}
+
+/// The files below `dir` (wasm-bindgen puts JavaScript snippets in subfolders), `.br` / `.gz`
+/// left out.
+fn files_below(dir: &Path, files: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for path in entries.filter_map(|entry| entry.ok().map(|e| e.path())) {
+        if path.is_dir() {
+            files_below(&path, files);
+        } else if !matches!(path.extension().and_then(|e| e.to_str()), Some("br" | "gz")) {
+            files.push(path);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -89,7 +109,11 @@ mod tests {
         std::fs::write(dir.path().join("deferral.wasm.br"), b"compressed").unwrap();
         assert_eq!(version_of(dir.path()).unwrap(), first, "compressed copies do not count");
         std::fs::write(dir.path().join("deferral.wasm"), b"two").unwrap();
-        assert_ne!(version_of(dir.path()).unwrap(), first);
+        let second = version_of(dir.path()).unwrap();
+        assert_ne!(second, first);
+        std::fs::create_dir_all(dir.path().join("snippets/app")).unwrap();
+        std::fs::write(dir.path().join("snippets/app/inline0.js"), b"x").unwrap();
+        assert_ne!(version_of(dir.path()).unwrap(), second, "files in subfolders count");
         assert_eq!(first.len(), 16);
     }
 }

@@ -137,6 +137,8 @@ async fn pump(
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = match from.read(&mut buf).await {
+            // Stranded, not even an end reaches the other side.
+            Ok(0) | Err(_) if link.stranded() => std::future::pending().await,
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };

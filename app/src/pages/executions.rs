@@ -5,15 +5,14 @@ use leptos_router::hooks::use_query_map;
 use crate::components::require_session::can_act;
 use crate::components::{
     auto_refresh::AutoRefresh, error_view::ErrorView, execution_table::ExecutionTable, filter_form::FilterForm,
-    last_sweep::LastSweep, notice::Notice, overview_chart::OverviewPanel, pager::Pager, pause_button::TypePauseButton,
-    paused_banner::PausedBanner, state_counts::StateCounts,
+    last_sweep::LastSweep, notice::Notice, overview_chart::OverviewPanel, pager::Pager, paused_banner::PausedBanner,
+    state_counts::StateCounts,
 };
 use crate::error::ConsoleError;
-use crate::event_types::Pause;
 use crate::model::{Action, ExecutionFilter};
 use crate::overview::Window;
-use crate::query::{filter_from, list_href};
-use crate::server::{SetPaused, get_facets, get_overview, get_type_pauses, list_executions};
+use crate::query::filter_from;
+use crate::server::{SetPaused, get_facets, get_overview, list_executions};
 
 /// The executions list: filter form, counts per status, the table and keyset pagination.
 /// The filter lives in the URL query.
@@ -30,12 +29,7 @@ pub fn ExecutionsPage() -> impl IntoView {
     let window = Memo::new(move |_| Window::parse(query.read().get("chart").as_deref()));
     let overview = Resource::new(
         move || (window.get(), tick.get(), pause.version().get()),
-        |(window, ..)| async move {
-            let overview = get_overview(window).await?;
-            let types = overview.failing_types.iter().map(|(t, _)| t.clone()).collect();
-            let pauses = get_type_pauses(types).await?;
-            Ok::<_, ConsoleError>((overview, pauses))
-        },
+        |(window, ..)| get_overview(window),
     );
     let charts = move || {
         Suspend::new(async move {
@@ -47,19 +41,6 @@ pub fn ExecutionsPage() -> impl IntoView {
             }
         })
     };
-    // The filtered type's pause, when the filter names exactly one type.
-    let filtered_type = Resource::new(
-        move || (filter.get(), pause.version().get()),
-        |(filter, _)| async move {
-            match filter {
-                Ok(f) if f.types.len() == 1 => {
-                    let paused = get_type_pauses(f.types.clone()).await?.pop().flatten();
-                    Ok::<_, ConsoleError>(Some((f, paused)))
-                }
-                _ => Ok(None),
-            }
-        },
-    );
     let list = Resource::new(
         move || (filter.get(), tick.get()),
         |(filter, _)| async move {
@@ -79,13 +60,11 @@ pub fn ExecutionsPage() -> impl IntoView {
     };
     let results = move || {
         Suspend::new(async move {
-            let typed = filtered_type.await.ok().flatten();
             match (list.await, filter.get_untracked()) {
                 (Ok(view), Ok(filter)) => view! {
                     <LastSweep sweep=view.last_sweep/>
                     <StateCounts counts=view.counts filter=filter.clone()/>
                     <BulkLinks filter=filter.clone()/>
-                    {typed.map(|(filter, paused)| view! { <TypePause filter paused action=pause/> })}
                     <ExecutionTable rows=view.page.data now=view.now_ms/>
                     <Pager filter prev=view.page.prev_cursor next=view.page.next_cursor/>
                 }
@@ -128,29 +107,6 @@ fn BulkLinks(filter: ExecutionFilter) -> impl IntoView {
             <A href=href(Action::Rerun) attr:class="bulk-rerun">"Re-run all…"</A>
             " "
             <A href=href(Action::Cancel) attr:class="bulk-cancel">"Cancel all…"</A>
-        </p>
-    }
-    .into_any()
-}
-
-/// For a list filtered to one event type: whether it runs, and Pause or Resume in one click
-/// (not for a viewer). Comes back to this list.
-#[component]
-fn TypePause(filter: ExecutionFilter, paused: Option<Pause>, action: ServerAction<SetPaused>) -> impl IntoView {
-    if !can_act() {
-        return ().into_any();
-    }
-    let event_type = filter.types.first().cloned().unwrap_or_default();
-    let state = match &paused {
-        Some(p) if p.pattern == event_type => " is paused: its executions are held. ".to_string(),
-        Some(p) => format!(" is paused by the pattern {}: its executions are held. ", p.pattern),
-        None => " runs. Hold its new and scheduled executions: ".to_string(),
-    };
-    view! {
-        <p class="type-pause">
-            <code>{event_type.clone()}</code>
-            {state}
-            <TypePauseButton action event_type paused back=list_href(&filter, None)/>
         </p>
     }
     .into_any()

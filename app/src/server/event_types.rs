@@ -1,7 +1,6 @@
 //! Event types (pause, resume) and failure alerts (issue 18).
 
 use leptos::prelude::*;
-use leptos::server_fn::codec::Json;
 
 use crate::alerts::Alerts;
 use crate::error::ConsoleError;
@@ -21,15 +20,6 @@ pub async fn get_pauses() -> Result<Vec<Pause>, ConsoleError> {
     use super::session;
     let console = session::authorized().await?;
     console.pauses().await.map_err(session::failed)
-}
-
-/// The pause holding each of `types` (none when it runs), in the same order: which of the
-/// overview's failing types and the list's filtered type get Pause and which Resume.
-#[server(prefix = "/console/fn", endpoint = "type_pauses", input = Json)]
-pub async fn get_type_pauses(types: Vec<String>) -> Result<Vec<Option<Pause>>, ConsoleError> {
-    use super::session;
-    let console = session::authorized().await?;
-    console.pauses_of(&types).await.map_err(session::failed)
 }
 
 /// Pauses or resumes a pattern (`action` is `pause` or `resume`), then returns to `back`

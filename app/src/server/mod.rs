@@ -13,7 +13,7 @@ pub mod session;
 
 pub use actions::{ApplyBulk, PreviewBulk, RunAction, apply_bulk, preview_bulk, run_action};
 pub use auth::{LogIn, LogOut, current_session, log_in, log_out};
-pub use event_types::{SetPaused, get_alerts, get_event_types, get_pauses, get_type_pauses, set_paused};
+pub use event_types::{SetPaused, get_alerts, get_event_types, get_pauses, set_paused};
 pub use executions::{get_execution, get_facets, list_audit, list_executions};
 pub use records::{get_object, get_overview, list_records};
 
@@ -39,7 +39,6 @@ pub fn register() {
     register_explicit::<event_types::GetEventTypes>();
     register_explicit::<SetPaused>();
     register_explicit::<event_types::GetPauses>();
-    register_explicit::<event_types::GetTypePauses>();
     register_explicit::<event_types::GetAlerts>();
     register_explicit::<records::ListRecords>();
     register_explicit::<records::GetObject>();

@@ -2,6 +2,7 @@ use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
 
 use crate::error::ConsoleError;
+use crate::event_types::Pause;
 use crate::overview::{Overview, Window};
 use crate::records::{ObjectTimeline, RecordFilter, RecordPage};
 
@@ -21,10 +22,16 @@ pub async fn get_object(id: String) -> Result<ObjectTimeline, ConsoleError> {
     console.object(&id).await.map_err(session::failed)
 }
 
-/// The overview's charts and backlog over the window.
+/// The overview's charts and backlog over the window, with the pause holding each of its
+/// failing types (which get Pause and which Resume). One server function for both: a resource
+/// that awaited a second one ran it, on the server, outside the request's context ("the console
+/// is not configured"), and the browser then hydrated that error over the rendered chart.
 #[server(prefix = "/console/fn", endpoint = "overview", input = Json)]
-pub async fn get_overview(window: Window) -> Result<Overview, ConsoleError> {
+pub async fn get_overview(window: Window) -> Result<(Overview, Vec<Option<Pause>>), ConsoleError> {
     use super::session;
     let console = session::authorized().await?;
-    console.overview(window).await.map_err(session::failed)
+    let overview = console.overview(window).await.map_err(session::failed)?;
+    let types: Vec<String> = overview.failing_types.iter().map(|(t, _)| t.clone()).collect();
+    let pauses = console.pauses_of(&types).await.map_err(session::failed)?;
+    Ok((overview, pauses))
 }
