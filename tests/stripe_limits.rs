@@ -41,18 +41,25 @@ fn burst(prefix: &str, n: usize) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn a_burst_stays_inside_the_budget_and_every_execution_succeeds_first_time() {
-    let fake = FakeStripe::start().await;
+/// A server whose Stripe is `fake`, limited as Stripe limits (`FAKE_LIMITS`), spending the
+/// budget `RATE` with four workers; `adjust` sets anything else.
+async fn limited_app(fake: &FakeStripe, adjust: impl FnOnce(&mut deferral::config::Config)) -> TestApp {
     fake.limit(FAKE_LIMITS);
     let url = fake.url.clone();
-    let app = TestApp::spawn_with(|c| {
+    TestApp::spawn_with(|c| {
         c.stripe_secret_key = Some(KEY.into());
         c.stripe_api_base = url;
         c.stripe_api_rate = RATE.parse().unwrap();
         c.workers = 4;
+        adjust(c);
     })
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn a_burst_stays_inside_the_budget_and_every_execution_succeeds_first_time() {
+    let fake = FakeStripe::start().await;
+    let app = limited_app(&fake, |_| {}).await;
 
     let started = Instant::now();
     let started_ms = deferral::store::now_ms();
@@ -144,18 +151,9 @@ async fn a_burst_of_calls_on_several_endpoints_stays_inside_the_budget() {
     const INVOICES: usize = 40;
     const CALLS: usize = 3;
     let fake = FakeStripe::start().await;
-    fake.limit(FAKE_LIMITS);
-    let url = fake.url.clone();
-    let app = TestApp::spawn_with(|c| {
-        c.stripe_secret_key = Some(KEY.into());
-        c.stripe_api_base = url;
-        c.stripe_api_rate = RATE.parse().unwrap();
-        c.workers = 4;
-        // Later calls of an attempt wait in place for the budget (up to 5 s): the harness's 2 s
-        // lease could run out under them on a loaded machine, and the rescuer run them twice.
-        c.lease = Duration::from_secs(10);
-    })
-    .await;
+    // Later calls of an attempt wait in place for the budget (up to 5 s): the harness's 2 s
+    // lease could run out under them on a loaded machine, and the rescuer run them twice.
+    let app = limited_app(&fake, |c| c.lease = Duration::from_secs(10)).await;
 
     let started_ms = deferral::store::now_ms();
     let mut ids = Vec::new();
