@@ -1,15 +1,17 @@
 //! The console's compiled assets (`target/site/pkg`: the wasm, its JavaScript, the CSS) under a
 //! versioned path, so browsers may keep them for a year.
 //!
-//! The version is a digest of the files themselves, taken once at start: pages name
-//! `/pkg/{version}/deferral.wasm` (Leptos writes its script tags from `site_pkg_dir`), and a new
-//! build gets new names, so `immutable` is safe. cargo-leptos' `hash-files` would do the same
+//! The version is a digest of the files themselves (so processes serving the same build agree
+//! on it), taken once: pages name `/pkg/{version}/deferral.wasm` (Leptos writes its script tags
+//! from `site_pkg_dir`), and a new build gets new names, so `immutable` is safe. cargo-leptos' `hash-files` would do the same
 //! but needs a `hash.txt` beside every binary that serves (tests, `make run`, a deployed copy);
 //! hashing here needs nothing. Release builds are precompressed (`cargo leptos build
 //! --precompress`: brotli at its best quality, which the on-the-fly `CompressionLayer` cannot
 //! afford per request), and those `.br` / `.gz` files are served as they are.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -27,12 +29,21 @@ pub struct Assets {
 impl Assets {
     /// The assets in `site_root/pkg`, versioned by their contents (`"none"` when there are none:
     /// a server built without its front end still serves its pages).
+    ///
+    /// Each folder is read once per process: digesting a debug build's 16 MB wasm takes about a
+    /// second, which every test server would otherwise pay again.
     pub fn load(site_root: &str) -> Self {
+        static VERSIONS: OnceLock<Mutex<HashMap<PathBuf, String>>> = OnceLock::new();
         let dir = Path::new(site_root).join("pkg");
-        Assets {
-            version: version_of(&dir).unwrap_or_else(|| "none".into()),
-            dir,
-        }
+        let mut versions = VERSIONS
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let version = versions
+            .entry(dir.clone())
+            .or_insert_with(|| version_of(&dir).unwrap_or_else(|| "none".into()))
+            .clone();
+        Assets { dir, version }
     }
 
     /// Leptos's `site_pkg_dir`: the path the pages name the assets under.
