@@ -51,7 +51,7 @@ fn event(n: u64) -> NewEvent {
         run_at: now_ms(),
         discard_at: None,
         max_attempts: 8,
-        origin: app::model::Origin::Webhook,
+        origin: domain::model::Origin::Webhook,
     }
 }
 

@@ -17,10 +17,10 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use app::model::{ExecutionFilter, State};
 use deferral::config::{CommaList, Config};
 use deferral::stripe::Rates;
 use deferral::webhook::signature;
+use domain::model::{ExecutionFilter, State};
 use fake_stripe::{FakeStripe, LIVE_KEY, Limits};
 
 const SECRET: &str = "whsec_bench_0123456789";

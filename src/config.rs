@@ -274,7 +274,7 @@ pub struct Limits {
 fn http_url(s: &str) -> Result<String, String> {
     match reqwest::Url::parse(s) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(s.to_string()),
-        _ => Err(format!("`{}` is not an http(s) URL", app::alerts::receiver_label(s))),
+        _ => Err(format!("`{}` is not an http(s) URL", domain::alerts::receiver_label(s))),
     }
 }
 

@@ -300,7 +300,7 @@ async fn pages_of_several_types_keep_newest_first_order_both_ways() {
     ids.reverse(); // newest first
     let page = |cursor: Option<String>| {
         // The filter travels as JSON, its cursor as the enum (the URL form is `b4`).
-        let cursor = cursor.map(|c| app::model::Cursor::decode(&c).unwrap());
+        let cursor = cursor.map(|c| domain::model::Cursor::decode(&c).unwrap());
         let cursor = serde_json::to_string(&cursor).unwrap();
         format!(
             r#"{{"filter":{{"livemode":null,"types":["e2e.a","e2e.b"],"api_version":null,"statuses":[],"q":null,"from":null,"to":null,"cursor":{cursor},"limit":2}}}}"#

@@ -45,7 +45,7 @@ fn new_event(id: &str, event_type: &str, object_id: &str, created: i64) -> NewEv
         run_at: now_ms(),
         discard_at: None,
         max_attempts: 3,
-        origin: app::model::Origin::Webhook,
+        origin: domain::model::Origin::Webhook,
     }
 }
 
@@ -227,7 +227,7 @@ async fn retryable_errors_are_retried_with_back_off_then_succeed() {
     );
     assert_eq!(attempts[1].error_message.as_deref(), Some("boom 1"));
     // Back-off: 20 ms after the first failure, 40 ms after the second.
-    let gap = |a: &app::model::Attempt, b: &app::model::Attempt| {
+    let gap = |a: &domain::model::Attempt, b: &domain::model::Attempt| {
         let t = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp_millis();
         t(&b.started_at) - t(&a.finished_at)
     };
@@ -420,7 +420,7 @@ async fn cancelling_a_running_execution_aborts_its_attempt() {
     h.run(settings(), rec.clone());
     let id = h.ingest(vec![new_event("evt_run", "a", "o", 1)]).await.remove(0);
     h.wait(&id, "running").await;
-    h.store.act(&id, app::model::Action::Cancel).await.unwrap();
+    h.store.act(&id, domain::model::Action::Cancel).await.unwrap();
     h.executor.as_ref().unwrap().handle().abort(&id);
     let row = h.wait(&id, "cancelled").await;
     assert_eq!(row.attempts, 1);
@@ -483,7 +483,7 @@ async fn a_new_execution_starts_within_milliseconds_when_idle() {
 /// the part its state says, or it would vanish from the console's counts and filters.
 #[tokio::test]
 async fn status_counts_and_filters_agree_with_the_states_after_every_transition() {
-    use app::model::{Action, ExecutionFilter, State};
+    use domain::model::{Action, ExecutionFilter, State};
     let mut h = Harness::new().await;
     let mut s = settings();
     s.retry.initial_interval = Duration::from_secs(3600);

@@ -68,7 +68,7 @@ fn event(i: usize) -> NewEvent {
         run_at: now_ms(),
         discard_at: None,
         max_attempts: 100,
-        origin: app::model::Origin::Webhook,
+        origin: domain::model::Origin::Webhook,
     }
 }
 

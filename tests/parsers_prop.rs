@@ -8,10 +8,10 @@ mod support;
 
 use std::time::Duration;
 
-use app::model::{Cursor, ExecutionFilter, MAX_FILTER_PAIRS, MAX_FILTER_TYPES, MAX_FILTER_VALUE_LEN};
-use app::records::{RecordFilter, RecordKind};
 use deferral::webhook::Envelope;
 use deferral::webhook::signature::{self, MAX_HEADER_LEN, SignatureError};
+use domain::model::{Cursor, ExecutionFilter, MAX_FILTER_PAIRS, MAX_FILTER_TYPES, MAX_FILTER_VALUE_LEN};
+use domain::records::{RecordFilter, RecordKind};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;

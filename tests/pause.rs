@@ -213,7 +213,7 @@ async fn resume_runs_held_executions_in_per_object_order_and_later_ones_wait_beh
     // The console says why it waits: behind an execution of the same object, which is held.
     let row = app.store.execution(&third).await.unwrap().unwrap();
     match app.store.waiting(&row).await.unwrap() {
-        Some(app::event_types::Waiting::BehindObject {
+        Some(domain::event_types::Waiting::BehindObject {
             execution_id, paused, ..
         }) => {
             assert_eq!(execution_id, first);
@@ -224,7 +224,7 @@ async fn resume_runs_held_executions_in_per_object_order_and_later_ones_wait_beh
     let row = app.store.execution(&first).await.unwrap().unwrap();
     assert!(matches!(
         app.store.waiting(&row).await.unwrap(),
-        Some(app::event_types::Waiting::Paused(_))
+        Some(domain::event_types::Waiting::Paused(_))
     ));
 
     let (status, _) = app.api_post(&format!("/api/v1/event-types/{HELD}/resume")).await;

@@ -268,7 +268,7 @@ async fn the_records_api_filters_each_kind_and_pages_through_all_of_them() {
 }
 
 fn urlencode(s: &str) -> String {
-    app::model::encode_component(s)
+    domain::model::encode_component(s)
 }
 
 /// A signed-in console session, as the cookie header carries it.

@@ -3,19 +3,15 @@
 //! The server (`src/` in the workspace root) provides the data through [`api::ConsoleApi`]
 //! in Leptos context; nothing here knows SQL.
 
-pub mod alerts;
 #[cfg(feature = "ssr")]
 pub mod api;
 mod components;
 pub mod error;
-pub mod event_types;
-pub mod model;
-pub mod overview;
+// The domain types, under the names the console has always used (`crate::model::State`, …).
+pub use domain::{alerts, event_types, model, overview, records, view};
 mod pages;
 pub mod query;
-pub mod records;
 pub mod server;
-pub mod view;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Title, provide_meta_context};

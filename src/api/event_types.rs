@@ -6,7 +6,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 
-use app::event_types::Pause;
+use domain::event_types::Pause;
 
 use crate::console::ClientAddr;
 use crate::console::audit::{self, By, Done};

@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use app::model::{Action, ExecutionFilter};
+use domain::model::{Action, ExecutionFilter};
 
 use crate::console::ClientAddr;
 use crate::console::audit::{self, By, Done};
@@ -65,8 +65,8 @@ async fn list(
     check_token(&state, &headers)?;
     let filter = parse_filter(&pairs)?;
     let (rows, more) = state.store.list(&filter).await?;
-    let next_cursor = if more || matches!(filter.cursor, Some(app::model::Cursor::After(_))) {
-        rows.last().map(|r| app::model::Cursor::Before(r.seq).encode())
+    let next_cursor = if more || matches!(filter.cursor, Some(domain::model::Cursor::After(_))) {
+        rows.last().map(|r| domain::model::Cursor::Before(r.seq).encode())
     } else {
         None
     };
@@ -115,15 +115,15 @@ async fn audit_log(
     let mut limit = None;
     for (key, value) in &pairs {
         match key.as_str() {
-            "cursor" => cursor = Some(app::model::Cursor::decode(value).map_err(invalid_filter)?),
+            "cursor" => cursor = Some(domain::model::Cursor::decode(value).map_err(invalid_filter)?),
             "limit" => {
                 limit = Some(
                     value
                         .parse::<u32>()
                         .ok()
-                        .filter(|n| (1..=app::model::MAX_PAGE_SIZE).contains(n))
+                        .filter(|n| (1..=domain::model::MAX_PAGE_SIZE).contains(n))
                         .ok_or_else(|| {
-                            invalid_filter(format!("limit must be between 1 and {}", app::model::MAX_PAGE_SIZE))
+                            invalid_filter(format!("limit must be between 1 and {}", domain::model::MAX_PAGE_SIZE))
                         })?,
                 )
             }

@@ -8,7 +8,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use app::records::{RecordFilter, RecordKind, RecordPage, RecordRows};
+use domain::records::{RecordFilter, RecordKind, RecordPage, RecordRows};
 
 use super::check_token;
 use crate::http::{ApiError, AppState};

@@ -6,8 +6,8 @@ use std::net::IpAddr;
 
 use app::api::Actor;
 use app::error::ConsoleError;
-use app::model::{Cursor, DEFAULT_PAGE_SIZE};
-use app::view::AuditPage;
+use domain::model::{Cursor, DEFAULT_PAGE_SIZE};
+use domain::view::AuditPage;
 
 use crate::store::console::NewAuditEntry;
 use crate::store::{Store, StoreError, now_ms};

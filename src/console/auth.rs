@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use app::api::{Session, SignedIn};
 use app::error::ConsoleError;
-use app::view::Role;
+use domain::view::Role;
 use hmac::{Hmac, Mac};
 use rand::Rng;
 use sha2::{Digest, Sha256};

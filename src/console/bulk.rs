@@ -3,8 +3,8 @@
 //! the executions it creates itself.
 
 use app::error::ConsoleError;
-use app::model::{Action, Cursor, ExecutionFilter, State};
-use app::view::{BulkOutcome, BulkPreview, applies_to};
+use domain::model::{Action, Cursor, ExecutionFilter, State};
+use domain::view::{BulkOutcome, BulkPreview, applies_to};
 
 use super::audit::{self, By, Done};
 use super::store_error;

@@ -3,7 +3,7 @@
 //! One query per (status, type) pair walks its own index range in order and stops after a
 //! page; merging those pages here gives the same rows as the single query would.
 
-use app::model::{Cursor, ExecutionFilter, State};
+use domain::model::{Cursor, ExecutionFilter, State};
 
 use crate::store::{ExecutionRow, Result, Store};
 

@@ -13,15 +13,15 @@ mod throttle;
 
 use std::net::IpAddr;
 
-use app::alerts::Alerts;
 use app::api::{Actor, Console, ConsoleApi, Session, SignedIn};
 use app::error::ConsoleError;
-use app::event_types::{EventTypes, Pause};
-use app::model::{
+use axum::http::request::Parts;
+use domain::alerts::Alerts;
+use domain::event_types::{EventTypes, Pause};
+use domain::model::{
     Action, Cursor, Execution, ExecutionDetail, ExecutionFilter, ExecutionPage, MAX_FILTER_TYPES, MAX_PAGE_SIZE,
 };
-use app::view::{AuditPage, BulkOutcome, BulkPreview, Facets, ListView, StateCount, SweepView, TypeCount};
-use axum::http::request::Parts;
+use domain::view::{AuditPage, BulkOutcome, BulkPreview, Facets, ListView, StateCount, SweepView, TypeCount};
 
 use crate::config::Config;
 use crate::http::AppState;
@@ -296,15 +296,18 @@ impl ConsoleApi for ConsoleService {
             .map_err(store_error)
     }
 
-    async fn records(&self, filter: &app::records::RecordFilter) -> Result<app::records::RecordPage, ConsoleError> {
+    async fn records(
+        &self,
+        filter: &domain::records::RecordFilter,
+    ) -> Result<domain::records::RecordPage, ConsoleError> {
         records::page(&self.state.store, filter).await
     }
 
-    async fn object(&self, id: &str) -> Result<app::records::ObjectTimeline, ConsoleError> {
+    async fn object(&self, id: &str) -> Result<domain::records::ObjectTimeline, ConsoleError> {
         records::timeline(&self.state.store, id).await
     }
 
-    async fn overview(&self, window: app::overview::Window) -> Result<app::overview::Overview, ConsoleError> {
+    async fn overview(&self, window: domain::overview::Window) -> Result<domain::overview::Overview, ConsoleError> {
         self.overview.get(&self.state.store, window).await
     }
 }

@@ -1,7 +1,7 @@
 //! The overview on `/`, from the store's interval counts and backlog.
 
 use app::error::ConsoleError;
-use app::overview::{Bucket, Overview, Window};
+use domain::overview::{Bucket, Overview, Window};
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! The records pages and the object timeline, over the store's record reads.
 
 use app::error::ConsoleError;
-use app::records::{ObjectRecord, ObjectTimeline, RecordFilter, RecordKind, RecordPage, RecordRows, TimelineEntry};
+use domain::records::{ObjectRecord, ObjectTimeline, RecordFilter, RecordKind, RecordPage, RecordRows, TimelineEntry};
 
 use super::store_error;
 use crate::store::records_read::check_record_filter;

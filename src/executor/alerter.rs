@@ -123,7 +123,7 @@ async fn deliver_due(
                 Err(error) => {
                     let next = now_ms() + settings.retry_after(job.attempts).as_millis() as i64;
                     tracing::warn!(
-                        receiver = %app::alerts::receiver_label(&job.receiver),
+                        receiver = %domain::alerts::receiver_label(&job.receiver),
                         attempts = job.attempts + 1,
                         %error,
                         "alert not delivered; will try again"
@@ -170,7 +170,7 @@ pub fn format_message(public_url: &str, draft: &AlertDraft, id: i64) -> (String,
     let list = |event_type: &str, status: &str| {
         format!(
             "{public_url}/?type={}{status}",
-            app::model::encode_component(event_type)
+            domain::model::encode_component(event_type)
         )
     };
     let field =
@@ -182,7 +182,10 @@ pub fn format_message(public_url: &str, draft: &AlertDraft, id: i64) -> (String,
             event_id,
             error,
         } => {
-            let link = format!("{public_url}/executions/{}", app::model::encode_component(execution_id));
+            let link = format!(
+                "{public_url}/executions/{}",
+                domain::model::encode_component(execution_id)
+            );
             let error = error.as_deref().unwrap_or("(no message)");
             (
                 format!("Deferral: {event_type} failed: {error} ({event_id}) {link}"),

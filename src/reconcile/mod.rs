@@ -9,7 +9,7 @@ pub mod sweep;
 
 use std::time::Duration;
 
-use app::model::Origin;
+use domain::model::Origin;
 
 use crate::config::Config;
 use crate::store::{NewEvent, Store, StoreError, SweepCounts, now_ms};

@@ -2,7 +2,7 @@
 //! failing transaction) are composed into messages, at most one per event type per digest
 //! window, and each message is delivered to every receiver under a lease, with retries.
 
-use app::alerts::{AlertDelivery, AlertMessage, Alerts, receiver_label};
+use domain::alerts::{AlertDelivery, AlertMessage, Alerts, receiver_label};
 
 use super::{Db, Result, Store, dialect, on_db, rfc3339};
 

@@ -1,7 +1,7 @@
 //! The console's own tables (migration 0008): its signing secret, its sessions, and the audit
 //! log of operator actions. The SQL is the same on both backends.
 
-use app::view::AuditEntry;
+use domain::view::AuditEntry;
 
 use super::executions::rfc3339;
 use super::{Result, Store, on_db};

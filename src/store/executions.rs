@@ -1,6 +1,6 @@
 //! Executions and their attempts: the executor's transitions and the operators' reads.
 
-use app::model::{Attempt, Cursor, Execution, ExecutionFilter, Origin, State};
+use domain::model::{Attempt, Cursor, Execution, ExecutionFilter, Origin, State};
 
 use super::{Result, Store, dialect, now_ms, on_db, placeholders, placeholders_from, values_list};
 
@@ -697,8 +697,8 @@ impl Store {
     }
 
     /// Operator actions. Refused ones change nothing.
-    pub async fn act(&self, id: &str, action: app::model::Action) -> Result<ExecutionRow, ActionError> {
-        use app::model::Action;
+    pub async fn act(&self, id: &str, action: domain::model::Action) -> Result<ExecutionRow, ActionError> {
+        use domain::model::Action;
         let now = now_ms();
         let row = self
             .execution(id)

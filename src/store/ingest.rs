@@ -23,7 +23,7 @@ pub struct NewEvent {
     pub discard_at: Option<i64>,
     pub max_attempts: i64,
     /// How it arrived: a webhook delivery or Stripe's events list (reconciled).
-    pub origin: app::model::Origin,
+    pub origin: domain::model::Origin,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

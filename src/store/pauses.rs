@@ -4,8 +4,8 @@
 //! Which types a pause matches is written once, in SQL ([`matches`]), and serves the claim, the
 //! discarder, the backlog, and every view that says what a pause holds.
 
-use app::event_types::{EventTypeSummary, EventTypes, Pause, Waiting, parse_pattern};
-use app::model::State;
+use domain::event_types::{EventTypeSummary, EventTypes, Pause, Waiting, parse_pattern};
+use domain::model::State;
 
 use super::{Result, Store, now_ms, on_db, rfc3339};
 

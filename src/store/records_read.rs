@@ -5,7 +5,7 @@
 //! Pages are keyset-paged on each table's order column (migration 0012 indexes them) and the
 //! id, newest first: a deep page costs what the first one does.
 
-use app::records::{
+use domain::records::{
     CustomerRecord, DisputeRecord, NotificationRecord, ObjectRecord, PaymentFailureRecord, RecordFilter, RecordKind,
     RecordPage, RecordRows, SubscriptionRecord,
 };

@@ -9,8 +9,8 @@
 use std::collections::HashMap;
 
 use anyhow::Context;
-use app::model::Action;
 use clap::Args;
+use domain::model::Action;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -333,6 +333,6 @@ fn new_event(f: &Fixture, now: i64) -> NewEvent {
         run_at: now,
         discard_at: None,
         max_attempts: MAX_ATTEMPTS,
-        origin: app::model::Origin::Webhook,
+        origin: domain::model::Origin::Webhook,
     }
 }

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 pub use event::Envelope;
 pub use ingest::Ingest;
 
-use app::model::Origin;
+use domain::model::Origin;
 
 use crate::config::Config;
 use crate::http::{ApiError, AppState};

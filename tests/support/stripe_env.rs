@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use app::model::Action;
 use deferral::config::Config;
 use deferral::fixtures::Fixture;
 use deferral::store::ExecutionRow;
+use domain::model::Action;
 
 use crate::fake_stripe::{FakeStripe, KEY};
 use crate::support::TestApp;
