@@ -62,6 +62,20 @@ impl FromStr for State {
     }
 }
 
+impl PartialEq<&str> for State {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// As the database stores it: an unknown state is an error, never a guess.
+impl TryFrom<String> for State {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
 /// Where an execution came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
@@ -99,6 +113,13 @@ impl FromStr for Origin {
             .into_iter()
             .find(|o| o.as_str() == s)
             .ok_or_else(|| format!("unknown origin `{}` (one of webhook, reconciled, rerun)", shown(s)))
+    }
+}
+
+impl TryFrom<String> for Origin {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
     }
 }
 

@@ -174,10 +174,12 @@ pub(super) fn spawn_all(ctx: Arc<Context>, stop: CancellationToken) -> Vec<JoinH
         }
     }));
 
-    if let Some(pool) = ctx.store.postgres_pool().cloned() {
-        let check = ctx.store.deadline();
-        services.push(tokio::spawn(listen_for_wakeups(pool, ctx.handle.clone(), check, stop)));
-    }
+    // Wake-ups committed by other processes (where there are any).
+    let (store, handle) = (ctx.store.clone(), ctx.handle.clone());
+    services.push(tokio::spawn(async move {
+        let wake: crate::store::driver::Wake = Arc::new(move || handle.wake());
+        store.listen_due(wake, stop).await
+    }));
     services
 }
 
@@ -247,46 +249,3 @@ const DEGRADED_LOG_EVERY: u64 = 10;
 /// How many leases' worth a finished attempt's completion may wait to be recorded while its lease
 /// is still renewed; past that it is let go and the rescuer takes the execution back.
 const COMPLETION_LEASES: u32 = 3;
-
-/// PostgreSQL: executions committed by any process wake this one (LISTEN/NOTIFY);
-/// polling remains the fallback while the listener reconnects. The connection is checked every
-/// few seconds: one that went silent would otherwise wait for notifications forever.
-async fn listen_for_wakeups(
-    pool: sqlx::PgPool,
-    handle: super::ExecutorHandle,
-    check: Duration,
-    stop: CancellationToken,
-) {
-    loop {
-        let listener = async {
-            let silent = |_| sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer"));
-            let mut l = tokio::time::timeout(check, sqlx::postgres::PgListener::connect_with(&pool))
-                .await
-                .map_err(silent)??;
-            tokio::time::timeout(check, l.listen(crate::store::WAKE_CHANNEL))
-                .await
-                .map_err(silent)??;
-            let mut every = tokio::time::interval(LISTENER_CHECK);
-            every.tick().await;
-            loop {
-                tokio::select! {
-                    n = l.recv() => { n?; handle.wake(); }
-                    _ = every.tick() => {
-                        let ping = sqlx::query("SELECT 1").execute(&mut l);
-                        tokio::time::timeout(check, ping).await.map_err(silent)??;
-                    }
-                }
-            }
-            #[allow(unreachable_code)]
-            Ok::<(), sqlx::Error>(())
-        };
-        tokio::select! {
-            r = listener => if let Err(e) = r { tracing::warn!(error = %e, "LISTEN connection lost; polling until it is back") },
-            _ = stop.cancelled() => return,
-        }
-        tokio::select! { _ = tokio::time::sleep(Duration::from_secs(1)) => {}, _ = stop.cancelled() => return }
-    }
-}
-
-/// How often the LISTEN connection is checked.
-const LISTENER_CHECK: Duration = Duration::from_secs(5);

@@ -249,7 +249,7 @@ const PROCESS_COUNT_INTERVAL: Duration = Duration::from_secs(1);
 /// trip and no hot row per Stripe call, and governor keeps doing the limiting. The cost: an
 /// idle process's share goes unused. Ends with the budget (when the processor is dropped).
 fn share_between_processes(budget: &std::sync::Arc<stripe::Budget>, store: &Store) {
-    if store.postgres_pool().is_none() {
+    if !store.shared() {
         return;
     }
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {

@@ -70,7 +70,7 @@ impl Sweeper {
     /// One turn: sweeps unless another process is sweeping or swept within the interval. No
     /// database call waits past the deadline (`DEFERRAL_DB_TIMEOUT`; the lock bounds its own).
     async fn sweep(&self, stop: &CancellationToken) -> Result<(), StoreError> {
-        let Some(lock) = self.store.try_sweep_lock().await? else {
+        let Some(lock) = self.store.try_lock(crate::store::LockName::Sweep).await? else {
             tracing::debug!("another process is sweeping");
             return Ok(());
         };

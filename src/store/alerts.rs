@@ -4,7 +4,7 @@
 
 use domain::alerts::{AlertDelivery, AlertMessage, Alerts, receiver_label};
 
-use super::{Db, Result, Store, dialect, on_db, rfc3339};
+use super::{Result, Store, on_db, rfc3339};
 
 /// What a message says, before it is formatted for the receivers.
 #[derive(Debug, Clone)]
@@ -91,17 +91,23 @@ impl Store {
         receivers: &[String],
         format: &AlertFormat,
     ) -> Result<usize> {
-        let postgres = matches!(self.writer, Db::Postgres(_));
+        let Some(lock) = self.try_lock(super::LockName::AlertCompose).await? else {
+            return Ok(0);
+        };
+        let composed = self.compose_alerts_locked(now, window_ms, receivers, format).await;
+        lock.release().await;
+        composed
+    }
+
+    async fn compose_alerts_locked(
+        &self,
+        now: i64,
+        window_ms: i64,
+        receivers: &[String],
+        format: &AlertFormat,
+    ) -> Result<usize> {
         on_db!(&self.writer, pool => {
             let mut tx = pool.begin_with(self.writer.begin_write()).await?;
-            if postgres {
-                let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext('deferral-alert-compose'))")
-                    .fetch_one(&mut *tx)
-                    .await?;
-                if !got {
-                    return Ok(0);
-                }
-            }
             let pending: Vec<PendingRow> = sqlx::query_as(
                 "SELECT event_type, COUNT(*), MAX(id), MAX(execution_seq) FROM alert_failures
                  WHERE message_id IS NULL GROUP BY event_type ORDER BY MIN(id)",
@@ -222,21 +228,7 @@ impl Store {
     /// Takes up to `limit` due deliveries under a lease for `owner`: no other process sends them
     /// until the lease expires (PostgreSQL: claimers skip rows another claim has locked).
     pub async fn claim_deliveries(&self, owner: &str, now: i64, lease_ms: i64, limit: i64) -> Result<Vec<DeliveryJob>> {
-        let sql = format!(
-            "UPDATE alert_deliveries SET lease_owner = $1, lease_expires_at = $2
-             WHERE id IN (SELECT id FROM alert_deliveries
-                          WHERE state = 'pending' AND next_attempt_at <= $3 AND (lease_expires_at IS NULL OR lease_expires_at < $3)
-                          ORDER BY id LIMIT $4{})
-             RETURNING id, receiver, attempts, (SELECT m.body FROM alert_messages m WHERE m.id = message_id) AS body",
-            dialect::skip_locked(&self.writer)
-        );
-        let mut jobs: Vec<DeliveryJob> = on_db!(&self.writer, pool => sqlx::query_as(&sql)
-            .bind(owner)
-            .bind(now + lease_ms)
-            .bind(now)
-            .bind(limit)
-            .fetch_all(pool)
-            .await?);
+        let mut jobs = self.driver.claim_alert_deliveries(owner, now, lease_ms, limit).await?;
         jobs.sort_by_key(|j| j.id);
         Ok(jobs)
     }

@@ -3,7 +3,7 @@
 
 use domain::view::AuditEntry;
 
-use super::executions::rfc3339;
+use super::rows::rfc3339;
 use super::{Result, Store, on_db};
 
 /// A session as stored.

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::{Result, Store, dialect, on_db, placeholders, values_list};
+use super::{Result, Store};
 
 /// What the ingest keeps of a verified event.
 #[derive(Debug, Clone)]
@@ -56,10 +56,10 @@ pub fn new_execution_id() -> String {
 pub(super) const INSERT_RERUN: &str = "INSERT INTO executions (id, event_id, event_type, event_created, livemode, api_version, object_id, state, max_attempts, created_at, scheduled_at, next_run_at, discard_at, rerun_of, account, origin)
      VALUES ($1, $2, $3, $4, $5, $6, $7, 'scheduled', $8, $9, $10, $10, $11, $12, $13, 'rerun')";
 
-const INSERT_EVENTS: &str = "INSERT INTO events (id, type, created, livemode, api_version, account, object_id, object_type, payload, received_at, execution_id) VALUES";
+pub(super) const INSERT_EVENTS: &str = "INSERT INTO events (id, type, created, livemode, api_version, account, object_id, object_type, payload, received_at, execution_id) VALUES";
 
 /// Binds `(event, execution id)` pairs to an `INSERT_EVENTS` statement; a macro because the
-/// query type differs (rows returned or not).
+/// query type differs (rows returned or not) and so does the backend.
 macro_rules! bind_events {
     ($query:expr, $pairs:expr, $now:expr) => {{
         let mut q = $query;
@@ -80,18 +80,19 @@ macro_rules! bind_events {
         q
     }};
 }
+pub(super) use bind_events;
 
-/// `(event id, execution id)` of those of `ids` already stored; a macro because the
-/// transaction type differs per backend.
+/// `(event id, execution id)` of those of `ids` already stored, read in transaction `$tx`;
+/// `$sql` is the driver's statement rewriter.
 macro_rules! stored_executions {
-    ($store:expr, $tx:expr, $ids:expr) => {{
+    ($tx:expr, $ids:expr, $sql:expr) => {{
         let ids: Vec<&str> = $ids;
         if ids.is_empty() {
             Vec::new()
         } else {
-            let sql = $store.writer.sql(format!(
+            let sql = $sql(format!(
                 "SELECT id, execution_id FROM events WHERE id IN ({})",
-                placeholders(ids.len())
+                $crate::store::placeholders(ids.len())
             ));
             let mut q = sqlx::query_as::<_, (String, String)>(&sql);
             for id in ids {
@@ -101,9 +102,54 @@ macro_rules! stored_executions {
         }
     }};
 }
+pub(super) use stored_executions;
+
+/// Inserts the executions of `$new` (`(&NewEvent, &execution id)` pairs) in transaction `$tx`.
+macro_rules! insert_executions {
+    ($tx:expr, $new:expr, $now:expr, $sql:expr) => {{
+        let new: &[(&$crate::store::NewEvent, &String)] = $new;
+        if !new.is_empty() {
+            let sql = $sql(format!(
+                "INSERT INTO executions (id, event_id, event_type, event_created, livemode, api_version, object_id, state,
+                     max_attempts, created_at, scheduled_at, next_run_at, discard_at, account, origin)
+                 VALUES {}",
+                $crate::store::values_list(new.len(), 15, 1)
+            ));
+            let mut q = sqlx::query(&sql);
+            for (e, execution_id) in new {
+                q = q
+                    .bind(*execution_id)
+                    .bind(&e.id)
+                    .bind(&e.event_type)
+                    .bind(e.created)
+                    .bind(e.livemode)
+                    .bind(&e.api_version)
+                    .bind(&e.object_id)
+                    .bind("scheduled")
+                    .bind(e.max_attempts)
+                    .bind($now)
+                    .bind(e.run_at)
+                    .bind(e.run_at)
+                    .bind(e.discard_at)
+                    .bind(&e.account)
+                    .bind(e.origin.as_str());
+            }
+            q.execute(&mut *$tx).await?;
+        }
+    }};
+}
+pub(super) use insert_executions;
 
 /// Events per multi-row statement: 11 parameters each, far below either backend's limit.
-const CHUNK: usize = 256;
+pub(super) const CHUNK: usize = 256;
+
+/// What a driver's ingest wrote: execution ids by event id, of the events it created and of
+/// those already stored.
+#[derive(Debug, Default)]
+pub struct Ingested {
+    pub(super) created: HashMap<String, String>,
+    pub(super) existing: HashMap<String, String>,
+}
 
 impl Store {
     /// Stores a batch of events in one transaction (group commit): each new event id gets
@@ -117,79 +163,13 @@ impl Store {
         firsts.sort_by(|&a, &b| events[a].id.cmp(&events[b].id));
         firsts.dedup_by(|a, b| events[*a].id == events[*b].id);
         let new_ids: Vec<String> = firsts.iter().map(|_| new_execution_id()).collect();
-        let mut created: HashMap<&str, &str> = HashMap::new();
-        let mut existing: HashMap<String, String> = HashMap::new();
-        on_db!(&self.writer, pool => {
-            let mut tx = pool.begin_with(self.writer.begin_write()).await?;
-            for (chunk, ids) in firsts.chunks(CHUNK).zip(new_ids.chunks(CHUNK)) {
-                let inserted: HashSet<String> = if dialect::single_writer(&self.writer) {
-                    // Nobody else writes meanwhile: what is not there yet is what gets inserted.
-                    // Reading the known ids (usually none) spares a returned row per event.
-                    existing.extend(stored_executions!(self, tx, chunk.iter().map(|&i| events[i].id.as_str()).collect()));
-                    let fresh: Vec<(usize, &String)> = chunk.iter().copied().zip(ids).filter(|(i, _)| !existing.contains_key(&events[*i].id)).collect();
-                    if !fresh.is_empty() {
-                        let sql = self.writer.sql(format!("{INSERT_EVENTS} {}", values_list(fresh.len(), 11, 1)));
-                        bind_events!(sqlx::query(&sql), fresh.iter().map(|(i, id)| (&events[*i], *id)), now).execute(&mut *tx).await?;
-                    }
-                    fresh.iter().map(|(i, _)| events[*i].id.clone()).collect()
-                } else {
-                    // Other processes insert the same ids concurrently: the conflict decides.
-                    let sql = format!("{INSERT_EVENTS} {} ON CONFLICT (id) DO NOTHING RETURNING id", values_list(chunk.len(), 11, 1));
-                    let q = bind_events!(sqlx::query_scalar::<_, String>(&sql), chunk.iter().map(|&i| &events[i]).zip(ids), now);
-                    q.fetch_all(&mut *tx).await?.into_iter().collect()
-                };
-
-                let new: Vec<(&NewEvent, &String)> = chunk
-                    .iter()
-                    .zip(ids)
-                    .map(|(&i, id)| (&events[i], id))
-                    .filter(|(e, _)| inserted.contains(&e.id))
-                    .collect();
-                if !new.is_empty() {
-                    let sql = self.writer.sql(format!(
-                        "INSERT INTO executions (id, event_id, event_type, event_created, livemode, api_version, object_id, state,
-                             max_attempts, created_at, scheduled_at, next_run_at, discard_at, account, origin)
-                         VALUES {}",
-                        values_list(new.len(), 15, 1)
-                    ));
-                    let mut q = sqlx::query(&sql);
-                    for (e, execution_id) in &new {
-                        q = q
-                            .bind(*execution_id)
-                            .bind(&e.id)
-                            .bind(&e.event_type)
-                            .bind(e.created)
-                            .bind(e.livemode)
-                            .bind(&e.api_version)
-                            .bind(&e.object_id)
-                            .bind("scheduled")
-                            .bind(e.max_attempts)
-                            .bind(now)
-                            .bind(e.run_at)
-                            .bind(e.run_at)
-                            .bind(e.discard_at)
-                            .bind(&e.account)
-                            .bind(e.origin.as_str());
-                    }
-                    q.execute(&mut *tx).await?;
-                }
-                created.extend(new.iter().map(|(e, id)| (e.id.as_str(), id.as_str())));
-
-                let known: Vec<&str> = chunk
-                    .iter()
-                    .map(|&i| events[i].id.as_str())
-                    .filter(|id| !inserted.contains(*id) && !existing.contains_key(*id))
-                    .collect();
-                existing.extend(stored_executions!(self, tx, known));
-            }
-            tx.commit().await?;
-        });
+        let Ingested { created, existing } = self.driver.ingest(events, &firsts, &new_ids, now).await?;
         let mut seen = HashSet::new();
         let mut out = Vec::with_capacity(events.len());
         for e in events {
-            out.push(match created.get(e.id.as_str()) {
+            out.push(match created.get(&e.id) {
                 Some(id) => IngestOutcome {
-                    execution_id: id.to_string(),
+                    execution_id: id.clone(),
                     duplicate: !seen.insert(e.id.as_str()),
                 },
                 None => IngestOutcome {

@@ -213,7 +213,7 @@ impl Store {
     /// Why a scheduled execution waits although due: its type is paused, or an earlier
     /// execution of its object is unfinished (and maybe held). `None` when neither.
     pub async fn waiting(&self, row: &super::ExecutionRow) -> Result<Option<Waiting>> {
-        if row.state != "scheduled" {
+        if row.state != State::Scheduled {
             return Ok(None);
         }
         if let Some(pause) = self.pause_of(&row.event_type).await? {

@@ -10,7 +10,8 @@ use domain::records::{
     RecordPage, RecordRows, SubscriptionRecord,
 };
 
-use super::executions::{Arg, COLUMNS, ExecutionRow, bind_args, parse_time_bound, rfc3339};
+use super::filter::{Arg, bind_args, parse_time_bound};
+use super::rows::{COLUMNS, ExecutionRow, rfc3339};
 use super::{Result, Store, StoreError, on_db};
 
 /// Stripe's times are unix seconds; the views show RFC 3339 like every other time.

@@ -1,12 +1,8 @@
 //! Reconciliation runs (`reconcile_sweeps`, migration 0010), the events already stored
 //! (for a dry run), and on PostgreSQL the lock that lets one process sweep at a time.
 
+use super::{Result, Store, now_ms, on_db, placeholders};
 use std::collections::HashSet;
-use std::time::Duration;
-
-use sqlx::pool::PoolConnection;
-
-use super::{Db, Result, Store, StoreError, now_ms, on_db, placeholders};
 
 /// How long Stripe lists an event (`GET /v1/events`) after its creation.
 pub const STRIPE_LISTS_EVENTS_FOR: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
@@ -38,74 +34,7 @@ pub struct SweepCounts {
     pub added: i64,
 }
 
-/// The PostgreSQL session lock a sweep holds (on one connection of its own) while it runs.
-/// Two keys, so it can never equal the executor's per-object locks (`hashtext('deferral-object')`).
-const LOCK: &str = "hashtext('deferral-reconcile'), 0";
-
-/// Held while a process sweeps. PostgreSQL: a session-level advisory lock on a connection taken
-/// from the pool for the purpose; the lock ends with that session, so a process that dies
-/// mid-sweep holds nothing. SQLite: one process owns the database, nothing to hold.
-/// Its statements wait no longer than the store's deadline; a session that did not answer in
-/// time is closed, never pooled (it may hold the lock).
-pub struct SweepLock {
-    connection: Option<PoolConnection<sqlx::Postgres>>,
-    deadline: Duration,
-}
-
-impl SweepLock {
-    /// Unlocks and gives the connection back to the pool.
-    pub async fn release(mut self) {
-        if let Some(mut connection) = self.connection.take() {
-            let sql = format!("SELECT pg_advisory_unlock({LOCK})");
-            let unlock = sqlx::query(&sql).execute(&mut *connection);
-            let unlocked = tokio::time::timeout(self.deadline, unlock).await;
-            if !matches!(unlocked, Ok(Ok(_))) {
-                // Not known to be unlocked: the session must end rather than return to the pool.
-                drop(connection.detach());
-            }
-        }
-    }
-}
-
-impl Drop for SweepLock {
-    fn drop(&mut self) {
-        // Dropped without `release` (the task was cancelled): closing the session unlocks.
-        if let Some(connection) = self.connection.take() {
-            drop(connection.detach());
-        }
-    }
-}
-
 impl Store {
-    /// The sweep lock, or `None` when another process holds it (it is sweeping now).
-    pub async fn try_sweep_lock(&self) -> Result<Option<SweepLock>> {
-        let deadline = self.deadline;
-        let Db::Postgres(pool) = &self.db else {
-            return Ok(Some(SweepLock {
-                connection: None,
-                deadline,
-            }));
-        };
-        let mut connection = self.bounded("sweep lock", async { Ok(pool.acquire().await?) }).await?;
-        let sql = format!("SELECT pg_try_advisory_lock({LOCK})");
-        let lock = sqlx::query_as(&sql).fetch_one(&mut *connection);
-        let (locked,): (bool,) = match tokio::time::timeout(deadline, lock).await {
-            Ok(answer) => answer?,
-            Err(_) => {
-                // The lock may be taken by now: the session ends rather than return to the pool.
-                drop(connection.detach());
-                return Err(StoreError::Timeout {
-                    what: "sweep lock",
-                    after: deadline,
-                });
-            }
-        };
-        Ok(locked.then_some(SweepLock {
-            connection: Some(connection),
-            deadline,
-        }))
-    }
-
     /// Records the start of a run; returns its id.
     pub async fn sweep_started(&self, since: i64, trigger: &str, owner: &str) -> Result<i64> {
         on_db!(&self.writer, pool => Ok(sqlx::query_scalar(

@@ -24,7 +24,7 @@ impl Ingest {
     pub fn start(store: Store, config: Arc<Config>, waker: ExecutorHandle) -> Ingest {
         let (tx, rx) = mpsc::channel::<(NewEvent, Reply)>(8 * MAX_BATCH);
         let rx = Arc::new(Mutex::new(rx));
-        let writers = if store.postgres_pool().is_some() { 4 } else { 1 };
+        let writers = store.ingest_writers();
         for _ in 0..writers {
             tokio::spawn(write_batches(store.clone(), rx.clone(), waker.clone()));
         }

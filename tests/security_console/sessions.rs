@@ -43,26 +43,17 @@ async fn logout_and_expiry_are_final_across_a_restart() {
     // Expiry is the database's word too.
     let id = expiring.split('.').next().unwrap();
     let changed;
-    match app.store.postgres_pool() {
-        Some(pool) => {
-            changed = sqlx::query("UPDATE console_sessions SET expires_at = 1 WHERE id = $1")
-                .bind(id)
-                .execute(pool)
-                .await
-                .unwrap()
-                .rows_affected();
-        }
-        None => {
-            let path = app.database_url.trim_start_matches("sqlite://");
-            let pool = sqlx::SqlitePool::connect(&format!("sqlite://{path}")).await.unwrap();
-            changed = sqlx::query("UPDATE console_sessions SET expires_at = 1 WHERE id = $1")
-                .bind(id)
-                .execute(&pool)
-                .await
-                .unwrap()
-                .rows_affected();
-            pool.close().await;
-        }
+    // Behind the store's back, on a connection of the test's own.
+    let sql = "UPDATE console_sessions SET expires_at = 1 WHERE id = $1";
+    if app.database_url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(&app.database_url).await.unwrap();
+        changed = sqlx::query(sql).bind(id).execute(&pool).await.unwrap().rows_affected();
+        pool.close().await;
+    } else {
+        let path = app.database_url.trim_start_matches("sqlite://");
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{path}")).await.unwrap();
+        changed = sqlx::query(sql).bind(id).execute(&pool).await.unwrap().rows_affected();
+        pool.close().await;
     }
     assert_eq!(changed, 1);
     assert_eq!(facets(&app, &expiring).await, 401);

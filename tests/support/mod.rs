@@ -33,8 +33,13 @@ pub fn on_postgres() -> bool {
 
 /// A fresh, empty database for one test; the guard keeps a temporary folder alive.
 pub async fn fresh_database() -> (String, tempfile::TempDir) {
+    fresh_database_on(&backend()).await
+}
+
+/// A fresh, empty database on `backend` (`sqlite` or `postgres`).
+pub async fn fresh_database_on(backend: &str) -> (String, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
-    if backend() == "postgres" {
+    if backend == "postgres" {
         let server =
             std::env::var("DEFERRAL_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
         let name = format!("deferral_test_{}", rand::random::<u64>());

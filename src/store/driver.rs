@@ -1,0 +1,155 @@
+//! The driver interface: every operation whose SQL or behaviour differs between backends,
+//! named by what the store uses it for. `sqlite/` and `postgres/` each implement it and own
+//! their SQL; nothing outside those two folders asks which backend it is talking to.
+//!
+//! What both backends take as written (the console's reads, the records, the audit log) runs
+//! through [`super::Db`] instead: one statement, compiled for both pools.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+
+use super::Result;
+use super::alerts::DeliveryJob;
+use super::executor::CompletionRow;
+use super::ingest::{Ingested, NewEvent};
+use super::rows::ClaimedRow;
+
+/// The named session locks a process may hold (one connection each on PostgreSQL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockName {
+    /// Held while a process runs the reconcile sweep.
+    Sweep,
+    /// Held by the elected leader: the process that runs the maintenance services of the database.
+    Leader,
+    /// Held while a process composes alert messages.
+    AlertCompose,
+}
+
+/// A held session lock: released by [`SessionLock::release`], or by dropping it (the session
+/// then ends, which unlocks). On SQLite one process owns the database, and holds nothing.
+pub struct SessionLock {
+    pub(super) inner: Option<Box<dyn HeldLock>>,
+}
+
+impl SessionLock {
+    /// The lock of a backend with one process per database: nothing to hold.
+    pub(super) fn uncontended() -> SessionLock {
+        SessionLock { inner: None }
+    }
+
+    /// Whether the session holding the lock still answers (a lock on a dead session is no
+    /// longer held: another process may take it). Always true when there is nothing to hold.
+    pub async fn alive(&mut self) -> bool {
+        match &mut self.inner {
+            Some(held) => held.alive().await,
+            None => true,
+        }
+    }
+
+    /// Unlocks.
+    pub async fn release(mut self) {
+        if let Some(held) = self.inner.take() {
+            held.release().await;
+        }
+    }
+}
+
+/// A backend's held lock.
+#[async_trait]
+pub(super) trait HeldLock: Send + Sync {
+    async fn alive(&mut self) -> bool;
+    async fn release(self: Box<Self>);
+}
+
+/// Calls `wake` whenever another process commits due executions.
+pub type Wake = Arc<dyn Fn() + Send + Sync>;
+
+#[async_trait]
+pub(crate) trait Driver: Send + Sync + std::fmt::Debug {
+    /// `sqlite` or `postgres`, as `/healthz` reports it.
+    fn name(&self) -> &'static str;
+
+    /// Whether several processes may share the database: they then split the Stripe budget,
+    /// elect a leader and wake each other.
+    fn shared(&self) -> bool;
+
+    /// How many ingest batches may be written at the same time.
+    fn ingest_writers(&self) -> usize;
+
+    /// `column` in a comparison no index may serve (see each driver for why it matters).
+    fn not_indexed(&self, column: &str) -> String;
+
+    /// Stores new events with one execution each, in one transaction; known ids are reported
+    /// with their existing execution. `firsts` are the indexes of each id's first copy.
+    async fn ingest(&self, events: &[NewEvent], firsts: &[usize], new_ids: &[String], now: i64) -> Result<Ingested>;
+
+    /// Starts up to `limit` due executions for `owner` (types in `skip_types` left out), one per
+    /// Stripe object at a time and in the order of the events' `created`.
+    async fn claim(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+        skip_types: &[String],
+    ) -> Result<Vec<ClaimedRow>>;
+
+    /// As `claim`, for one type with a concurrency limit across every process.
+    #[allow(clippy::too_many_arguments)]
+    async fn claim_type(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+        event_type: &str,
+        type_limit: i64,
+        max: i64,
+    ) -> Result<Vec<ClaimedRow>>;
+
+    /// Whether a claim could start anything now (types in `skip_types` left out).
+    async fn claimable_exists(&self, now: i64, skip_types: &[String]) -> Result<bool>;
+
+    /// When the next scheduled execution falls due, if any waits in the future.
+    async fn next_due_at(&self, now: i64) -> Result<Option<i64>>;
+
+    /// Records finished attempts while their lease is `owner`'s; returns how many applied.
+    async fn complete(&self, owner: &str, rows: &[CompletionRow<'_>]) -> Result<u64>;
+
+    /// Extends `owner`'s leases on `running` to `until`: `(id, cancel requested)` of each renewed.
+    async fn heartbeat(&self, owner: &str, running: &[String], until: i64) -> Result<Vec<(String, bool)>>;
+
+    /// Executions whose lease expired go back to `scheduled` (or fail, out of attempts), their
+    /// lost attempt recorded; up to `limit` in one statement. Returns their ids.
+    async fn rescue(&self, now: i64, limit: i64) -> Result<Vec<String>>;
+
+    /// Takes due alert deliveries under a lease for `owner`.
+    async fn claim_alert_deliveries(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<DeliveryJob>>;
+
+    /// The named lock, or `None` while another process holds it.
+    async fn try_lock(&self, name: LockName, deadline: Duration) -> Result<Option<SessionLock>>;
+
+    /// How many processes use the database now.
+    async fn live_processes(&self) -> Result<u32>;
+
+    /// Wakes idle workers in the other processes.
+    async fn notify_due(&self) -> Result<()>;
+
+    /// Calls `wake` on every other process's `notify_due` until `stop`; returns at once where
+    /// there is no other process. `check`: how long the connection may stay silent.
+    async fn listen_due(&self, wake: Wake, check: Duration, stop: CancellationToken);
+
+    /// Background upkeep of the database file, off the writers' path.
+    async fn checkpoint(&self) -> Result<()>;
+
+    /// Closes the pools.
+    async fn close(&self);
+}
