@@ -12,6 +12,7 @@ mod dialect;
 pub mod event_types;
 pub mod executions;
 pub mod ingest;
+pub mod leader;
 pub mod overview;
 pub mod pauses;
 pub mod records;
