@@ -377,25 +377,21 @@ conformance!(
         let store = store.clone();
         let backend = backend.to_string();
         async move {
-            let mut held = store.try_lock(LockName::Leader).await.unwrap().expect("free");
+            let mut held = store.try_lock(LockName::AlertCompose).await.unwrap().expect("free");
             assert!(held.alive().await, "{backend}");
             if store.shared() {
                 // Each lock is a session of its own: a second try is another process's, in effect.
                 assert!(
-                    store.try_lock(LockName::Leader).await.unwrap().is_none(),
+                    store.try_lock(LockName::AlertCompose).await.unwrap().is_none(),
                     "{backend}: held"
                 );
-                assert!(
-                    store.try_lock(LockName::Sweep).await.unwrap().is_some(),
-                    "{backend}: another name"
-                );
                 held.release().await;
-                let again = store.try_lock(LockName::Leader).await.unwrap();
+                let again = store.try_lock(LockName::AlertCompose).await.unwrap();
                 assert!(again.is_some(), "{backend}: released");
                 // Dropped unreleased (a task cancelled, a process gone): its session ends, and the lock.
                 drop(again);
                 let deadline = std::time::Instant::now() + Duration::from_secs(5);
-                while store.try_lock(LockName::Leader).await.unwrap().is_none() {
+                while store.try_lock(LockName::AlertCompose).await.unwrap().is_none() {
                     assert!(
                         std::time::Instant::now() < deadline,
                         "{backend}: still held after its session closed"
@@ -404,9 +400,37 @@ conformance!(
                 }
             } else {
                 // One process owns an SQLite file: it always holds every lock.
-                assert!(store.try_lock(LockName::Leader).await.unwrap().is_some(), "{backend}");
+                assert!(
+                    store.try_lock(LockName::AlertCompose).await.unwrap().is_some(),
+                    "{backend}"
+                );
                 held.release().await;
             }
+        }
+    }
+);
+
+conformance!(
+    one_session_leads_and_hands_over_when_it_resigns,
+    |store: &Store, backend: &str| {
+        let store = store.clone();
+        let backend = backend.to_string();
+        async move {
+            let every = Duration::from_secs(1);
+            let mut first = store.leader_session(every).await.unwrap();
+            let mut second = store.leader_session(every).await.unwrap();
+            assert!(first.try_lead().await.unwrap(), "{backend}: the first to try leads");
+            assert!(first.try_lead().await.unwrap(), "{backend}: and goes on leading");
+            if store.shared() {
+                assert!(!second.try_lead().await.unwrap(), "{backend}: one leader at a time");
+                first.resign().await;
+                assert!(second.try_lead().await.unwrap(), "{backend}: handed over");
+            } else {
+                // One process owns an SQLite file: each of its sessions leads.
+                assert!(second.try_lead().await.unwrap(), "{backend}");
+                first.resign().await;
+            }
+            second.resign().await;
         }
     }
 );

@@ -1,11 +1,12 @@
 //! The durable executor: claims due executions under a lease, runs the job with a timeout,
 //! and records each attempt; small maintenance services (heartbeat, rescuer, discarder,
-//! pruner, gauges) each do one thing beside it.
+//! pruner, gauges…; `maintenance/`) each do one thing beside it, those needed once per database
+//! in the elected leader only.
 
 pub mod alerter;
 mod job;
 mod liveness;
-mod maintenance;
+pub mod maintenance;
 mod retry;
 mod worker;
 
@@ -201,7 +202,9 @@ impl Executor {
         });
         ctx.permits.add_permits(ctx.settings.workers as usize);
         tracing::info!(owner = %ctx.owner, workers = ctx.settings.workers, "executor started");
-        let task = tokio::spawn(run(ctx, shutdown));
+        // Joined before the task starts, so the sweep started next shares it (`Elector::shared`).
+        let elector = maintenance::join_election(&ctx);
+        let task = tokio::spawn(run(ctx, elector, shutdown));
         Executor { handle, task }
     }
 
@@ -215,11 +218,11 @@ impl Executor {
     }
 }
 
-async fn run(ctx: Arc<worker::Context>, shutdown: CancellationToken) {
+async fn run(ctx: Arc<worker::Context>, elector: maintenance::Elector, shutdown: CancellationToken) {
     let (done_tx, done_rx) = mpsc::unbounded_channel::<Completion>();
     let maintenance = CancellationToken::new();
     let completer = tokio::spawn(worker::complete_batches(ctx.clone(), done_rx));
-    let services = maintenance::spawn_all(ctx.clone(), maintenance.clone());
+    let services = maintenance::spawn_all(&ctx, elector, maintenance.clone());
 
     worker::dispatch(ctx.clone(), done_tx, shutdown).await;
 

@@ -6,6 +6,8 @@ use rand::Rng;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
+    /// `DEFERRAL_MAX_ATTEMPTS`. Not what the executor decides by: each execution's own
+    /// `max_attempts`, stored at ingest, is (the rescuer reads it too).
     pub max_attempts: u32,
     pub initial_interval: Duration,
     pub multiplier: f64,

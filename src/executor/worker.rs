@@ -200,7 +200,13 @@ async fn run_attempt_in_span(
         return;
     }
 
-    let finish = decide(&ctx.settings, row.attempts, outcome, &mut rand::thread_rng());
+    let finish = decide(
+        &ctx.settings,
+        row.attempts,
+        row.max_attempts,
+        outcome,
+        &mut rand::thread_rng(),
+    );
     record_metrics(&finish, elapsed);
     match &finish {
         Finish::Succeeded { .. } => tracing::info!(elapsed_ms = elapsed.as_millis() as u64, "attempt succeeded"),
@@ -242,8 +248,10 @@ enum Outcome {
     LeaseLost,
 }
 
-/// What an attempt's end means for the execution, given the retry policy.
-fn decide(settings: &Settings, attempt: i64, outcome: Outcome, rng: &mut impl rand::Rng) -> Finish {
+/// What an attempt's end means for the execution, given the retry policy: attempt number
+/// `attempt` of the execution's `max_attempts` (its row's, set at ingest: the one the rescuer
+/// reads too, so a process whose `DEFERRAL_MAX_ATTEMPTS` differs decides alike).
+fn decide(settings: &Settings, attempt: i64, max_attempts: i64, outcome: Outcome, rng: &mut impl rand::Rng) -> Finish {
     let error = match outcome {
         Outcome::Done(Ok(out)) => {
             return Finish::Succeeded {
@@ -277,13 +285,10 @@ fn decide(settings: &Settings, attempt: i64, outcome: Outcome, rng: &mut impl ra
         Outcome::Done(Err(e)) => ("retryable", e),
     };
     let (kind, e) = error;
-    if attempt >= settings.retry.max_attempts as i64 {
+    if attempt >= max_attempts {
         return Finish::Failed {
             kind,
-            message: format!(
-                "{} (attempt {attempt} of {}, no tries left)",
-                e.message, settings.retry.max_attempts
-            ),
+            message: format!("{} (attempt {attempt} of {max_attempts}, no tries left)", e.message),
         };
     }
     let wait = e
@@ -392,7 +397,8 @@ mod tests {
     use crate::executor::RetryPolicy;
     use rand::SeedableRng;
 
-    fn settings(max_attempts: u32) -> Settings {
+    /// The process setting for max attempts is `process_max`; the executions' own differ.
+    fn settings(process_max: u32) -> Settings {
         Settings {
             workers: 1,
             lease: Duration::from_secs(30),
@@ -401,7 +407,7 @@ mod tests {
             retention: Duration::from_secs(86_400),
             shutdown_grace: Duration::from_secs(1),
             retry: RetryPolicy {
-                max_attempts,
+                max_attempts: process_max,
                 initial_interval: Duration::from_secs(30),
                 multiplier: 1.5,
                 randomization_factor: 0.0,
@@ -413,10 +419,10 @@ mod tests {
 
     #[test]
     fn retryable_errors_back_off_until_attempts_run_out() {
-        let s = settings(3);
+        let s = settings(8);
         let mut rng = rand::rngs::StdRng::seed_from_u64(0);
         let before = now_ms();
-        match decide(&s, 2, Outcome::Done(Err(JobError::retryable("503"))), &mut rng) {
+        match decide(&s, 2, 3, Outcome::Done(Err(JobError::retryable("503"))), &mut rng) {
             Finish::Retry { at, kind, .. } => {
                 assert_eq!(kind, "retryable");
                 let wait = at - before;
@@ -425,7 +431,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            decide(&s, 3, Outcome::Done(Err(JobError::retryable("503"))), &mut rng),
+            decide(&s, 3, 3, Outcome::Done(Err(JobError::retryable("503"))), &mut rng),
             Finish::Failed { kind: "retryable", .. }
         ));
     }
@@ -435,11 +441,11 @@ mod tests {
         let s = settings(8);
         let mut rng = rand::rngs::StdRng::seed_from_u64(0);
         assert!(matches!(
-            decide(&s, 1, Outcome::Done(Err(JobError::permanent("404"))), &mut rng),
+            decide(&s, 1, 8, Outcome::Done(Err(JobError::permanent("404"))), &mut rng),
             Finish::Failed { kind: "permanent", .. }
         ));
         assert!(matches!(
-            decide(&s, 1, Outcome::Timeout, &mut rng),
+            decide(&s, 1, 8, Outcome::Timeout, &mut rng),
             Finish::Retry { kind: "timeout", .. }
         ));
     }
@@ -450,7 +456,7 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(0);
         let e = JobError::postponed("no Stripe budget", Duration::from_secs(4));
         let before = now_ms();
-        match decide(&s, 3, Outcome::Done(Err(e)), &mut rng) {
+        match decide(&s, 3, 3, Outcome::Done(Err(e)), &mut rng) {
             Finish::Postponed { at } => assert!((4_000..4_500).contains(&(at - before))),
             other => panic!("{other:?}"),
         }
@@ -462,9 +468,28 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(0);
         let e = JobError::retryable("429").retry_after(Duration::from_secs(2));
         let before = now_ms();
-        match decide(&s, 1, Outcome::Done(Err(e)), &mut rng) {
+        match decide(&s, 1, 8, Outcome::Done(Err(e)), &mut rng) {
             Finish::Retry { at, .. } => assert!((2_000..2_500).contains(&(at - before))),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn the_executions_own_max_attempts_decides_not_the_process_setting() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+        let retryable = || Outcome::Done(Err(JobError::retryable("503")));
+        // The row allows 2; this process would allow 8.
+        match decide(&settings(8), 2, 2, retryable(), &mut rng) {
+            Finish::Failed { kind, message } => {
+                assert_eq!(kind, "retryable");
+                assert!(message.ends_with("(attempt 2 of 2, no tries left)"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // The row allows 3; this process would allow 1.
+        assert!(matches!(
+            decide(&settings(1), 1, 3, retryable(), &mut rng),
+            Finish::Retry { kind: "retryable", .. }
+        ));
     }
 }

@@ -1,7 +1,8 @@
 //! The server's periodic sweep: every `DEFERRAL_RECONCILE_INTERVAL`, the events of the last
 //! `DEFERRAL_RECONCILE_WINDOW` that Stripe could not deliver are listed and the missing ones
-//! stored. On PostgreSQL the processes take turns: one holds the sweep lock while it sweeps, and
-//! a process whose turn comes soon after another's sweep leaves it be.
+//! stored. A maintenance service the leader alone runs (`executor::maintenance`): on PostgreSQL
+//! one process sweeps, and another takes over when it stops; a process whose turn comes soon
+//! after another's sweep (a new leader) leaves it be. `deferral reconcile` runs beside it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +12,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::{ReconcileError, Reconciler, Request, Stopped, Tally};
 use crate::config::Config;
-use crate::store::{Store, StoreError, now_ms};
+use crate::executor::maintenance::{self, Duty, ELECT_EVERY, Elector, Service};
+use crate::store::{Store, StoreError, SweepCounts, now_ms};
 use crate::stripe::{self, TypeFilter};
 use crate::webhook::Ingest;
 
@@ -22,11 +24,23 @@ pub struct Sweeper {
     ingest: Ingest,
     client: stripe::Client,
     owner: String,
+    /// Cuts a sweep short (what it stored stays, and the record says so).
+    stop: CancellationToken,
+}
+
+/// What one turn did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SweepReport {
+    /// Another process swept most of an interval ago: its sweep stands for this turn.
+    SweptRecently { by: String },
+    /// Swept: what it found, and why it stopped early if it did.
+    Swept { counts: SweepCounts, error: Option<String> },
 }
 
 /// Starts the sweep when a key is set (`client`: the executor's, so both spend one Stripe budget)
-/// and the interval is not `0`; the first one runs at once (a server back from a long stop
-/// catches up without waiting an interval).
+/// and the interval is not `0`. It runs while this process leads (the executor's election, see
+/// `Elector::shared`); the first one as soon as it does (a server back from a long stop catches
+/// up without waiting an interval).
 pub fn spawn(
     config: Arc<Config>,
     client: Option<stripe::Client>,
@@ -42,44 +56,42 @@ pub fn spawn(
         tracing::info!("DEFERRAL_RECONCILE_INTERVAL is 0: the periodic reconciliation is off");
         return None;
     }
+    let elector = Elector::shared(&store, ELECT_EVERY);
     let sweeper = Sweeper {
         client,
         owner: crate::executor::owner_id(),
         config,
         store,
         ingest,
+        stop: stop.clone(),
     };
-    Some(tokio::spawn(sweeper.run(stop)))
+    Some(maintenance::spawn(sweeper, Duty::Leader(elector), stop))
+}
+
+impl Service for Sweeper {
+    type Report = SweepReport;
+
+    fn name(&self) -> &'static str {
+        "sweep"
+    }
+
+    fn every(&self) -> Duration {
+        self.config.reconcile_interval
+    }
+
+    /// One turn: sweeps unless another process swept within the interval. No database call
+    /// waits past the deadline (`DEFERRAL_DB_TIMEOUT`).
+    async fn run_once(&self) -> Result<SweepReport, StoreError> {
+        self.sweep(&self.stop).await
+    }
+
+    fn failed(&self, e: &StoreError) {
+        tracing::warn!(error = %e, "reconciliation sweep could not run; will try again");
+    }
 }
 
 impl Sweeper {
-    async fn run(self, stop: CancellationToken) {
-        let mut ticks = tokio::time::interval(self.config.reconcile_interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = ticks.tick() => {}
-                _ = stop.cancelled() => return,
-            }
-            if let Err(e) = self.sweep(&stop).await {
-                tracing::warn!(error = %e, "reconciliation sweep could not run; will try again");
-            }
-        }
-    }
-
-    /// One turn: sweeps unless another process is sweeping or swept within the interval. No
-    /// database call waits past the deadline (`DEFERRAL_DB_TIMEOUT`; the lock bounds its own).
-    async fn sweep(&self, stop: &CancellationToken) -> Result<(), StoreError> {
-        let Some(lock) = self.store.try_lock(crate::store::LockName::Sweep).await? else {
-            tracing::debug!("another process is sweeping");
-            return Ok(());
-        };
-        let result = self.sweep_locked(stop).await;
-        lock.release().await;
-        result
-    }
-
-    async fn sweep_locked(&self, stop: &CancellationToken) -> Result<(), StoreError> {
+    async fn sweep(&self, stop: &CancellationToken) -> Result<SweepReport, StoreError> {
         let now = now_ms();
         let interval = self.config.reconcile_interval.as_millis() as i64;
         // Processes tick on their own clocks; a sweep by another one most of an interval ago
@@ -93,7 +105,7 @@ impl Sweeper {
             && last.started_at > now - interval * 9 / 10
         {
             tracing::debug!(by = %last.owner, "swept recently by another process");
-            return Ok(());
+            return Ok(SweepReport::SweptRecently { by: last.owner.clone() });
         }
         let request = Request {
             since: now / 1000 - self.config.reconcile_window.as_secs() as i64,
@@ -148,6 +160,9 @@ impl Sweeper {
         let keep = self.config.retention.max(Duration::from_secs(86_400));
         let prune = self.store.prune_sweeps(now - keep.as_millis() as i64);
         self.store.bounded("sweeps", prune).await?;
-        Ok(())
+        Ok(SweepReport::Swept {
+            counts: tally.counts(),
+            error,
+        })
     }
 }

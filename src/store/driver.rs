@@ -17,13 +17,10 @@ use super::executor::CompletionRow;
 use super::ingest::{Ingested, NewEvent};
 use super::rows::ClaimedRow;
 
-/// The named session locks a process may hold (one connection each on PostgreSQL).
+/// The named session locks a process may hold (one connection each on PostgreSQL). The
+/// leader's is apart (`leader.rs`): it is campaigned for on a connection of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockName {
-    /// Held while a process runs the reconcile sweep.
-    Sweep,
-    /// Held by the elected leader: the process that runs the maintenance services of the database.
-    Leader,
     /// Held while a process composes alert messages.
     AlertCompose,
 }
@@ -62,6 +59,14 @@ impl SessionLock {
 pub(super) trait HeldLock: Send + Sync {
     async fn alive(&mut self) -> bool;
     async fn release(self: Box<Self>);
+}
+
+/// A process's campaign in the leader election (a backend's; see `store::leader`).
+#[async_trait]
+pub(crate) trait Campaign: Send + Sync {
+    /// Takes the lead if free, or checks it is still held; an error ends the session.
+    async fn try_lead(&mut self) -> Result<bool>;
+    async fn resign(self: Box<Self>);
 }
 
 /// Calls `wake` whenever another process commits due executions.
@@ -136,6 +141,10 @@ pub(crate) trait Driver: Send + Sync + std::fmt::Debug {
 
     /// The named lock, or `None` while another process holds it.
     async fn try_lock(&self, name: LockName, deadline: Duration) -> Result<Option<SessionLock>>;
+
+    /// A campaign for the leader election, or `None` where one process owns the database (it
+    /// always leads). `check_every`: how often it will be asked.
+    async fn leader_session(&self, check_every: Duration, deadline: Duration) -> Result<Option<Box<dyn Campaign>>>;
 
     /// How many processes use the database now.
     async fn live_processes(&self) -> Result<u32>;

@@ -22,6 +22,7 @@ pub mod event_types;
 pub mod executor;
 mod filter;
 pub mod ingest;
+pub mod leader;
 mod maintenance;
 pub mod overview;
 pub mod pauses;

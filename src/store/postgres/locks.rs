@@ -13,11 +13,9 @@ use super::super::driver::{HeldLock, LockName, SessionLock};
 use super::super::{Result, StoreError};
 
 /// The lock's two keys: the first names it, the second is 0, so it can never equal the
-/// executor's per-object locks (`hashtext('deferral-object'), hashtext(object_id)`).
+/// leader's (`hashtext('deferral-leader'), 0`) or the executor's per-object locks (`hashtext('deferral-object'), hashtext(object_id)`).
 fn key(name: LockName) -> &'static str {
     match name {
-        LockName::Sweep => "hashtext('deferral-reconcile'), 0",
-        LockName::Leader => "hashtext('deferral-leader'), 0",
         LockName::AlertCompose => "hashtext('deferral-alert-compose'), 0",
     }
 }

@@ -5,6 +5,7 @@
 //! (`wakeups.rs`) and hold named session locks on connections of their own (`locks.rs`).
 
 mod ingest;
+mod leader;
 mod locks;
 mod queue;
 mod wakeups;
@@ -19,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::alerts::DeliveryJob;
 use super::deadline;
-use super::driver::{Driver, LockName, SessionLock, Wake};
+use super::driver::{Campaign, Driver, LockName, SessionLock, Wake};
 use super::executor::CompletionRow;
 use super::ingest::{Ingested, NewEvent};
 use super::rows::ClaimedRow;
@@ -158,6 +159,10 @@ impl Driver for PostgresDriver {
 
     async fn try_lock(&self, name: LockName, deadline: Duration) -> Result<Option<SessionLock>> {
         locks::try_lock(&self.readers, name, deadline).await
+    }
+
+    async fn leader_session(&self, check_every: Duration, deadline: Duration) -> Result<Option<Box<dyn Campaign>>> {
+        Ok(Some(leader::session(&self.readers, check_every, deadline).await?))
     }
 
     /// Distinct process names among the database's sessions: a process that dies drops out

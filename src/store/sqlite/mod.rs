@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::alerts::DeliveryJob;
 use super::deadline;
-use super::driver::{Driver, LockName, SessionLock, Wake};
+use super::driver::{Campaign, Driver, LockName, SessionLock, Wake};
 use super::executor::CompletionRow;
 use super::ingest::{Ingested, NewEvent};
 use super::rows::ClaimedRow;
@@ -165,6 +165,11 @@ impl Driver for SqliteDriver {
     /// One process owns the file: every lock is this process's.
     async fn try_lock(&self, _name: LockName, _deadline: Duration) -> Result<Option<SessionLock>> {
         Ok(Some(SessionLock::uncontended()))
+    }
+
+    /// One process owns the file: it always leads.
+    async fn leader_session(&self, _check_every: Duration, _deadline: Duration) -> Result<Option<Box<dyn Campaign>>> {
+        Ok(None)
     }
 
     async fn live_processes(&self) -> Result<u32> {

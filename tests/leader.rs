@@ -1,0 +1,152 @@
+//! Leader election on PostgreSQL: processes (here, stores of their own on one database, each
+//! with its own election) agree on one leader; when it stops or its connection is cut, another
+//! takes over within an interval; the leader-only services run in the leader alone.
+//! PostgreSQL only: runs with DEFERRAL_TEST_BACKEND=postgres.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use deferral::executor::maintenance::{self, Duty, Elector, Pruner};
+use deferral::store::{Completion, Finish, NewEvent, Store, now_ms};
+use tokio_util::sync::CancellationToken;
+
+const EVERY: Duration = Duration::from_millis(300);
+/// What a busy machine may add to an interval: a try's own round trips, a late timer.
+const SLACK: Duration = Duration::from_millis(700);
+
+async fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < within, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    started.elapsed()
+}
+
+/// Two processes' elections on one fresh database; answers (leader, follower) once one leads.
+async fn two_processes() -> (Elector, Elector, String) {
+    let (url, _dir) = support::fresh_database().await;
+    let a = Elector::start(Store::open(&url).await.unwrap(), EVERY);
+    let b = Elector::start(Store::open(&url).await.unwrap(), EVERY);
+    wait_for("a leader", EVERY * 3 + SLACK, || a.is_leader() || b.is_leader()).await;
+    // Both have tried by now; exactly one leads, and goes on leading.
+    for _ in 0..20 {
+        assert!(
+            a.is_leader() != b.is_leader(),
+            "a: {}, b: {}",
+            a.is_leader(),
+            b.is_leader()
+        );
+        tokio::time::sleep(EVERY / 10).await;
+    }
+    if a.is_leader() { (a, b, url) } else { (b, a, url) }
+}
+
+#[tokio::test]
+async fn one_of_two_processes_leads_and_the_other_takes_over_within_an_interval_when_it_stops() {
+    if !support::on_postgres() {
+        return;
+    }
+    let (leader, follower, _) = two_processes().await;
+    drop(leader);
+    let took = wait_for("the follower leads", EVERY + SLACK, || follower.is_leader()).await;
+    eprintln!("took over after {took:?} (interval {EVERY:?})");
+}
+
+#[tokio::test]
+async fn a_leader_whose_connection_is_cut_steps_down_and_the_other_takes_over() {
+    if !support::on_postgres() {
+        return;
+    }
+    let (leader, follower, url) = two_processes().await;
+    let mut was_leading = leader.watch();
+    let _ = was_leading.borrow_and_update();
+    // The server ends the leader's session (as when its connection drops): its lock goes with it.
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    let (cut,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_locks
+         WHERE locktype = 'advisory' AND granted
+           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())) AS t",
+    )
+    .fetch_one(&admin)
+    .await
+    .unwrap();
+    assert_eq!(cut, 1, "one session holds the leader lock");
+    let took = wait_for("the follower leads", EVERY + SLACK, || follower.is_leader()).await;
+    eprintln!("took over after {took:?} (interval {EVERY:?})");
+    // The old leader's next check failed: it stepped down, and now follows.
+    wait_for("the old leader steps down", EVERY + SLACK, || !leader.is_leader()).await;
+    assert!(was_leading.has_changed().unwrap(), "the old leader never stepped down");
+    for _ in 0..20 {
+        assert!(follower.is_leader() && !leader.is_leader());
+        tokio::time::sleep(EVERY / 10).await;
+    }
+}
+
+#[tokio::test]
+async fn only_the_leader_runs_the_leader_only_services() {
+    if !support::on_postgres() {
+        return;
+    }
+    let (leader, follower, url) = two_processes().await;
+    // A finished execution two days old.
+    let store = Store::open(&url).await.unwrap();
+    let id = "evt_old";
+    let execution_id = store
+        .ingest(&[NewEvent {
+            id: id.into(),
+            event_type: "customer.updated".into(),
+            created: 1,
+            livemode: false,
+            api_version: None,
+            account: None,
+            object_id: Some("cus_1".into()),
+            object_type: Some("customer".into()),
+            payload: support::event(id, "customer.updated", "cus_1", 1),
+            run_at: now_ms() - 1000,
+            discard_at: None,
+            max_attempts: 3,
+            origin: app::model::Origin::Webhook,
+        }])
+        .await
+        .unwrap()
+        .remove(0)
+        .execution_id;
+    let claimed = store.claim("worker", 1, 60_000, &[]).await.unwrap().remove(0);
+    let finished_at = now_ms() - 2 * 86_400_000;
+    let done = Completion {
+        execution_id: execution_id.clone(),
+        attempt: claimed.row.attempts,
+        started_at: finished_at - 10,
+        finished_at,
+        duration_us: 10_000,
+        finish: Finish::Succeeded {
+            result: "ok".into(),
+            source: None,
+        },
+    };
+    store.complete("worker", &[done]).await.unwrap();
+
+    // The follower's pruner (a day's retention: every minute, and at once on becoming leader)
+    // leaves it while the other process leads.
+    let stop = CancellationToken::new();
+    let pruner = Pruner::new(store.clone(), Duration::from_secs(86_400));
+    let task = maintenance::spawn(pruner, Duty::Leader(follower.clone()), stop.clone());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        store.execution(&execution_id).await.unwrap().is_some(),
+        "pruned by a follower"
+    );
+
+    // The leader stops: the follower leads and prunes at once.
+    drop(leader);
+    let deadline = Instant::now() + EVERY + SLACK + Duration::from_millis(500);
+    while store.execution(&execution_id).await.unwrap().is_some() {
+        assert!(Instant::now() < deadline, "the new leader did not prune");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(follower.is_leader());
+    stop.cancel();
+    task.await.unwrap();
+}
