@@ -9,7 +9,7 @@ mod support;
 
 use std::time::Duration;
 
-use deferral::store::{Claimed, Completion, Finish, LockName, NewEvent, Store, now_ms};
+use deferral::store::{Claimed, Completion, Finish, NewEvent, Store, now_ms};
 use domain::model::{Action, Origin, State};
 
 /// The drivers to check: SQLite, and PostgreSQL unless it cannot be reached.
@@ -367,45 +367,6 @@ conformance!(
                 "{backend}: attempts go too"
             );
             assert_eq!(store.backlog().await.unwrap().0, 0, "{backend}");
-        }
-    }
-);
-
-conformance!(
-    named_locks_are_held_by_one_process_at_a_time,
-    |store: &Store, backend: &str| {
-        let store = store.clone();
-        let backend = backend.to_string();
-        async move {
-            let mut held = store.try_lock(LockName::AlertCompose).await.unwrap().expect("free");
-            assert!(held.alive().await, "{backend}");
-            if store.shared() {
-                // Each lock is a session of its own: a second try is another process's, in effect.
-                assert!(
-                    store.try_lock(LockName::AlertCompose).await.unwrap().is_none(),
-                    "{backend}: held"
-                );
-                held.release().await;
-                let again = store.try_lock(LockName::AlertCompose).await.unwrap();
-                assert!(again.is_some(), "{backend}: released");
-                // Dropped unreleased (a task cancelled, a process gone): its session ends, and the lock.
-                drop(again);
-                let deadline = std::time::Instant::now() + Duration::from_secs(5);
-                while store.try_lock(LockName::AlertCompose).await.unwrap().is_none() {
-                    assert!(
-                        std::time::Instant::now() < deadline,
-                        "{backend}: still held after its session closed"
-                    );
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            } else {
-                // One process owns an SQLite file: it always holds every lock.
-                assert!(
-                    store.try_lock(LockName::AlertCompose).await.unwrap().is_some(),
-                    "{backend}"
-                );
-                held.release().await;
-            }
         }
     }
 );

@@ -182,8 +182,14 @@ impl Drop for ServerBack {
     }
 }
 
+/// One test at a time: each runs processes against a PostgreSQL it strands, kills or silences,
+/// and the connections they leave behind (stranded ones stay until the test ends) plus those of
+/// a second such test exceed PostgreSQL's default 100.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_under_load_leaves_no_executor_idle() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     if !processes::restarts_allowed() {
         eprintln!(
             "skipped: restarts the PostgreSQL server; run alone with \
@@ -207,6 +213,7 @@ async fn a_restart_under_load_leaves_no_executor_idle() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_backends_under_load_leave_no_executor_idle() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     if support::backend() != "postgres" {
         eprintln!("skipped: PostgreSQL only; runs with DEFERRAL_TEST_BACKEND=postgres");
         return;
@@ -244,6 +251,7 @@ async fn healthz(client: &reqwest::Client, url: &str) -> (u16, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blackholed_connection_degrades_then_recovers() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     if support::backend() != "postgres" {
         eprintln!("skipped: PostgreSQL only; runs with DEFERRAL_TEST_BACKEND=postgres");
         return;
@@ -323,6 +331,7 @@ async fn a_blackholed_connection_degrades_then_recovers() {
 /// deadline at an hour, this test fails: the executors stay up and silent with work due.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_stranded_mid_protocol_leave_no_executor_idle() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     if support::backend() != "postgres" {
         eprintln!("skipped: PostgreSQL only; runs with DEFERRAL_TEST_BACKEND=postgres");
         return;
@@ -344,6 +353,7 @@ async fn connections_stranded_mid_protocol_leave_no_executor_idle() {
 /// is heard within a few deadlines instead of once the silence ends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sweep_and_the_alerter_stop_while_the_database_is_silent() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     use deferral::executor::{ExecutorHandle, alerter};
     use deferral::store::Store;
     use deferral::stripe;

@@ -91,23 +91,15 @@ impl Store {
         receivers: &[String],
         format: &AlertFormat,
     ) -> Result<usize> {
-        let Some(lock) = self.try_lock(super::LockName::AlertCompose).await? else {
-            return Ok(0);
-        };
-        let composed = self.compose_alerts_locked(now, window_ms, receivers, format).await;
-        lock.release().await;
-        composed
-    }
-
-    async fn compose_alerts_locked(
-        &self,
-        now: i64,
-        window_ms: i64,
-        receivers: &[String],
-        format: &AlertFormat,
-    ) -> Result<usize> {
+        let lock = self.driver.alert_compose_lock();
         on_db!(&self.writer, pool => {
             let mut tx = pool.begin_with(self.writer.begin_write()).await?;
+            if let Some(lock) = lock {
+                let got: bool = sqlx::query_scalar(lock).fetch_one(&mut *tx).await?;
+                if !got {
+                    return Ok(0);
+                }
+            }
             let pending: Vec<PendingRow> = sqlx::query_as(
                 "SELECT event_type, COUNT(*), MAX(id), MAX(execution_seq) FROM alert_failures
                  WHERE message_id IS NULL GROUP BY event_type ORDER BY MIN(id)",

@@ -17,50 +17,6 @@ use super::executor::CompletionRow;
 use super::ingest::{Ingested, NewEvent};
 use super::rows::ClaimedRow;
 
-/// The named session locks a process may hold (one connection each on PostgreSQL). The
-/// leader's is apart (`leader.rs`): it is campaigned for on a connection of its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LockName {
-    /// Held while a process composes alert messages.
-    AlertCompose,
-}
-
-/// A held session lock: released by [`SessionLock::release`], or by dropping it (the session
-/// then ends, which unlocks). On SQLite one process owns the database, and holds nothing.
-pub struct SessionLock {
-    pub(super) inner: Option<Box<dyn HeldLock>>,
-}
-
-impl SessionLock {
-    /// The lock of a backend with one process per database: nothing to hold.
-    pub(super) fn uncontended() -> SessionLock {
-        SessionLock { inner: None }
-    }
-
-    /// Whether the session holding the lock still answers (a lock on a dead session is no
-    /// longer held: another process may take it). Always true when there is nothing to hold.
-    pub async fn alive(&mut self) -> bool {
-        match &mut self.inner {
-            Some(held) => held.alive().await,
-            None => true,
-        }
-    }
-
-    /// Unlocks.
-    pub async fn release(mut self) {
-        if let Some(held) = self.inner.take() {
-            held.release().await;
-        }
-    }
-}
-
-/// A backend's held lock.
-#[async_trait]
-pub(super) trait HeldLock: Send + Sync {
-    async fn alive(&mut self) -> bool;
-    async fn release(self: Box<Self>);
-}
-
 /// A process's campaign in the leader election (a backend's; see `store::leader`).
 #[async_trait]
 pub(crate) trait Campaign: Send + Sync {
@@ -139,8 +95,10 @@ pub(crate) trait Driver: Send + Sync + std::fmt::Debug {
         limit: i64,
     ) -> Result<Vec<DeliveryJob>>;
 
-    /// The named lock, or `None` while another process holds it.
-    async fn try_lock(&self, name: LockName, deadline: Duration) -> Result<Option<SessionLock>>;
+    /// A statement that takes the alert composer's lock for the rest of the current write
+    /// transaction and answers whether it got it (another process composing now keeps it);
+    /// `None` where one writer serialises transactions anyway.
+    fn alert_compose_lock(&self) -> Option<&'static str>;
 
     /// A campaign for the leader election, or `None` where one process owns the database (it
     /// always leads). `check_every`: how often it will be asked.

@@ -42,7 +42,6 @@ use sqlx::{PgPool, SqlitePool};
 pub use actions::ActionError;
 pub use deadline::DEFAULT_DB_TIMEOUT;
 use driver::Driver;
-pub use driver::{LockName, SessionLock};
 pub use executor::{Completion, Finish, Renewed};
 pub use filter::parse_time_bound;
 pub use ingest::{IngestOutcome, NewEvent};
@@ -199,11 +198,6 @@ impl Store {
     /// Calls `wake` whenever another process commits due executions, until `stop`.
     pub async fn listen_due(&self, wake: driver::Wake, stop: tokio_util::sync::CancellationToken) {
         self.driver.listen_due(wake, self.deadline, stop).await
-    }
-
-    /// The named lock, or `None` while another process holds it.
-    pub async fn try_lock(&self, name: LockName) -> Result<Option<SessionLock>> {
-        self.driver.try_lock(name, self.deadline).await
     }
 
     /// Background upkeep of the database file, off the writers' path.

@@ -2,11 +2,10 @@
 //!
 //! Claimers in different processes take different rows (`FOR UPDATE SKIP LOCKED`) and take
 //! turns per Stripe object (`queue.rs`); processes wake each other with LISTEN/NOTIFY
-//! (`wakeups.rs`) and hold named session locks on connections of their own (`locks.rs`).
+//! (`wakeups.rs`) and elect a leader on a connection of its own (`leader.rs`).
 
 mod ingest;
 mod leader;
-mod locks;
 mod queue;
 mod wakeups;
 
@@ -20,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::alerts::DeliveryJob;
 use super::deadline;
-use super::driver::{Campaign, Driver, LockName, SessionLock, Wake};
+use super::driver::{Campaign, Driver, Wake};
 use super::executor::CompletionRow;
 use super::ingest::{Ingested, NewEvent};
 use super::rows::ClaimedRow;
@@ -157,8 +156,9 @@ impl Driver for PostgresDriver {
         queue::claim_alert_deliveries(&self.writer, owner, now, lease_ms, limit).await
     }
 
-    async fn try_lock(&self, name: LockName, deadline: Duration) -> Result<Option<SessionLock>> {
-        locks::try_lock(&self.readers, name, deadline).await
+    /// Transaction-scoped: it ends with the transaction, whatever becomes of the process.
+    fn alert_compose_lock(&self) -> Option<&'static str> {
+        Some("SELECT pg_try_advisory_xact_lock(hashtext('deferral-alert-compose'))")
     }
 
     async fn leader_session(&self, check_every: Duration, deadline: Duration) -> Result<Option<Box<dyn Campaign>>> {

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::alerts::DeliveryJob;
 use super::deadline;
-use super::driver::{Campaign, Driver, LockName, SessionLock, Wake};
+use super::driver::{Campaign, Driver, Wake};
 use super::executor::CompletionRow;
 use super::ingest::{Ingested, NewEvent};
 use super::rows::ClaimedRow;
@@ -162,9 +162,9 @@ impl Driver for SqliteDriver {
         queue::claim_alert_deliveries(&self.writer, owner, now, lease_ms, limit).await
     }
 
-    /// One process owns the file: every lock is this process's.
-    async fn try_lock(&self, _name: LockName, _deadline: Duration) -> Result<Option<SessionLock>> {
-        Ok(Some(SessionLock::uncontended()))
+    /// One writer: write transactions take turns already.
+    fn alert_compose_lock(&self) -> Option<&'static str> {
+        None
     }
 
     /// One process owns the file: it always leads.
