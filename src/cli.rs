@@ -33,6 +33,15 @@ pub enum Command {
 }
 
 impl Cli {
+    /// The log's default filter (`RUST_LOG` replaces it). The demo's failed attempts are the
+    /// history it writes, not news: its executor's attempts are left out.
+    pub fn log_filter(&self) -> &'static str {
+        match self.command {
+            Some(Command::Demo(_)) => "info,sqlx=warn,deferral::executor::worker=off",
+            _ => crate::telemetry::DEFAULT_LOG_FILTER,
+        }
+    }
+
     pub async fn run(self) -> anyhow::Result<()> {
         match self.command {
             None => serve(self.serve).await,
