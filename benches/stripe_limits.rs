@@ -68,7 +68,10 @@ async fn main() {
     config.stripe_secret_key = Some(LIVE_KEY.into());
     config.stripe_api_base = fake.url.clone();
     config.stripe_api_rate = rates;
-    let running = deferral::start(config).await.expect("start deferral");
+    let running = deferral::Application::build(config)
+        .await
+        .expect("start deferral")
+        .spawn();
     let url = format!("http://{}/webhooks/stripe", running.addr);
 
     let created = chrono::Utc::now().timestamp() - 60;

@@ -33,6 +33,15 @@ pub enum Command {
 }
 
 impl Cli {
+    /// The log's default filter (`RUST_LOG` replaces it). The demo's failed attempts are the
+    /// history it writes, not news: its executor's attempts are left out.
+    pub fn log_filter(&self) -> &'static str {
+        match self.command {
+            Some(Command::Demo(_)) => "info,sqlx=warn,deferral::executor::worker=off",
+            _ => crate::telemetry::DEFAULT_LOG_FILTER,
+        }
+    }
+
     pub async fn run(self) -> anyhow::Result<()> {
         match self.command {
             None => serve(self.serve).await,
@@ -48,5 +57,12 @@ impl Cli {
 /// Production: never an invented webhook secret.
 async fn serve(config: Config) -> anyhow::Result<()> {
     crate::tools::dev::check_production(&config)?;
-    crate::serve(config).await
+    run(config).await
+}
+
+/// Builds the application and serves until SIGINT or SIGTERM.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let app = crate::Application::build(config).await?;
+    app.stop_on_signals();
+    app.run_until_stopped().await
 }

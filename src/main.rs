@@ -5,7 +5,7 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = deferral::cli::Cli::parse();
-    deferral::telemetry::init();
+    deferral::telemetry::init_with(cli.log_filter());
     match cli.run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -4,10 +4,18 @@ use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-/// Structured logs to stderr; `RUST_LOG` filters (default `info`).
+/// What the log keeps unless `RUST_LOG` says otherwise.
+pub const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn";
+
+/// Structured logs to stderr; `RUST_LOG` filters (default [`DEFAULT_LOG_FILTER`]).
 pub fn init() {
+    init_with(DEFAULT_LOG_FILTER)
+}
+
+/// As [`init`], with another default filter (a tool whose log would say little of use).
+pub fn init_with(default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

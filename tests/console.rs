@@ -354,7 +354,7 @@ async fn pages_load_while_another_server_in_the_process_lists_its_routes() {
         }
     }
     let stop = Stop(Arc::new(AtomicBool::new(false)));
-    // What `deferral::start` does for every server, over and over while the pages load.
+    // What `Application::build` does for every server, over and over while the pages load.
     let starter = tokio::task::spawn_blocking({
         let stop = stop.0.clone();
         move || {

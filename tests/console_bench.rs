@@ -213,7 +213,7 @@ async fn console_list_renders_under_100ms_with_a_million_executions() {
     config.site_addr = "127.0.0.1:0".parse().unwrap();
     config.console_password = Some("bench".into());
     config.retention = Duration::from_secs(365 * 86_400);
-    let running = deferral::start(config).await.expect("start");
+    let running = deferral::Application::build(config).await.expect("start").spawn();
     let base = format!("http://{}", running.addr);
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

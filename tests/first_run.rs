@@ -246,6 +246,56 @@ async fn demo_fills_a_fresh_database_with_variety_and_only_a_fresh_one() {
     assert!(scalar(&url, "SELECT COUNT(*) FROM executions").await > total);
 }
 
+/// The demo's events enter as a delivered webhook's do and run in the real executor, so the
+/// server's settings apply to them: the allow-list of types, the tries per execution (the
+/// executor's own decision ends the scripted failures); its cancellations are operator actions,
+/// on record.
+#[tokio::test]
+async fn demo_goes_through_the_real_ingest_and_executor() {
+    let (url, dir) = support::fresh_database().await;
+    let (out, stdout, stderr) = output(
+        deferral(dir.path())
+            .args(["demo", "--database-url", &url, "--customers", "12"])
+            .env("DEFERRAL_MAX_ATTEMPTS", "3"),
+    )
+    .await;
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("executions stored"), "{stdout}");
+    let count = |sql: &'static str| scalar(&url, sql);
+    assert!(count("SELECT COUNT(*) FROM executions").await > 0);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM executions WHERE max_attempts <> 3").await,
+        0
+    );
+    assert_eq!(count("SELECT COUNT(*) FROM executions WHERE attempts > 3").await, 0);
+    assert!(
+        count("SELECT COUNT(*) FROM executions WHERE state = 'failed' AND attempts = 3 AND last_error LIKE '%(attempt 3 of 3, no tries left)'").await > 0
+    );
+    assert!(count("SELECT COUNT(*) FROM audit_log WHERE role = 'demo' AND action = 'cancel'").await > 0);
+
+    let (url, dir) = support::fresh_database().await;
+    let (out, stdout, stderr) = output(
+        deferral(dir.path())
+            .args(["demo", "--database-url", &url, "--customers", "6"])
+            .env("DEFERRAL_EVENT_TYPES", "customer.created,invoice.paid"),
+    )
+    .await;
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("ignored: their types are not in DEFERRAL_EVENT_TYPES"),
+        "{stdout}"
+    );
+    assert_eq!(
+        scalar(
+            &url,
+            "SELECT COUNT(*) FROM executions WHERE event_type NOT IN ('customer.created', 'invoice.paid')"
+        )
+        .await,
+        0
+    );
+    assert_eq!(scalar(&url, "SELECT COUNT(*) FROM executions").await, 12);
+}
+
 // ---------------------------------------------------------------- dev secret and production
 
 fn free_addr() -> String {

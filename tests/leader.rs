@@ -107,7 +107,7 @@ async fn only_the_leader_runs_the_leader_only_services() {
             run_at: now_ms() - 1000,
             discard_at: None,
             max_attempts: 3,
-            origin: app::model::Origin::Webhook,
+            origin: domain::model::Origin::Webhook,
         }])
         .await
         .unwrap()

@@ -28,7 +28,7 @@ fn new_event(id: &str, object_id: &str, max_attempts: i64) -> NewEvent {
         run_at: now_ms() - 1000,
         discard_at: None,
         max_attempts,
-        origin: app::model::Origin::Webhook,
+        origin: domain::model::Origin::Webhook,
     }
 }
 

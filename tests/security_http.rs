@@ -303,7 +303,7 @@ async fn empty_or_short_api_tokens_are_refused_at_start() {
         let (url, _dir) = support::fresh_database().await;
         let mut config = support::test_config(&url);
         config.api_token = Some(token.into());
-        let err = deferral::start(config).await.err().expect("refused");
+        let err = deferral::Application::build(config).await.err().expect("refused");
         assert!(err.to_string().contains("DEFERRAL_API_TOKEN"), "{err}");
     }
     // A long token works, and only exactly it.

@@ -278,8 +278,8 @@ pub struct ExecutionFilter {
 
 impl ExecutionFilter {
     /// Reads a filter from query pairs; unknown parameters or values are errors, and so are more
-    /// than [`MAX_FILTER_PAIRS`] pairs, more than [`MAX_FILTER_TYPES`] distinct types and values
-    /// longer than [`MAX_FILTER_VALUE_LEN`]. Repeated types and statuses count once.
+    /// than [`MAX_FILTER_PAIRS`] pairs and values longer than [`MAX_FILTER_VALUE_LEN`]. Repeated
+    /// types and statuses count once. What it reads is then held to [`ExecutionFilter::validate`].
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, String> {
         let mut f = ExecutionFilter::default();
         for (index, (key, value)) in pairs.into_iter().enumerate() {
@@ -297,7 +297,7 @@ impl ExecutionFilter {
                 }
                 "type" => f.types.extend(set(value)),
                 "api_version" => f.api_version = set(value),
-                "account" => f.account = set(value).map(account_id).transpose()?,
+                "account" => f.account = set(value),
                 "status" if value.is_empty() => {}
                 "status" => f.statuses.push(value.parse()?),
                 "origin" if value.is_empty() => {}
@@ -307,13 +307,7 @@ impl ExecutionFilter {
                 "to" => f.to = set(value),
                 "cursor" if value.is_empty() => {}
                 "cursor" => f.cursor = Some(Cursor::decode(value)?),
-                "limit" => {
-                    let n: u32 = value.parse().map_err(|_| format!("invalid limit `{}`", shown(value)))?;
-                    if n == 0 || n > MAX_PAGE_SIZE {
-                        return Err(format!("limit must be between 1 and {MAX_PAGE_SIZE}"));
-                    }
-                    f.limit = Some(n);
-                }
+                "limit" => f.limit = Some(value.parse().map_err(|_| format!("invalid limit `{}`", shown(value)))?),
                 other => return Err(format!("unknown filter parameter `{}`", shown(other))),
             }
         }
@@ -323,12 +317,67 @@ impl ExecutionFilter {
         f.statuses.dedup();
         f.origins.sort();
         f.origins.dedup();
-        if f.types.len() > MAX_FILTER_TYPES {
+        f.validate()?;
+        Ok(f)
+    }
+
+    /// The one check of an executions filter, wherever it comes from: read from a URL (the REST
+    /// API, a console page: [`ExecutionFilter::from_pairs`] ends with it) or sent whole (the
+    /// console's list takes it as JSON). The message says what is wrong:
+    /// - at most [`MAX_FILTER_TYPES`] different event types, no value longer than
+    ///   [`MAX_FILTER_VALUE_LEN`] bytes, and no more parameters than a URL may carry;
+    /// - `account` is a Connect account id (`acct_…`);
+    /// - `limit` is between 1 and [`MAX_PAGE_SIZE`];
+    /// - `from` and `to` are times [`parse_time_bound`] reads.
+    ///
+    /// A filter that passes is one the store can run: no input error is left for it to find.
+    pub fn validate(&self) -> Result<(), String> {
+        let texts = [
+            ("api_version", &self.api_version),
+            ("account", &self.account),
+            ("q", &self.q),
+            ("from", &self.from),
+            ("to", &self.to),
+        ];
+        let values = self.types.iter().map(|t| ("type", t.as_str()));
+        for (key, value) in values.chain(texts.iter().filter_map(|(k, v)| v.as_deref().map(|v| (*k, v)))) {
+            if value.len() > MAX_FILTER_VALUE_LEN {
+                return Err(format!("`{key}` is longer than {MAX_FILTER_VALUE_LEN} bytes"));
+            }
+        }
+        // Sent whole, a filter may repeat itself; a URL's are deduplicated when read.
+        let types: std::collections::BTreeSet<&String> = self.types.iter().collect();
+        if types.len() > MAX_FILTER_TYPES {
             return Err(format!(
                 "too many event types (at most {MAX_FILTER_TYPES} different ones)"
             ));
         }
-        Ok(f)
+        let singles = [self.livemode.is_some(), self.cursor.is_some(), self.limit.is_some()];
+        let pairs = self.types.len()
+            + self.statuses.len()
+            + self.origins.len()
+            + texts.iter().filter(|(_, v)| v.is_some()).count()
+            + singles.iter().filter(|s| **s).count();
+        if pairs > MAX_FILTER_PAIRS {
+            return Err(format!("too many filter parameters (at most {MAX_FILTER_PAIRS})"));
+        }
+        if let Some(account) = &self.account {
+            check_account_id(account)?;
+        }
+        if self.limit.is_some_and(|n| n == 0 || n > MAX_PAGE_SIZE) {
+            return Err(format!("limit must be between 1 and {MAX_PAGE_SIZE}"));
+        }
+        for (name, bound) in [("from", &self.from), ("to", &self.to)] {
+            if let Some(v) = bound
+                && parse_time_bound(v).is_none()
+            {
+                return Err(format!(
+                    "invalid `{name}` time `{}` (RFC 3339, e.g. 2026-11-29T14:00:00Z, or YYYY-MM-DDTHH:MM in UTC)",
+                    shown(v)
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The filter as query pairs (without the cursor), for links and forms.
@@ -367,16 +416,34 @@ impl ExecutionFilter {
 }
 
 /// A Connect account id as Stripe writes them: `acct_` and letters and digits.
-fn account_id(value: String) -> Result<String, String> {
+fn check_account_id(value: &str) -> Result<(), String> {
     let tail = value.strip_prefix("acct_").unwrap_or_default();
     if !tail.is_empty() && value.len() <= 255 && tail.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        Ok(value)
+        Ok(())
     } else {
         Err(format!(
             "invalid account `{}` (a Connect account id: acct_ and letters or digits)",
             value.chars().take(64).collect::<String>()
         ))
     }
+}
+
+/// Reads a `from`/`to` bound into unix milliseconds: RFC 3339, or `YYYY-MM-DDTHH:MM[:SS]` /
+/// `YYYY-MM-DD` in UTC (what a date-time input sends). The one reading of a time bound, for the
+/// filter's check and for the store that turns it into SQL.
+pub fn parse_time_bound(s: &str) -> Option<i64> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Some(t.timestamp_millis());
+    }
+    for fmt in ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, fmt) {
+            return Some(t.and_utc().timestamp_millis());
+        }
+    }
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc().timestamp_millis())
 }
 
 /// Percent-encodes a query component.
@@ -488,6 +555,76 @@ mod tests {
         );
         let key = "k".repeat(10_000);
         assert!(ExecutionFilter::from_pairs([(key.as_str(), "1")]).unwrap_err().len() < 200);
+    }
+
+    #[test]
+    fn one_check_for_filters_read_from_a_url_and_filters_sent_whole() {
+        // Read from a URL: the time bounds are checked too.
+        assert!(ExecutionFilter::from_pairs([("from", "2026-11-29T14:00")]).is_ok());
+        assert!(ExecutionFilter::from_pairs([("to", "2026-11-29T14:00:00+01:00")]).is_ok());
+        let err = ExecutionFilter::from_pairs([("from", "yesterday")]).unwrap_err();
+        assert!(err.contains("invalid `from` time `yesterday`"), "{err}");
+        // Sent whole (the console's list takes JSON): held to the same rules.
+        let whole = |f: ExecutionFilter| f.validate().unwrap_err();
+        let types: Vec<String> = (0..=MAX_FILTER_TYPES).map(|i| format!("t{i}")).collect();
+        assert!(
+            whole(ExecutionFilter {
+                types,
+                ..Default::default()
+            })
+            .contains("too many event types")
+        );
+        let long = Some("x".repeat(MAX_FILTER_VALUE_LEN + 1));
+        assert!(
+            whole(ExecutionFilter {
+                q: long,
+                ..Default::default()
+            })
+            .contains("`q` is longer than")
+        );
+        let account = Some("acct_1'; --".to_string());
+        assert!(
+            whole(ExecutionFilter {
+                account,
+                ..Default::default()
+            })
+            .contains("invalid account")
+        );
+        assert!(
+            whole(ExecutionFilter {
+                limit: Some(0),
+                ..Default::default()
+            })
+            .contains("limit must be")
+        );
+        let to = Some("2026-13-01".to_string());
+        assert!(
+            whole(ExecutionFilter {
+                to,
+                ..Default::default()
+            })
+            .contains("invalid `to` time")
+        );
+        let statuses = vec![State::Failed; MAX_FILTER_PAIRS + 1];
+        assert!(
+            whole(ExecutionFilter {
+                statuses,
+                ..Default::default()
+            })
+            .contains("too many filter parameters")
+        );
+        assert_eq!(ExecutionFilter::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn time_bounds_read_rfc3339_and_date_time_inputs_in_utc() {
+        assert_eq!(parse_time_bound("1970-01-01T00:00:01Z"), Some(1000));
+        assert_eq!(parse_time_bound("1970-01-01T01:00:00+01:00"), Some(0));
+        assert_eq!(parse_time_bound("1970-01-01T00:01"), Some(60_000));
+        assert_eq!(parse_time_bound("1970-01-01T00:00:02"), Some(2000));
+        assert_eq!(parse_time_bound("1970-01-02"), Some(86_400_000));
+        assert_eq!(parse_time_bound("1970-01-02 junk"), None);
+        assert_eq!(parse_time_bound(""), None);
     }
 
     #[test]

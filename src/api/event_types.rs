@@ -6,12 +6,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 
-use domain::event_types::Pause;
-
+use crate::actions::By;
 use crate::console::ClientAddr;
-use crate::console::audit::{self, By, Done};
 use crate::http::{ApiError, AppState};
-use crate::store::PauseError;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -51,39 +48,6 @@ async fn act(
             ));
         }
     };
-    let pause = set_paused(&state, &pattern, paused, &By::api(client)).await?;
+    let pause = state.actions.set_paused(&By::api(client), &pattern, paused).await?;
     Ok(Json(serde_json::to_value(pause).expect("plain data serialises")))
-}
-
-/// Pauses or resumes `pattern` for `by` (the API, or the console's operator), and wakes the
-/// executor when held executions may run again. One code path for the API and the console.
-pub async fn set_paused(state: &AppState, pattern: &str, paused: bool, by: &By) -> Result<Pause, ApiError> {
-    let store = &state.store;
-    let result = if paused {
-        store.pause(pattern, by.role()).await
-    } else {
-        store.resume(pattern).await
-    };
-    let pause = result.map_err(|e| match e {
-        PauseError::Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_pattern", m),
-        not @ PauseError::NotPaused { .. } => ApiError::new(StatusCode::NOT_FOUND, "not_paused", not.to_string()),
-        PauseError::Store(e) => e.into(),
-    })?;
-    if !paused {
-        state.executor.wake();
-    }
-    let action = if paused { "pause" } else { "resume" };
-    audit::record(
-        store,
-        by,
-        Done {
-            action: action.into(),
-            target: pattern,
-            result_id: None,
-            applied: 1,
-            skipped: 0,
-        },
-    )
-    .await;
-    Ok(pause)
 }

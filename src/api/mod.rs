@@ -12,10 +12,9 @@ use serde_json::{Value, json};
 
 use domain::model::{Action, ExecutionFilter};
 
+use crate::actions::audit::{self, By};
 use crate::console::ClientAddr;
-use crate::console::audit::{self, By, Done};
 use crate::http::{ApiError, AppState};
-use crate::store::{ActionError, parse_time_bound};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -43,18 +42,9 @@ fn invalid_filter(message: String) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "invalid_filter", message)
 }
 
-/// Parses and checks a filter from query pairs (shared by the list and bulk endpoints).
+/// Reads a filter from query pairs, checked by the filter's one rule ([`ExecutionFilter::validate`]).
 pub fn parse_filter(pairs: &[(String, String)]) -> Result<ExecutionFilter, ApiError> {
-    let filter =
-        ExecutionFilter::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))).map_err(invalid_filter)?;
-    for bound in [&filter.from, &filter.to].into_iter().flatten() {
-        if parse_time_bound(bound).is_none() {
-            return Err(invalid_filter(format!(
-                "invalid time `{bound}` (RFC 3339, e.g. 2026-11-29T14:00:00Z)"
-            )));
-        }
-    }
-    Ok(filter)
+    ExecutionFilter::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))).map_err(invalid_filter)
 }
 
 async fn list(
@@ -96,12 +86,12 @@ async fn act(
     Path((id, action)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     check_token(&state, &headers)?;
+    // An unknown action is a path that names nothing.
     let action: Action = action
         .parse()
         .map_err(|m: String| ApiError::new(StatusCode::NOT_FOUND, "not_found", m))?;
-    let row = perform(&state, &By::api(client), &id, action).await?;
-    let view = state.store.views(std::slice::from_ref(&row)).await?.remove(0);
-    Ok(Json(serde_json::to_value(view).expect("plain data serialises")))
+    let execution = state.actions.act(&By::api(client), &id, action).await?;
+    Ok(Json(serde_json::to_value(execution).expect("plain data serialises")))
 }
 
 /// The audit log, newest first: `?limit=&cursor=` as for executions.
@@ -133,39 +123,4 @@ async fn audit_log(
     let before = audit::before(cursor).map_err(invalid_filter)?;
     let page = audit::page(&state.store, before, limit).await?;
     Ok(Json(serde_json::to_value(page).expect("plain data serialises")))
-}
-
-/// Runs an operator action, records it in the audit log, and tells the executor: wake for new
-/// work, abort a local attempt.
-pub async fn perform(
-    state: &AppState,
-    by: &By,
-    id: &str,
-    action: Action,
-) -> Result<crate::store::ExecutionRow, ApiError> {
-    let row = state.store.act(id, action).await.map_err(|e| match e {
-        ActionError::NotFound(id) => not_found(&id),
-        refused @ ActionError::Refused { .. } => ApiError::new(StatusCode::CONFLICT, "refused", refused.to_string()),
-        ActionError::Store(e) => e.into(),
-    })?;
-    match action {
-        Action::Cancel => {
-            state.executor.abort(id);
-        }
-        Action::Retry | Action::Rerun => state.executor.wake(),
-    }
-    audit::record(
-        &state.store,
-        by,
-        Done {
-            action: action.as_str().into(),
-            target: id,
-            // A re-run answers the execution it created.
-            result_id: (row.id != id).then_some(row.id.as_str()),
-            applied: 1,
-            skipped: 0,
-        },
-    )
-    .await;
-    Ok(row)
 }

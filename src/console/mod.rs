@@ -1,9 +1,7 @@
 //! The console's server side: implements `app::api::ConsoleApi` over the store and the
 //! executor. The Leptos app reaches it through context (see `http::router`).
 
-pub mod audit;
 mod auth;
-mod bulk;
 pub mod client;
 pub mod guard;
 mod list;
@@ -18,14 +16,13 @@ use app::error::ConsoleError;
 use axum::http::request::Parts;
 use domain::alerts::Alerts;
 use domain::event_types::{EventTypes, Pause};
-use domain::model::{
-    Action, Cursor, Execution, ExecutionDetail, ExecutionFilter, ExecutionPage, MAX_FILTER_TYPES, MAX_PAGE_SIZE,
-};
+use domain::model::{Action, Cursor, Execution, ExecutionDetail, ExecutionFilter, ExecutionPage, MAX_FILTER_TYPES};
 use domain::view::{AuditPage, BulkOutcome, BulkPreview, Facets, ListView, StateCount, SweepView, TypeCount};
 
+use crate::actions::{ActionError, By, audit};
 use crate::config::Config;
 use crate::http::AppState;
-use crate::store::{StoreError, now_ms, parse_time_bound, rfc3339};
+use crate::store::{StoreError, now_ms, rfc3339};
 
 pub use auth::{Auth, Passwords};
 pub use client::{ClientAddr, TrustedProxies};
@@ -88,23 +85,20 @@ fn store_error(e: StoreError) -> ConsoleError {
     }
 }
 
-/// What the store would reject deep down (bad time bounds, page sizes) as a clear input error.
-fn check_filter(f: &ExecutionFilter) -> Result<(), ConsoleError> {
-    for (name, bound) in [("from", &f.from), ("to", &f.to)] {
-        if let Some(v) = bound
-            && parse_time_bound(v).is_none()
-        {
-            return Err(ConsoleError::Invalid(format!(
-                "invalid `{name}` time `{v}` (RFC 3339, or YYYY-MM-DDTHH:MM in UTC)"
-            )));
+/// An operator action's refusal as the console shows it: the same kinds (and messages) the
+/// REST API answers with its codes.
+impl From<ActionError> for ConsoleError {
+    fn from(e: ActionError) -> Self {
+        let message = e.to_string();
+        match e {
+            ActionError::Forbidden(_) => ConsoleError::Forbidden(message),
+            ActionError::NotFound(_) | ActionError::NotPaused(_) => ConsoleError::NotFound(message),
+            ActionError::Refused(_) => ConsoleError::Refused(message),
+            ActionError::Invalid { .. } => ConsoleError::Invalid(message),
+            ActionError::Unavailable => ConsoleError::Unavailable(message),
+            ActionError::Internal => ConsoleError::Internal(message),
         }
     }
-    if f.limit.is_some_and(|n| n == 0 || n > MAX_PAGE_SIZE) {
-        return Err(ConsoleError::Invalid(format!(
-            "limit must be between 1 and {MAX_PAGE_SIZE}"
-        )));
-    }
-    Ok(())
 }
 
 #[async_trait::async_trait]
@@ -132,7 +126,8 @@ impl ConsoleApi for ConsoleService {
     }
 
     async fn list(&self, filter: &ExecutionFilter) -> Result<ListView, ConsoleError> {
-        check_filter(filter)?;
+        // Sent whole as JSON, not read from a URL: held to the filter's one rule here.
+        filter.validate().map_err(ConsoleError::Invalid)?;
         let store = &self.state.store;
         let (rows, more) = list::page(store, filter).await.map_err(store_error)?;
         let data = store.views(&rows).await.map_err(store_error)?;
@@ -225,22 +220,11 @@ impl ConsoleApi for ConsoleService {
     }
 
     async fn act(&self, actor: &Actor, id: &str, action: Action) -> Result<Execution, ConsoleError> {
-        let by = audit::By::console(actor)?;
-        let row = crate::api::perform(&self.state, &by, id, action)
-            .await
-            .map_err(api_error)?;
-        let mut views = self
-            .state
-            .store
-            .views(std::slice::from_ref(&row))
-            .await
-            .map_err(store_error)?;
-        Ok(views.remove(0))
+        Ok(self.state.actions.act(&By::console(actor), id, action).await?)
     }
 
     async fn bulk_preview(&self, filter: &ExecutionFilter, action: Action) -> Result<BulkPreview, ConsoleError> {
-        check_filter(filter)?;
-        bulk::preview(&self.state.store, filter, action).await
+        Ok(self.state.actions.bulk_preview(filter, action).await?)
     }
 
     async fn bulk_apply(
@@ -249,9 +233,11 @@ impl ConsoleApi for ConsoleService {
         filter: &ExecutionFilter,
         action: Action,
     ) -> Result<BulkOutcome, ConsoleError> {
-        let by = audit::By::console(actor)?;
-        check_filter(filter)?;
-        bulk::apply(&self.state, &by, filter, action).await
+        Ok(self
+            .state
+            .actions
+            .bulk_apply(&By::console(actor), filter, action)
+            .await?)
     }
 
     async fn audit(&self, cursor: Option<Cursor>) -> Result<AuditPage, ConsoleError> {
@@ -281,10 +267,11 @@ impl ConsoleApi for ConsoleService {
     }
 
     async fn set_paused(&self, actor: &Actor, pattern: &str, paused: bool) -> Result<Pause, ConsoleError> {
-        let by = audit::By::console(actor)?;
-        crate::api::event_types::set_paused(&self.state, pattern, paused, &by)
-            .await
-            .map_err(api_error)
+        Ok(self
+            .state
+            .actions
+            .set_paused(&By::console(actor), pattern, paused)
+            .await?)
     }
 
     async fn alerts(&self) -> Result<Alerts, ConsoleError> {
@@ -314,18 +301,6 @@ impl ConsoleApi for ConsoleService {
 
 /// Alert messages the console lists.
 const ALERTS_SHOWN: i64 = 100;
-
-/// The REST API's refusal, as the console shows it (one code path for actions).
-fn api_error(e: crate::http::ApiError) -> ConsoleError {
-    use axum::http::StatusCode;
-    match e.status {
-        StatusCode::NOT_FOUND => ConsoleError::NotFound(e.message),
-        StatusCode::BAD_REQUEST => ConsoleError::Invalid(e.message),
-        StatusCode::CONFLICT => ConsoleError::Refused(e.message),
-        StatusCode::SERVICE_UNAVAILABLE => ConsoleError::Unavailable(e.message),
-        _ => ConsoleError::Internal(e.message),
-    }
-}
 
 fn sweep_view(s: crate::store::SweepRow) -> SweepView {
     SweepView {

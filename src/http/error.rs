@@ -46,3 +46,26 @@ impl From<crate::store::StoreError> for ApiError {
         }
     }
 }
+
+/// An operator action's refusal as the REST API answers it: the action's own code, with the
+/// HTTP status that says what kind of refusal it is.
+impl From<crate::actions::ActionError> for ApiError {
+    fn from(e: crate::actions::ActionError) -> Self {
+        use crate::actions::ActionError as E;
+        let status = match &e {
+            E::Forbidden(_) => StatusCode::FORBIDDEN,
+            E::NotFound(_) | E::NotPaused(_) => StatusCode::NOT_FOUND,
+            E::Refused(_) => StatusCode::CONFLICT,
+            E::Invalid { .. } => StatusCode::BAD_REQUEST,
+            E::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            E::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.code(), e.to_string())
+    }
+}
+
+impl IntoResponse for crate::actions::ActionError {
+    fn into_response(self) -> Response {
+        ApiError::from(self).into_response()
+    }
+}

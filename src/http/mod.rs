@@ -19,11 +19,13 @@ pub use assets::Assets;
 pub use error::ApiError;
 pub use token::check_bearer;
 
+use crate::actions::Actions;
 use crate::config::Config;
 use crate::executor::ExecutorHandle;
 use crate::store::Store;
 use crate::webhook::Ingest;
 
+/// What every handler may reach: the parts [`crate::Application::build`] started.
 #[derive(Clone, FromRef)]
 pub struct AppState {
     pub leptos_options: LeptosOptions,
@@ -31,11 +33,13 @@ pub struct AppState {
     pub store: Store,
     pub ingest: Ingest,
     pub executor: ExecutorHandle,
+    /// Operator actions, for the REST API and the console alike.
+    pub actions: Actions,
     pub assets: Assets,
 }
 
 impl AppState {
-    pub fn new(config: Arc<Config>, store: Store, executor: ExecutorHandle) -> Self {
+    pub fn new(config: Arc<Config>, store: Store, executor: ExecutorHandle, ingest: Ingest) -> Self {
         let assets = Assets::load(&config.site_root);
         let leptos_options = LeptosOptions::builder()
             .output_name("deferral")
@@ -43,10 +47,10 @@ impl AppState {
             .site_pkg_dir(assets.pkg_dir())
             .site_addr(config.site_addr)
             .build();
-        let ingest = Ingest::start(store.clone(), config.clone(), executor.clone());
         AppState {
             leptos_options,
             config,
+            actions: Actions::new(store.clone(), executor.clone()),
             store,
             ingest,
             executor,

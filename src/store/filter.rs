@@ -1,6 +1,7 @@
 //! An executions filter as SQL: one WHERE clause for the list and the counts, built so the
 //! partial indexes can serve it.
 
+pub use domain::model::parse_time_bound;
 use domain::model::{Cursor, ExecutionFilter, Origin};
 
 use super::{Result, Store, placeholders_from};
@@ -25,22 +26,6 @@ pub(super) enum Arg {
     Int(i64),
     Text(String),
     Bool(bool),
-}
-
-/// Parses a `from`/`to` bound: RFC 3339, or `YYYY-MM-DDTHH:MM[:SS]` / `YYYY-MM-DD` in UTC.
-pub fn parse_time_bound(s: &str) -> Option<i64> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Some(t.timestamp_millis());
-    }
-    for fmt in ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"] {
-        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, fmt) {
-            return Some(t.and_utc().timestamp_millis());
-        }
-    }
-    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc().timestamp_millis())
 }
 
 /// The WHERE clause for a filter, with its arguments in placeholder order.

@@ -1,41 +1,52 @@
 //! `deferral demo`: fills a fresh database with a believable history, so the console's
 //! filters and detail pages have something to show before the first real webhook.
 //!
-//! The events are the fixtures of the real types (one story per invented customer), stored
-//! as the webhook would store them and run by the real handlers from their payloads. Some
-//! executions are given a scripted fate instead: retried after real-looking Stripe errors,
-//! failed, waiting for a retry, scheduled for later or cancelled.
+//! The events are the fixtures of the real types (one story per invented customer). They enter
+//! as a delivered webhook does once its signature checks out (`webhook::admit`, then the
+//! group-commit `Ingest`), with the server's settings (`DEFERRAL_EVENT_TYPES`,
+//! `DEFERRAL_MAX_ATTEMPTS`, …), and the real executor runs them with the real handlers, reading
+//! the payloads. Some executions are given a scripted fate instead of their handler: the errors
+//! Stripe gives, for the executor to decide on as it always does (retry, or fail once the tries
+//! are spent or the error is permanent). A few are scheduled for later, and a few of those
+//! cancelled, through the operator actions.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use domain::model::Action;
+use domain::model::{Action, Origin};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
+use tokio_util::sync::CancellationToken;
 
-use crate::executor::{ErrorKind, Job};
+use crate::actions::{Actions, By};
+use crate::config::Config;
+use crate::executor::{Executor, ExecutorHandle, Job, JobError, JobOutput, Settings};
 use crate::fixtures::{self, Fixture, stripe_id};
 use crate::handlers::Processor;
-use crate::store::{Claimed, Completion, Finish, NewEvent, Store, now_ms};
+use crate::store::{Claimed, NewEvent, Store, now_ms};
+use crate::webhook::{Admitted, Ingest, admit};
 
 #[derive(Args, Debug, Clone)]
 pub struct DemoArgs {
-    /// The database to fill: `sqlite://PATH` or `postgres://…`.
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://deferral.db")]
-    pub database_url: String,
     /// Add to a database that already holds executions.
     #[arg(long)]
     pub force: bool,
     /// How many customers to invent; each brings 4 to 15 events.
     #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub customers: u32,
+    /// The server's settings: the database to fill (`DATABASE_URL`), and what the webhook and
+    /// the executor would do with the events.
+    #[command(flatten)]
+    pub config: Config,
 }
 
-const OWNER: &str = "deferral-demo";
 const VERSIONS: [&str; 2] = [crate::stripe::API_VERSION, crate::fixtures::PRE_BASIL];
-const MAX_ATTEMPTS: i64 = 8;
+/// How long a failed execution waits for its next try when the demo ends.
+const WAITING: Duration = Duration::from_secs(25 * 60);
 
 /// What happens to an execution instead of (or before) running its handler.
 #[derive(Debug, Clone)]
@@ -52,107 +63,162 @@ enum Fate {
     Cancelled,
 }
 
+/// An event of a story, and when it is due if not at once.
+struct Planned {
+    fixture: Fixture,
+    later: Option<i64>,
+}
+
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let store = Store::open(&args.database_url).await?;
+    let config = Arc::new(args.config);
+    let url = config.database_url.clone();
+    let store = Store::open_with(&url, config.db_timeout).await?;
     let existing: i64 = store.count_by_state().await?.iter().map(|(_, n)| n).sum();
     if existing > 0 && !args.force {
         anyhow::bail!(
-            "the database {} already holds {existing} executions; `deferral demo` fills fresh databases only \
-             (pass --force to add the demo history anyway)",
-            args.database_url
+            "the database {url} already holds {existing} executions; `deferral demo` fills fresh databases only \
+             (pass --force to add the demo history anyway)"
         );
     }
-    let made = fill(&store, args.customers).await?;
+    let filled = fill(&store, &config, args.customers).await?;
     let mut states = store.count_by_state().await?;
     states.sort();
     let states: Vec<String> = states.iter().map(|(s, n)| format!("{n} {s}")).collect();
     println!(
-        "demo: {made} executions stored in {} ({})",
-        args.database_url,
+        "demo: {} executions stored in {url} ({})",
+        filled.stored,
         states.join(", ")
     );
+    if filled.ignored > 0 {
+        println!(
+            "demo: {} events ignored: their types are not in DEFERRAL_EVENT_TYPES",
+            filled.ignored
+        );
+    }
     println!("open the console and filter by state, event type, livemode or API version");
     store.close().await;
     Ok(())
 }
 
-/// Stores the demo events and runs them; returns how many executions were made.
-pub async fn fill(store: &Store, customers: u32) -> anyhow::Result<usize> {
-    let now = now_ms();
-    let mut rng = StdRng::from_entropy();
-    let mut events = Vec::new();
-    let mut fates = HashMap::new();
-    for i in 0..customers {
-        story(i, now, &mut rng, &mut events, &mut fates)?;
-    }
-    let outcomes = store.ingest(&events).await.context("cannot store the demo events")?;
-    for (event, outcome) in events.iter().zip(&outcomes) {
-        if let Some(Fate::Cancelled) = fates.get(&event.id) {
-            store.act(&outcome.execution_id, Action::Cancel).await?;
-        }
-    }
-    let processor = {
-        let mut p = Processor::new(store.clone(), None);
-        p.register_builtin();
-        p
-    };
-    loop {
-        let claimed = store.claim(OWNER, 200, 60_000, &[]).await?;
-        if claimed.is_empty() {
-            break;
-        }
-        let mut done = Vec::with_capacity(claimed.len());
-        for execution in &claimed {
-            let finish = decide(&processor, execution, fates.get(&execution.row.event_id)).await;
-            let started_at = execution.row.started_at.unwrap_or(now);
-            let duration_us = rng.gen_range(8_000..450_000);
-            done.push(Completion {
-                execution_id: execution.row.id.clone(),
-                attempt: execution.row.attempts,
-                started_at,
-                finished_at: started_at + duration_us / 1000,
-                duration_us,
-                finish,
-            });
-        }
-        store.complete(OWNER, &done).await?;
-    }
-    Ok(outcomes.len())
+/// What [`fill`] did.
+pub struct Filled {
+    /// New executions.
+    pub stored: usize,
+    /// Events the allow-list (`DEFERRAL_EVENT_TYPES`) left out.
+    pub ignored: usize,
 }
 
-async fn decide(processor: &Processor, execution: &Claimed, fate: Option<&Fate>) -> Finish {
-    let attempt = execution.row.attempts;
-    let retry = |at: i64, message: &str| Finish::Retry {
-        at,
-        kind: "retryable",
-        message: message.to_string(),
-    };
-    match fate {
-        Some(Fate::Flaky(errors)) if attempt as usize <= errors.len() => retry(now_ms(), &errors[attempt as usize - 1]),
-        Some(Fate::Permanent(message)) => Finish::Failed {
-            kind: "permanent",
-            message: message.clone(),
-        },
-        Some(Fate::Exhausted(message)) if attempt < MAX_ATTEMPTS => retry(now_ms(), message),
-        Some(Fate::Exhausted(message)) => Finish::Failed {
-            kind: "retryable",
-            message: format!("{message} (attempt {attempt} of {MAX_ATTEMPTS}, no tries left)"),
-        },
-        Some(Fate::Waiting(message)) => retry(now_ms() + 25 * 60_000, message),
-        _ => match processor.run(execution).await {
-            Ok(out) => Finish::Succeeded {
-                result: out.result,
-                source: out.source,
-            },
-            Err(e) if e.kind == ErrorKind::Permanent => Finish::Failed {
-                kind: "permanent",
-                message: e.message,
-            },
-            Err(e) => Finish::Failed {
-                kind: "retryable",
-                message: e.message,
-            },
-        },
+/// Stores the demo events as the webhook does and runs them with the executor until nothing
+/// more is due.
+pub async fn fill(store: &Store, config: &Arc<Config>, customers: u32) -> anyhow::Result<Filled> {
+    let now = now_ms();
+    let mut rng = StdRng::from_entropy();
+    let mut planned = Vec::new();
+    let mut fates = HashMap::new();
+    for i in 0..customers {
+        story(i, now, &mut rng, &mut planned, &mut fates)?;
+    }
+    let mut events = Vec::with_capacity(planned.len());
+    let mut ignored = 0;
+    for p in &planned {
+        match admit(p.fixture.to_json().as_bytes(), now, config, Origin::Webhook).map_err(anyhow::Error::msg)? {
+            Admitted::New(new) => events.push(due_later(new, p.later)),
+            Admitted::Ignored { .. } => ignored += 1,
+        }
+    }
+
+    // The webhook's writer; nothing runs yet, so there is no executor to wake.
+    let ingest = Ingest::start(store.clone(), config.clone(), ExecutorHandle::default());
+    let submitted = events.iter().map(|e| ingest.submit(e.clone()));
+    let outcomes = futures::future::join_all(submitted).await;
+    let mut stored = 0;
+    let actions = Actions::new(store.clone(), ExecutorHandle::default());
+    for (event, outcome) in events.iter().zip(outcomes) {
+        let outcome = outcome
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .context("cannot store the demo events")?;
+        stored += usize::from(!outcome.duplicate);
+        if let Some(Fate::Cancelled) = fates.get(&event.id) {
+            actions
+                .act(&By::tool("demo"), &outcome.execution_id, Action::Cancel)
+                .await
+                .context("cannot cancel a demo execution")?;
+        }
+    }
+
+    let mut processor = Processor::new(store.clone(), None);
+    processor.register_builtin();
+    let job = Arc::new(Scripted { processor, fates });
+    let stop = CancellationToken::new();
+    let executor = Executor::start_with(store.clone(), settings(config), job, stop.clone());
+    let settled = settle(store).await;
+    stop.cancel();
+    executor.stopped().await;
+    settled?;
+    Ok(Filled { stored, ignored })
+}
+
+/// The server's executor settings, with the history replayed in seconds: no back-off between
+/// tries (the executor still decides whether to try again, and counts the tries), idle workers
+/// looking often, and enough of them.
+fn settings(config: &Config) -> Settings {
+    let mut s = Settings::from_config(config);
+    s.retry.initial_interval = Duration::ZERO;
+    s.retry.max_interval = Duration::ZERO;
+    s.poll_interval = Duration::from_millis(20);
+    s.workers = s.workers.max(32);
+    s
+}
+
+/// Scheduled for later: due then instead of at once (and discarded as much later, if ever).
+fn due_later(mut event: NewEvent, later: Option<i64>) -> NewEvent {
+    if let Some(at) = later {
+        event.discard_at = event.discard_at.map(|d| d + (at - event.run_at));
+        event.run_at = at;
+    }
+    event
+}
+
+/// Waits until nothing runs and nothing could start: what is left waits for a later time (a
+/// retry, a scheduled run). Seen three times in a row, so an execution claimed between the two
+/// questions is not missed.
+async fn settle(store: &Store) -> anyhow::Result<()> {
+    let mut quiet = 0;
+    while quiet < 3 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let running: i64 = store
+            .count_by_state()
+            .await?
+            .iter()
+            .filter(|(state, _)| state == "running")
+            .map(|(_, n)| n)
+            .sum();
+        let idle = running == 0 && !store.claimable_exists(&[]).await?;
+        quiet = if idle { quiet + 1 } else { 0 };
+    }
+    Ok(())
+}
+
+/// The real handlers, with the scripted fates played instead for some executions.
+struct Scripted {
+    processor: Processor,
+    fates: HashMap<String, Fate>,
+}
+
+#[async_trait::async_trait]
+impl Job for Scripted {
+    async fn run(&self, execution: &Claimed) -> Result<JobOutput, JobError> {
+        // Stripe's latency, so that the attempts take as long as real ones.
+        let latency = rand::thread_rng().gen_range(8..250);
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+        let attempt = execution.row.attempts as usize;
+        match self.fates.get(&execution.row.event_id) {
+            Some(Fate::Flaky(errors)) if attempt <= errors.len() => Err(JobError::retryable(&errors[attempt - 1])),
+            Some(Fate::Permanent(message)) => Err(JobError::permanent(message)),
+            Some(Fate::Exhausted(message)) => Err(JobError::retryable(message)),
+            Some(Fate::Waiting(message)) => Err(JobError::retryable(message).retry_after(WAITING)),
+            _ => self.processor.run(execution).await,
+        }
     }
 }
 
@@ -173,7 +239,7 @@ fn story(
     i: u32,
     now: i64,
     rng: &mut StdRng,
-    events: &mut Vec<NewEvent>,
+    events: &mut Vec<Planned>,
     fates: &mut HashMap<String, Fate>,
 ) -> anyhow::Result<()> {
     let livemode = i.is_multiple_of(3);
@@ -271,9 +337,6 @@ fn story(
     }
     let upcoming = next(Fixture::new("invoice.upcoming")?.customer(&customer), rng);
 
-    for f in &story {
-        events.push(new_event(f, now));
-    }
     // Scripted fates, on events late in their object's story, so no later event waits on them.
     let errors = stripe_errors(story[0].event_id());
     let pick = |rng: &mut StdRng| errors.choose(rng).cloned().unwrap_or_default();
@@ -302,37 +365,22 @@ fn story(
         _ => {}
     }
     // The next invoice: due later, some already waiting on a retry, a few cancelled.
-    let mut upcoming_event = new_event(&upcoming, now);
-    match i % 6 {
-        0 => upcoming_event.run_at = now + rng.gen_range(1..48) * 3_600_000,
+    let later = match i % 6 {
+        0 => Some(now + rng.gen_range(1..48) * 3_600_000),
         1 => {
-            fates.insert(upcoming_event.id.clone(), Fate::Waiting(pick(rng)));
+            fates.insert(upcoming.event_id().to_string(), Fate::Waiting(pick(rng)));
+            None
         }
         5 if i % 12 == 5 => {
-            upcoming_event.run_at = now + 3 * 86_400_000;
-            fates.insert(upcoming_event.id.clone(), Fate::Cancelled);
+            fates.insert(upcoming.event_id().to_string(), Fate::Cancelled);
+            Some(now + 3 * 86_400_000)
         }
-        _ => {}
-    }
-    events.push(upcoming_event);
+        _ => None,
+    };
+    events.extend(story.into_iter().map(|fixture| Planned { fixture, later: None }));
+    events.push(Planned {
+        fixture: upcoming,
+        later,
+    });
     Ok(())
-}
-
-fn new_event(f: &Fixture, now: i64) -> NewEvent {
-    let e = f.value();
-    NewEvent {
-        id: f.event_id().to_string(),
-        event_type: f.event_type().to_string(),
-        created: e["created"].as_i64().unwrap_or_default(),
-        livemode: e["livemode"].as_bool().unwrap_or_default(),
-        api_version: e["api_version"].as_str().map(String::from),
-        account: None,
-        object_id: f.object()["id"].as_str().map(String::from),
-        object_type: f.object()["object"].as_str().map(String::from),
-        payload: f.to_json(),
-        run_at: now,
-        discard_at: None,
-        max_attempts: MAX_ATTEMPTS,
-        origin: domain::model::Origin::Webhook,
-    }
 }

@@ -1,4 +1,5 @@
-//! Test harness: the real Deferral on port 0 with a fresh database, spoken to over HTTP.
+//! Test harness: the real Deferral on port 0 with a fresh database, spoken to over HTTP. It is
+//! built as `deferral serve` builds it (`Application::build`) and run in the background.
 //!
 //! The backend follows `DEFERRAL_TEST_BACKEND`: `sqlite` (default; a temporary file) or
 //! `postgres` (a fresh database per test on `DEFERRAL_TEST_POSTGRES`, default
@@ -103,7 +104,10 @@ impl TestApp {
     /// Starts on an existing database (e.g. after a restart).
     pub async fn start(config: Config, dir: tempfile::TempDir) -> TestApp {
         let database_url = config.database_url.clone();
-        let running = deferral::start(config).await.expect("start deferral");
+        let running = deferral::Application::build(config)
+            .await
+            .expect("start deferral")
+            .spawn();
         TestApp {
             url: format!("http://{}", running.addr),
             database_url,

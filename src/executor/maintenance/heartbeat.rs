@@ -100,7 +100,7 @@ mod tests {
             run_at: now_ms() - 1000,
             discard_at: None,
             max_attempts: 3,
-            origin: app::model::Origin::Webhook,
+            origin: domain::model::Origin::Webhook,
         }
     }
 
@@ -135,7 +135,7 @@ mod tests {
             stops.push(stop);
         }
         let cancelled = &claimed[0].row.id;
-        store.act(cancelled, app::model::Action::Cancel).await.unwrap();
+        store.act(cancelled, domain::model::Action::Cancel).await.unwrap();
 
         let lease = Duration::from_secs(30);
         let heartbeat = Heartbeat::new(store.clone(), handle.clone(), lease);

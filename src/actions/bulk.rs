@@ -2,14 +2,13 @@
 //! past the newest match), so the confirmed action touches only what was counted and never
 //! the executions it creates itself.
 
-use app::error::ConsoleError;
 use domain::model::{Action, Cursor, ExecutionFilter, State};
 use domain::view::{BulkOutcome, BulkPreview, applies_to};
 
+use super::ActionError;
 use super::audit::{self, By, Done};
-use super::store_error;
-use crate::http::AppState;
-use crate::store::{ActionError, Store};
+use crate::executor::ExecutorHandle;
+use crate::store::Store;
 
 /// The most executions one bulk action may touch.
 pub const BULK_MAX: i64 = 10_000;
@@ -34,14 +33,19 @@ fn eligible(filter: &ExecutionFilter, action: Action) -> Option<ExecutionFilter>
     })
 }
 
-fn check_action(action: Action) -> Result<(), ConsoleError> {
+fn check_action(action: Action) -> Result<(), ActionError> {
     match action {
-        Action::Retry => Err(ConsoleError::Invalid("a bulk action is `rerun` or `cancel`".into())),
+        Action::Retry => Err(ActionError::invalid_action("a bulk action is `rerun` or `cancel`")),
         _ => Ok(()),
     }
 }
 
-pub async fn preview(store: &Store, filter: &ExecutionFilter, action: Action) -> Result<BulkPreview, ConsoleError> {
+/// Counts what the action would touch (see [`super::Actions::bulk_preview`]).
+pub(super) async fn preview(
+    store: &Store,
+    filter: &ExecutionFilter,
+    action: Action,
+) -> Result<BulkPreview, ActionError> {
     check_action(action)?;
     let Some(mut f) = eligible(filter, action) else {
         return Ok(BulkPreview {
@@ -52,15 +56,9 @@ pub async fn preview(store: &Store, filter: &ExecutionFilter, action: Action) ->
         });
     };
     f.cursor = None;
-    let count: i64 = store
-        .count_states(&f, BULK_MAX + 1)
-        .await
-        .map_err(store_error)?
-        .iter()
-        .map(|(_, n)| n)
-        .sum();
+    let count: i64 = store.count_states(&f, BULK_MAX + 1).await?.iter().map(|(_, n)| n).sum();
     f.limit = Some(1);
-    let newest = store.list(&f).await.map_err(store_error)?.0.first().map(|r| r.seq);
+    let newest = store.list(&f).await?.0.first().map(|r| r.seq);
     Ok(BulkPreview {
         action,
         count: count.min(BULK_MAX),
@@ -71,16 +69,17 @@ pub async fn preview(store: &Store, filter: &ExecutionFilter, action: Action) ->
 
 /// Applies the action and records it in the audit log, with what it changed (also when a
 /// database error stops it part way).
-pub async fn apply(
-    state: &AppState,
+pub(super) async fn apply(
+    store: &Store,
+    executor: &ExecutorHandle,
     by: &By,
     filter: &ExecutionFilter,
     action: Action,
-) -> Result<BulkOutcome, ConsoleError> {
+) -> Result<BulkOutcome, ActionError> {
     check_action(action)?;
     if !matches!(filter.cursor, Some(Cursor::Before(_))) {
-        return Err(ConsoleError::Invalid(
-            "a bulk action needs the bound from its confirmation".into(),
+        return Err(ActionError::invalid_filter(
+            "a bulk action needs the bound from its confirmation",
         ));
     }
     let mut outcome = BulkOutcome {
@@ -91,20 +90,20 @@ pub async fn apply(
     let Some(f) = eligible(filter, action) else {
         return Ok(outcome);
     };
-    let stopped = apply_matching(state, f, action, &mut outcome).await;
+    let stopped = apply_matching(store, executor, f, action, &mut outcome).await;
     if action == Action::Rerun && outcome.applied > 0 {
-        state.executor.wake();
+        executor.wake();
     }
     tracing::info!(
         action = action.as_str(),
         applied = outcome.applied,
         skipped = outcome.skipped,
-        "console bulk action"
+        "bulk action"
     );
     let mut described = filter.clone();
     described.cursor = None;
     audit::record(
-        &state.store,
+        store,
         by,
         Done {
             action: format!("bulk-{}", action.as_str()),
@@ -118,26 +117,30 @@ pub async fn apply(
     stopped.map(|()| outcome)
 }
 
+/// Row by row through the store's one-execution action (`Store::act`), as a single action
+/// goes; a set-based store statement would do each batch at once.
 async fn apply_matching(
-    state: &AppState,
+    store: &Store,
+    executor: &ExecutorHandle,
     mut f: ExecutionFilter,
     action: Action,
     outcome: &mut BulkOutcome,
-) -> Result<(), ConsoleError> {
+) -> Result<(), ActionError> {
+    use crate::store::ActionError as StoreActionError;
     f.limit = Some(BATCH);
     loop {
-        let (rows, more) = state.store.list(&f).await.map_err(store_error)?;
+        let (rows, more) = store.list(&f).await?;
         for row in &rows {
-            match state.store.act(&row.id, action).await {
+            match store.act(&row.id, action).await {
                 Ok(_) => {
                     outcome.applied += 1;
                     if action == Action::Cancel {
-                        state.executor.abort(&row.id);
+                        executor.abort(&row.id);
                     }
                 }
                 // Its state changed since it was listed: nothing was done to it.
-                Err(ActionError::Refused { .. } | ActionError::NotFound(_)) => outcome.skipped += 1,
-                Err(ActionError::Store(e)) => return Err(store_error(e)),
+                Err(StoreActionError::Refused { .. } | StoreActionError::NotFound(_)) => outcome.skipped += 1,
+                Err(StoreActionError::Store(e)) => return Err(e.into()),
             }
         }
         match rows.last() {

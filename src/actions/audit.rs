@@ -5,7 +5,6 @@
 use std::net::IpAddr;
 
 use app::api::Actor;
-use app::error::ConsoleError;
 use domain::model::{Cursor, DEFAULT_PAGE_SIZE};
 use domain::view::AuditPage;
 
@@ -18,25 +17,20 @@ pub struct By {
     role: &'static str,
     session_id: Option<String>,
     address: IpAddr,
+    /// A console viewer may browse but not act.
+    may_act: bool,
 }
 
 impl By {
-    /// A console session; only an operator's may act (whatever a page offered or a request says).
-    pub fn console(actor: &Actor) -> Result<By, ConsoleError> {
-        if !actor.session.role.can_act() {
-            tracing::warn!(session = %actor.session.session_id, client = %actor.address, "console: a viewer's action refused");
-            return Err(ConsoleError::Forbidden("this login can browse but not act".into()));
-        }
-        Ok(By {
-            role: "operator",
+    /// A console session, operator or viewer: the actions service refuses a viewer's action
+    /// (whatever a page offered or a request says).
+    pub fn console(actor: &Actor) -> By {
+        By {
+            role: actor.session.role.as_str(),
             session_id: Some(actor.session.session_id.clone()),
             address: actor.address,
-        })
-    }
-
-    /// `operator` or `api`: who a pause is shown as set by.
-    pub fn role(&self) -> &'static str {
-        self.role
+            may_act: actor.session.role.can_act(),
+        }
     }
 
     /// A caller of the REST API (holder of the bearer token).
@@ -45,7 +39,28 @@ impl By {
             role: "api",
             session_id: None,
             address,
+            may_act: true,
         }
+    }
+
+    /// A command-line tool on this machine (`deferral demo`), named by `role`.
+    pub fn tool(role: &'static str) -> By {
+        By {
+            role,
+            session_id: None,
+            address: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            may_act: true,
+        }
+    }
+
+    /// `operator`, `api` or a tool's name: who a pause is shown as set by.
+    pub fn role(&self) -> &'static str {
+        self.role
+    }
+
+    /// Everyone but a console viewer may act.
+    pub fn may_act(&self) -> bool {
+        self.may_act
     }
 }
 
