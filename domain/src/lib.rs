@@ -9,6 +9,7 @@
 
 pub mod alerts;
 pub mod event_types;
+pub mod filter;
 pub mod model;
 pub mod overview;
 pub mod records;
