@@ -395,4 +395,86 @@ mod every_driver {
             }
         }
     );
+
+    conformance!(
+        one_statement_acts_on_many_executions_in_the_states_it_fits,
+        |store: &Store, backend: &str| {
+            let store = store.clone();
+            let backend = backend.to_string();
+            async move {
+                let events: Vec<NewEvent> = (0..4)
+                    .map(|i| event(&format!("evt_{i}"), "invoice.paid", &format!("in_{i}"), 1))
+                    .collect();
+                let made = store.ingest(&events).await.unwrap();
+                let ids: Vec<String> = made.iter().map(|o| o.execution_id.clone()).collect();
+                // Two are claimed: one finishes, one keeps running; two stay scheduled.
+                let mut claimed = store.claim("w", 2, 60_000, &[]).await.unwrap();
+                claimed.sort_by_key(|c| c.row.seq);
+                let (finished, busy) = (claimed[0].clone(), claimed[1].clone());
+                store.complete("w", &[done(&finished, succeeded())]).await.unwrap();
+                let mut all = ids.clone();
+                all.push("exe_unknown".into());
+
+                let rerun = store.act_many(&all, Action::Rerun).await.unwrap();
+                assert_eq!(rerun.len(), 1, "{backend}: only the finished one");
+                assert_eq!(rerun[0].id, finished.row.id, "{backend}");
+                let new = store
+                    .execution(rerun[0].created.as_ref().unwrap())
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(
+                    (new.state, new.origin, new.rerun_of.as_deref()),
+                    (State::Scheduled, Origin::Rerun, Some(finished.row.id.as_str())),
+                    "{backend}"
+                );
+                assert_eq!(
+                    (new.attempts, new.max_attempts),
+                    (0, finished.row.max_attempts),
+                    "{backend}"
+                );
+
+                let mut cancelled: Vec<String> = store
+                    .act_many(&all, Action::Cancel)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|a| a.id)
+                    .collect();
+                cancelled.sort();
+                let mut expected: Vec<String> = ids.iter().filter(|id| **id != finished.row.id).cloned().collect();
+                expected.sort();
+                assert_eq!(
+                    cancelled, expected,
+                    "{backend}: scheduled and running, not finished or unknown"
+                );
+                let busy_now = store.execution(&busy.row.id).await.unwrap().unwrap();
+                assert_eq!(
+                    busy_now.state,
+                    State::Running,
+                    "{backend}: a running one is asked to stop"
+                );
+                assert!(
+                    store
+                        .heartbeat("w", &[busy.row.id.clone()], 60_000)
+                        .await
+                        .unwrap()
+                        .cancel
+                        .contains(&busy.row.id),
+                    "{backend}"
+                );
+                assert!(
+                    store.act_many(&all, Action::Retry).await.unwrap().is_empty(),
+                    "{backend}: nothing scheduled is left"
+                );
+                assert!(
+                    matches!(
+                        store.act("exe_unknown", Action::Cancel).await,
+                        Err(deferral::store::ActionError::NotFound(_))
+                    ),
+                    "{backend}"
+                );
+            }
+        }
+    );
 }

@@ -117,8 +117,7 @@ pub(super) async fn apply(
     stopped.map(|()| outcome)
 }
 
-/// Row by row through the store's one-execution action (`Store::act`), as a single action
-/// goes; a set-based store statement would do each batch at once.
+/// A batch at a time, each in one statement (`Store::act_many`).
 async fn apply_matching(
     store: &Store,
     executor: &ExecutorHandle,
@@ -126,21 +125,17 @@ async fn apply_matching(
     action: Action,
     outcome: &mut BulkOutcome,
 ) -> Result<(), ActionError> {
-    use crate::store::ActionError as StoreActionError;
     f.limit = Some(BATCH);
     loop {
         let (rows, more) = store.list(&f).await?;
-        for row in &rows {
-            match store.act(&row.id, action).await {
-                Ok(_) => {
-                    outcome.applied += 1;
-                    if action == Action::Cancel {
-                        executor.abort(&row.id);
-                    }
-                }
-                // Its state changed since it was listed: nothing was done to it.
-                Err(StoreActionError::Refused { .. } | StoreActionError::NotFound(_)) => outcome.skipped += 1,
-                Err(StoreActionError::Store(e)) => return Err(e.into()),
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let acted = store.act_many(&ids, action).await?;
+        // Those left out changed state since they were listed: nothing was done to them.
+        outcome.applied += acted.len() as i64;
+        outcome.skipped += (ids.len() - acted.len()) as i64;
+        if action == Action::Cancel {
+            for a in &acted {
+                executor.abort(&a.id);
             }
         }
         match rows.last() {

@@ -3,7 +3,8 @@
 use domain::model::{Action, State};
 
 use super::rows::ExecutionRow;
-use super::{Store, now_ms, on_db};
+use super::ingest::new_execution_id;
+use super::{Store, now_ms, on_db, placeholders_from, values_list};
 
 /// Why an operator's action was refused.
 #[derive(Debug, thiserror::Error)]
@@ -16,65 +17,94 @@ pub enum ActionError {
     Store(#[from] super::StoreError),
 }
 
+/// An execution an action applied to, and the execution it created (a re-run's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acted {
+    pub id: String,
+    pub created: Option<String>,
+}
+
 impl Store {
-    /// Operator actions. Refused ones change nothing.
+    /// One operator action on one execution; a refused one changes nothing and says why.
+    /// Returns the execution as it is now, or for a re-run the new execution.
     pub async fn act(&self, id: &str, action: Action) -> Result<ExecutionRow, ActionError> {
-        let now = now_ms();
-        let row = self
-            .execution(id)
-            .await?
-            .ok_or_else(|| ActionError::NotFound(id.to_string()))?;
-        let refused = |state| ActionError::Refused {
-            action: action.as_str(),
-            state,
+        let acted = self.act_many(&[id.to_string()], action).await?;
+        let shown = match acted.into_iter().next() {
+            Some(Acted { created: Some(new), .. }) => new,
+            Some(_) => id.to_string(),
+            None => {
+                let row = self.execution(id).await?;
+                let row = row.ok_or_else(|| ActionError::NotFound(id.to_string()))?;
+                return Err(ActionError::Refused {
+                    action: action.as_str(),
+                    state: row.state,
+                });
+            }
         };
-        let changed = match action {
-            Action::Retry => on_db!(&self.writer, pool => sqlx::query(
-                "UPDATE executions SET next_run_at = $1 WHERE id = $2 AND state = 'scheduled'",
-            ).bind(now).bind(id).execute(pool).await.map_err(super::StoreError::from)?.rows_affected()),
-            Action::Cancel => on_db!(&self.writer, pool => sqlx::query(
-                "UPDATE executions SET
-                     state = CASE WHEN state = 'scheduled' THEN 'cancelled' ELSE state END,
+        self.execution(&shown).await?.ok_or(ActionError::NotFound(shown))
+    }
+
+    /// One action on many executions, in one statement: those it applies to in their current
+    /// state (a retry: scheduled; a cancel: scheduled or running, the running ones asked to
+    /// stop; a re-run: finished) are returned, the others are left as they are. Unknown ids are
+    /// skipped like refused ones.
+    pub async fn act_many(&self, ids: &[String], action: Action) -> super::Result<Vec<Acted>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = now_ms();
+        let in_ids = placeholders_from(ids.len(), 2);
+        let acted: Vec<Acted> = match action {
+            Action::Retry | Action::Cancel => {
+                let set = if action == Action::Retry {
+                    "next_run_at = $1"
+                } else {
+                    "state = CASE WHEN state = 'scheduled' THEN 'cancelled' ELSE state END,
                      next_run_at = CASE WHEN state = 'scheduled' THEN NULL ELSE next_run_at END,
                      finished_at = CASE WHEN state = 'scheduled' THEN $1 ELSE finished_at END,
                      last_error = CASE WHEN state = 'scheduled' THEN 'cancelled by an operator' ELSE last_error END,
-                     cancel_requested = (state = 'running')
-                 WHERE id = $2 AND state IN ('scheduled', 'running')",
-            ).bind(now).bind(id).execute(pool).await.map_err(super::StoreError::from)?.rows_affected()),
+                     cancel_requested = (state = 'running')"
+                };
+                let states = if action == Action::Retry { "'scheduled'" } else { "'scheduled', 'running'" };
+                let sql = self.writer.sql(format!(
+                    "UPDATE executions SET {set} WHERE id IN ({in_ids}) AND state IN ({states}) RETURNING id"
+                ));
+                let rows: Vec<String> = on_db!(&self.writer, pool => {
+                    let mut q = sqlx::query_scalar(&sql).bind(now);
+                    for id in ids {
+                        q = q.bind(id);
+                    }
+                    q.fetch_all(pool).await?
+                });
+                rows.into_iter().map(|id| Acted { id, created: None }).collect()
+            }
             Action::Rerun => {
-                if !row.state().is_final() {
-                    return Err(refused(row.state()));
+                // A new execution of the same event for each finished one, its attempts its own.
+                let sql = self.writer.sql(format!(
+                    "INSERT INTO executions (id, event_id, event_type, event_created, livemode, api_version, object_id, state,
+                         max_attempts, created_at, scheduled_at, next_run_at, discard_at, rerun_of, account, origin)
+                     SELECT v.column1, x.event_id, x.event_type, x.event_created, x.livemode, x.api_version, x.object_id,
+                         'scheduled', x.max_attempts, $1, $2, $3, NULL, x.id, x.account, 'rerun'
+                     FROM (VALUES {}) AS v JOIN executions x ON x.id = v.column2
+                     WHERE x.finished_at IS NOT NULL
+                     RETURNING rerun_of, id",
+                    values_list(ids.len(), 2, 4)
+                ));
+                let rows: Vec<(String, String)> = on_db!(&self.writer, pool => {
+                    let mut q = sqlx::query_as(&sql).bind(now).bind(now).bind(now);
+                    for id in ids {
+                        q = q.bind(new_execution_id()).bind(id);
+                    }
+                    q.fetch_all(pool).await?
+                });
+                if !rows.is_empty() {
+                    self.notify_due().await?;
                 }
-                let new_id = super::ingest::new_execution_id();
-                let max_attempts = row.max_attempts;
-                on_db!(&self.writer, pool => sqlx::query(super::ingest::INSERT_RERUN)
-                    .bind(&new_id)
-                    .bind(&row.event_id)
-                    .bind(&row.event_type)
-                    .bind(row.event_created)
-                    .bind(row.livemode)
-                    .bind(&row.api_version)
-                    .bind(&row.object_id)
-                    .bind(max_attempts)
-                    .bind(now)
-                    .bind(now)
-                    .bind(None::<i64>)
-                    .bind(&row.id)
-                    .bind(&row.account)
-                    .execute(pool)
-                    .await
-                    .map(|_| ())
-                    .map_err(super::StoreError::from)?);
-                self.notify_due().await?;
-                return self.execution(&new_id).await?.ok_or(ActionError::NotFound(new_id));
+                rows.into_iter()
+                    .map(|(id, new)| Acted { id, created: Some(new) })
+                    .collect()
             }
         };
-        if changed == 0 {
-            let state = self.execution(id).await?.map_or(row.state(), |r| r.state());
-            return Err(refused(state));
-        }
-        self.execution(id)
-            .await?
-            .ok_or_else(|| ActionError::NotFound(id.to_string()))
+        Ok(acted)
     }
 }

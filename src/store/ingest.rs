@@ -52,10 +52,6 @@ pub fn new_execution_id() -> String {
     id
 }
 
-/// A re-run: a new execution of a stored event, made by an operator.
-pub(super) const INSERT_RERUN: &str = "INSERT INTO executions (id, event_id, event_type, event_created, livemode, api_version, object_id, state, max_attempts, created_at, scheduled_at, next_run_at, discard_at, rerun_of, account, origin)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, 'scheduled', $8, $9, $10, $10, $11, $12, $13, 'rerun')";
-
 pub(super) const INSERT_EVENTS: &str = "INSERT INTO events (id, type, created, livemode, api_version, account, object_id, object_type, payload, received_at, execution_id) VALUES";
 
 /// Binds `(event, execution id)` pairs to an `INSERT_EVENTS` statement; a macro because the

@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use sqlx::{PgPool, SqlitePool};
 
-pub use actions::ActionError;
+pub use actions::{Acted, ActionError};
 pub use deadline::DEFAULT_DB_TIMEOUT;
 use driver::Driver;
 pub use executor::{Completion, Finish, Renewed};
