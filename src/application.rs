@@ -98,6 +98,13 @@ impl Application {
         self.shutdown.clone()
     }
 
+    /// Builds the application and serves until SIGINT or SIGTERM (`deferral serve` and `dev`).
+    pub async fn serve(config: Config) -> anyhow::Result<()> {
+        let app = Application::build(config).await?;
+        app.stop_on_signals();
+        app.run_until_stopped().await
+    }
+
     /// SIGINT or SIGTERM stops the application (what `deferral serve` wants; tests stop it
     /// through [`shutdown_token`](Self::shutdown_token) instead).
     pub fn stop_on_signals(&self) {

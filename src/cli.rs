@@ -57,12 +57,5 @@ impl Cli {
 /// Production: never an invented webhook secret.
 async fn serve(config: Config) -> anyhow::Result<()> {
     crate::tools::dev::check_production(&config)?;
-    run(config).await
-}
-
-/// Builds the application and serves until SIGINT or SIGTERM.
-pub async fn run(config: Config) -> anyhow::Result<()> {
-    let app = crate::Application::build(config).await?;
-    app.stop_on_signals();
-    app.run_until_stopped().await
+    crate::Application::serve(config).await
 }

@@ -1,11 +1,10 @@
 //! All configuration, as one `clap` struct: flags with environment fallbacks.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use clap::Args;
-
-use crate::console::TrustedProxies;
+use ipnet::IpNet;
 
 /// Durations are written as `30s`, `10m`, `30d`.
 fn duration(s: &str) -> Result<Duration, String> {
@@ -352,6 +351,31 @@ impl Config {
             .mut_args(|a| a.env(None::<&str>))
             .get_matches_from(["deferral"]);
         Only::from_arg_matches(&matches).expect("defaults parse").config
+    }
+}
+
+/// Addresses and networks (`10.0.0.0/8`, `::1`) whose `X-Forwarded-For` is believed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrustedProxies(pub Vec<IpNet>);
+
+impl TrustedProxies {
+    /// A comma-separated list of addresses or CIDR networks; empty: trust no proxy.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                p.parse::<IpNet>()
+                    .or_else(|_| p.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| format!("`{p}` is not an IP address or network (e.g. 10.0.0.1, 10.0.0.0/8, ::1)"))
+            })
+            .collect::<Result<_, _>>()
+            .map(TrustedProxies)
+    }
+
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        let addr = addr.to_canonical();
+        self.0.iter().any(|net| net.contains(&addr))
     }
 }
 

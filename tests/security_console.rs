@@ -152,7 +152,7 @@ async fn operators_sharing_an_address_are_not_throttled_by_their_own_logins() {
 #[tokio::test]
 async fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
     let app = TestApp::spawn_with(|c| {
-        c.trusted_proxies = deferral::console::TrustedProxies::parse("127.0.0.4").unwrap();
+        c.trusted_proxies = deferral::config::TrustedProxies::parse("127.0.0.4").unwrap();
     })
     .await;
     // Not a proxy: a made-up X-Forwarded-For neither escapes its own throttle…

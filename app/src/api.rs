@@ -9,9 +9,9 @@ use http::request::Parts;
 use crate::alerts::Alerts;
 use crate::error::ConsoleError;
 use crate::event_types::{EventTypes, Pause};
-use crate::model::{Action, Cursor, Execution, ExecutionDetail, ExecutionFilter};
+use crate::model::{Action, Cursor, Execution, ExecutionFilter};
 use crate::records::{ObjectTimeline, RecordFilter, RecordPage};
-use crate::view::{AuditPage, BulkOutcome, BulkPreview, Facets, ListView, Role};
+use crate::view::{AuditPage, BulkOutcome, BulkPreview, ExecutionDetail, Facets, ListView, Role};
 
 /// A signed-in session, as the cookie carries it.
 #[derive(Debug, Clone)]

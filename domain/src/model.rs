@@ -172,19 +172,6 @@ pub struct Attempt {
     pub error_message: Option<String>,
 }
 
-/// Everything the detail page shows.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ExecutionDetail {
-    pub execution: Execution,
-    pub attempts: Vec<Attempt>,
-    /// The event as delivered, pretty-printed.
-    pub payload: String,
-    pub reruns: Vec<String>,
-    /// Why a scheduled execution is not running although due (a paused type, per-object order).
-    #[serde(default)]
-    pub waiting: Option<crate::event_types::Waiting>,
-}
-
 /// One page of a filtered list, newest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExecutionPage {

@@ -2,7 +2,21 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Action, ExecutionPage, State};
+use crate::event_types::Waiting;
+use crate::model::{Action, Attempt, Execution, ExecutionPage, State};
+
+/// Everything the detail page shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionDetail {
+    pub execution: Execution,
+    pub attempts: Vec<Attempt>,
+    /// The event as delivered, pretty-printed.
+    pub payload: String,
+    pub reruns: Vec<String>,
+    /// Why a scheduled execution is not running although due (a paused type, per-object order).
+    #[serde(default)]
+    pub waiting: Option<Waiting>,
+}
 
 /// How many executions of one state match the filter; counts stop at `capped` rows so a
 /// huge table never pays for a full count.

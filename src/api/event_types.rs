@@ -8,7 +8,8 @@ use serde_json::{Map, Value, json};
 
 use crate::actions::By;
 use crate::console::ClientAddr;
-use crate::http::{ApiError, AppState};
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()

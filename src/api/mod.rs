@@ -14,7 +14,8 @@ use domain::model::{Action, ExecutionFilter};
 
 use crate::actions::audit::{self, By};
 use crate::console::ClientAddr;
-use crate::http::{ApiError, AppState};
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -35,7 +36,7 @@ fn check_token(state: &AppState, headers: &axum::http::HeaderMap) -> Result<(), 
             "the API is disabled: set DEFERRAL_API_TOKEN to enable it",
         ));
     };
-    crate::http::check_bearer(headers, expected)
+    crate::http::token::check_bearer(headers, expected)
 }
 
 fn invalid_filter(message: String) -> ApiError {

@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 use domain::records::{RecordFilter, RecordKind, RecordPage, RecordRows};
 
 use super::check_token;
-use crate::http::{ApiError, AppState};
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
 use crate::store::records_read::check_record_filter;
 
 pub fn router() -> Router<AppState> {

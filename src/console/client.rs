@@ -12,38 +12,15 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
-use ipnet::IpNet;
 
-use crate::http::AppState;
+use crate::config::TrustedProxies;
+use crate::http::state::AppState;
 
 /// Hops of `X-Forwarded-For` read at most: a longer chain of trusted proxies is not plausible,
 /// and the walk stays cheap whatever the header holds.
 const MAX_HOPS: usize = 16;
 
-/// Addresses and networks (`10.0.0.0/8`, `::1`) whose `X-Forwarded-For` is believed.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct TrustedProxies(pub Vec<IpNet>);
-
 impl TrustedProxies {
-    /// A comma-separated list of addresses or CIDR networks; empty: trust no proxy.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        s.split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(|p| {
-                p.parse::<IpNet>()
-                    .or_else(|_| p.parse::<IpAddr>().map(IpNet::from))
-                    .map_err(|_| format!("`{p}` is not an IP address or network (e.g. 10.0.0.1, 10.0.0.0/8, ::1)"))
-            })
-            .collect::<Result<_, _>>()
-            .map(TrustedProxies)
-    }
-
-    pub fn contains(&self, addr: IpAddr) -> bool {
-        let addr = addr.to_canonical();
-        self.0.iter().any(|net| net.contains(&addr))
-    }
-
     /// The client of a request that arrived from `peer`.
     pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         let mut client = peer.to_canonical();

@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use leptos::nonce::Nonce;
 
 use super::client;
-use crate::http::AppState;
+use crate::http::state::AppState;
 
 /// What a response's CSP allows: scripts only from here or carrying this response's nonce,
 /// the wasm compiled from here, nothing framed or framing, forms posting only here.

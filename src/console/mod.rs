@@ -16,16 +16,17 @@ use app::error::ConsoleError;
 use axum::http::request::Parts;
 use domain::alerts::Alerts;
 use domain::event_types::{EventTypes, Pause};
-use domain::model::{Action, Cursor, Execution, ExecutionDetail, ExecutionFilter, ExecutionPage, MAX_FILTER_TYPES};
+use domain::model::{Action, Cursor, Execution, ExecutionFilter, ExecutionPage, MAX_FILTER_TYPES};
+use domain::view::ExecutionDetail;
 use domain::view::{AuditPage, BulkOutcome, BulkPreview, Facets, ListView, StateCount, SweepView, TypeCount};
 
 use crate::actions::{ActionError, By, audit};
 use crate::config::Config;
-use crate::http::AppState;
+use crate::http::state::AppState;
 use crate::store::{StoreError, now_ms, rfc3339};
 
 pub use auth::{Auth, Passwords};
-pub use client::{ClientAddr, TrustedProxies};
+pub use client::ClientAddr;
 
 /// Counts per status stop here: a big table never pays for a full count on each page.
 pub const COUNT_CAP: i64 = 1000;

@@ -1,63 +1,24 @@
 //! HTTP assembly: one router per resource, merged here.
 
 mod assets;
-mod error;
+pub mod error;
 mod health;
 pub mod limits;
 mod metrics;
 pub mod serve;
-mod token;
+pub mod state;
+pub mod token;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use axum::Router;
-use axum::extract::FromRef;
 use leptos::prelude::*;
 use leptos_axum::{AxumRouteListing, LeptosRoutes, generate_route_list};
 
 pub use assets::Assets;
 pub use error::ApiError;
+pub use state::AppState;
 pub use token::check_bearer;
-
-use crate::actions::Actions;
-use crate::config::Config;
-use crate::executor::ExecutorHandle;
-use crate::store::Store;
-use crate::webhook::Ingest;
-
-/// What every handler may reach: the parts [`crate::Application::build`] started.
-#[derive(Clone, FromRef)]
-pub struct AppState {
-    pub leptos_options: LeptosOptions,
-    pub config: Arc<Config>,
-    pub store: Store,
-    pub ingest: Ingest,
-    pub executor: ExecutorHandle,
-    /// Operator actions, for the REST API and the console alike.
-    pub actions: Actions,
-    pub assets: Assets,
-}
-
-impl AppState {
-    pub fn new(config: Arc<Config>, store: Store, executor: ExecutorHandle, ingest: Ingest) -> Self {
-        let assets = Assets::load(&config.site_root);
-        let leptos_options = LeptosOptions::builder()
-            .output_name("deferral")
-            .site_root(config.site_root.as_str())
-            .site_pkg_dir(assets.pkg_dir())
-            .site_addr(config.site_addr)
-            .build();
-        AppState {
-            leptos_options,
-            config,
-            actions: Actions::new(store.clone(), executor.clone()),
-            store,
-            ingest,
-            executor,
-            assets,
-        }
-    }
-}
 
 /// The console's routes, listed once per process.
 ///

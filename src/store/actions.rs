@@ -2,8 +2,8 @@
 
 use domain::model::{Action, State};
 
-use super::rows::ExecutionRow;
 use super::ingest::new_execution_id;
+use super::rows::ExecutionRow;
 use super::{Store, now_ms, on_db, placeholders_from, values_list};
 
 /// Why an operator's action was refused.
@@ -65,7 +65,11 @@ impl Store {
                      last_error = CASE WHEN state = 'scheduled' THEN 'cancelled by an operator' ELSE last_error END,
                      cancel_requested = (state = 'running')"
                 };
-                let states = if action == Action::Retry { "'scheduled'" } else { "'scheduled', 'running'" };
+                let states = if action == Action::Retry {
+                    "'scheduled'"
+                } else {
+                    "'scheduled', 'running'"
+                };
                 let sql = self.writer.sql(format!(
                     "UPDATE executions SET {set} WHERE id IN ({in_ids}) AND state IN ({states}) RETURNING id"
                 ));

@@ -84,7 +84,7 @@ pub async fn run(mut args: DevArgs) -> anyhow::Result<()> {
         );
         args.config.stripe_webhook_secret = CommaList(vec![secret]);
     }
-    crate::cli::run(args.config).await
+    crate::Application::serve(args.config).await
 }
 
 /// `deferral serve`: a development secret is refused, a missing one is said at start.

@@ -1,7 +1,7 @@
 //! `POST /webhooks/stripe`: verify the signature on the raw body, store the event, answer.
 
 mod event;
-mod ingest;
+pub mod ingest;
 pub mod signature;
 
 use std::time::Duration;
@@ -20,7 +20,8 @@ pub use ingest::Ingest;
 use domain::model::Origin;
 
 use crate::config::Config;
-use crate::http::{ApiError, AppState};
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
 use crate::store::{NewEvent, now_ms};
 
 /// Stripe's own payloads stay far below this.

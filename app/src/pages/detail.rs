@@ -11,8 +11,9 @@ use crate::components::{
     record_table::ObjectLink,
 };
 use crate::event_types::{Pause, Waiting};
-use crate::model::{ExecutionDetail, State};
+use crate::model::State;
 use crate::server::{RunAction, get_execution};
+use crate::view::ExecutionDetail;
 
 /// One execution: metadata, actions, the attempts, the result and the event payload.
 #[component]

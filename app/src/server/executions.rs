@@ -2,8 +2,8 @@ use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
 
 use crate::error::ConsoleError;
-use crate::model::{ExecutionDetail, ExecutionFilter};
-use crate::view::{AuditPage, ListView};
+use crate::model::ExecutionFilter;
+use crate::view::{AuditPage, ExecutionDetail, ListView};
 
 /// One page of executions matching the filter, with counts per status and the facets.
 #[server(prefix = "/console/fn", endpoint = "list_executions", input = Json)]
