@@ -456,7 +456,7 @@ mod every_driver {
                 );
                 assert!(
                     store
-                        .heartbeat("w", &[busy.row.id.clone()], 60_000)
+                        .heartbeat("w", std::slice::from_ref(&busy.row.id), 60_000)
                         .await
                         .unwrap()
                         .cancel
