@@ -1,5 +1,5 @@
 # The two commands of the README, and the benchmarks.
-.PHONY: run test test-rust test-e2e test-stall bench-ingest bench-executor bench-stripe-limits bench-console lint
+.PHONY: run test test-rust test-e2e test-stall bench-ingest bench-executor bench-stripe-limits bench-console bench-compare lint
 
 export LEPTOS_OUTPUT_NAME := deferral
 
@@ -53,6 +53,12 @@ bench-executor:
 ## endpoint (BENCH_EVENTS=1000; STRIPE_API_RATE as in the README)
 bench-stripe-limits:
 	cargo bench --bench stripe_limits
+
+## bench-compare: the executor and ingest benchmarks of BEFORE (a revision) and this checkout,
+## alternately in one run (ROUNDS=3); BENCH_POSTGRES=postgres://… runs them on PostgreSQL
+ROUNDS ?= 3
+bench-compare:
+	scripts/bench-side-by-side.sh $(BEFORE) $(ROUNDS)
 
 lint:
 	cargo fmt --all --check
