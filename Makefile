@@ -1,5 +1,5 @@
 # The two commands of the README, and the benchmarks.
-.PHONY: run test test-rust test-e2e test-stall bench-ingest bench-executor bench-stripe-limits bench-console bench-compare lint
+.PHONY: run test test-rust test-e2e test-stall bench-ingest bench-executor bench-stripe-limits bench-console bench-peer bench-compare lint
 
 export LEPTOS_OUTPUT_NAME := deferral
 
@@ -48,6 +48,12 @@ bench-ingest:
 
 bench-executor:
 	cargo bench --bench executor
+
+## bench-peer: Deferral on PostgreSQL against graphile-worker (pinned in benches/peer/, installed with
+## npm ci), RUNS rounds (3) of EXECUTIONS no-op jobs (30,000), each run on a fresh database of
+## DATABASE_URL_SERVER (postgres://postgres@127.0.0.1:5432): every figure, the medians, the ratio
+bench-peer:
+	benches/peer/run.sh
 
 ## bench-stripe-limits: N re-fetched events against a local Stripe enforcing 100/s live and 25/s per
 ## endpoint (BENCH_EVENTS=1000; STRIPE_API_RATE as in the README)
