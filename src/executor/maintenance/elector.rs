@@ -1,14 +1,15 @@
 //! Leader election: which process runs the maintenance needed once per database.
 //!
-//! A task per opened store keeps a [`LeaderSession`] (a connection of its own holding, or trying
-//! to take, the leader lock; see `store::leader`). Not leading, it tries again every interval;
-//! leading, it checks its session every interval and steps down when that fails. A leader that
-//! dies or loses its connection holds the lock no more, and another process takes it at its next
-//! try: within one interval. SQLite: the one process leads from its first try.
+//! A task per opened store keeps a [`LeaderSession`] (see `store::leader`; on PostgreSQL a lease
+//! on a row, renewed every interval). Not leading, it tries every interval; leading, it renews
+//! every interval and steps down when a renewal fails. A leader that stops gives the lease up
+//! (another process leads within an interval); one that dies or whose connections go silent
+//! stops renewing, and another takes over once the lease runs out (three intervals). SQLite: the
+//! one process leads from its first try.
 //!
-//! Leadership can overlap briefly (the server ended an old leader's session before that leader's
-//! next check): the leader-only services stay correct when two processes run them at once, as
-//! every process used to; the election saves the work, it does not guard the data.
+//! Leadership can overlap briefly (a silent leader has not yet seen its renewal fail when the
+//! lease runs out): the leader-only services stay correct when two processes run them at once,
+//! as every process used to; the election saves the work, it does not guard the data.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -129,10 +130,10 @@ async fn campaign(store: Store, leader: watch::Sender<bool>, every_ms: Arc<Atomi
                 leader.send_replace(now);
             }
             Err(e) => {
-                // The session is closed (releasing the lock if it held it); the next try opens another.
+                // A new session for the next try.
                 session = None;
                 if was {
-                    tracing::warn!(error = %e, "leader connection failed; no longer leader");
+                    tracing::warn!(error = %e, "cannot renew the lead; no longer leader");
                     leader.send_replace(false);
                 } else if !failing {
                     tracing::warn!(error = %e, "cannot take part in the leader election; will try again");

@@ -1,112 +1,78 @@
-//! The leader election's session: one connection of its own (not pooled) that tries to take,
-//! then keeps, a session-level advisory lock. The lock ends with its session, so a leader that
-//! dies, or whose connection drops, leads no more and another process takes the lock at its next
-//! try. Every statement waits no longer than the store's deadline; a session that failed or did
-//! not answer in time is closed (which releases the lock) and must not be used again.
+//! The leader election's campaign: a lease on a row of `leader` (migration 0015). The leader
+//! renews it every interval; when it expires unrenewed (the leader died, or its connections went
+//! silent) the next process to try takes it. A lease rather than an advisory lock: a session
+//! left mid-protocol (a NAT entry lost) keeps its locks for good, and with them the lead, while
+//! the process behind it can no longer act; it cannot renew a lease.
+//!
+//! Times are the server's (`clock_timestamp()`), so processes whose clocks disagree still agree
+//! on when a lease ends. Every statement waits no longer than the store's deadline.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::PgPool;
 
 use super::super::driver::Campaign;
 use super::super::{Result, StoreError};
 
-/// The leader lock. Two keys, and a first key of its own: it never equals the per-object locks
-/// (`hashtext('deferral-object'), …`), the other named locks (`locks.rs`) or the single-key
-/// locks (another key space).
-const LOCK: &str = "hashtext('deferral-leader'), 0";
+/// The row of the maintenance leader.
+const ELECTION: &str = "maintenance";
 
-/// Opens a session with the readers' settings (deadlines, this process's name), outside the
-/// pools, with TCP keepalives every `check_every`, so the server itself notices a leader whose
-/// host vanished and ends its session (releasing the lock) within a few of them.
-pub(super) async fn session(pool: &PgPool, check_every: Duration, deadline: Duration) -> Result<Box<dyn Campaign>> {
-    let idle = check_every.as_secs().max(1);
-    let options = (*pool.connect_options()).clone().options([
-        ("tcp_keepalives_idle", idle),
-        ("tcp_keepalives_interval", 1),
-        ("tcp_keepalives_count", 3),
-    ]);
-    let connection = tokio::time::timeout(deadline, PgConnection::connect_with(&options))
-        .await
-        .map_err(|_| StoreError::Timeout {
-            what: "leader session",
-            after: deadline,
-        })??;
-    Ok(Box::new(Session {
-        connection: Some(connection),
-        leading: false,
+/// How many intervals a lease lasts: a leader that misses two renewals in a row (a slow
+/// database, a late timer) keeps it; one that misses three has lost it.
+const LEASE_INTERVALS: u32 = 3;
+
+const NOW_MS: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
+
+/// A campaign of this process: `owner` names it (this process's name and a random suffix, so
+/// two stores in one process are two candidates).
+pub(super) fn session(pool: &PgPool, check_every: Duration, deadline: Duration) -> Box<dyn Campaign> {
+    Box::new(Session {
+        pool: pool.clone(),
+        owner: format!("{}/{:08x}", super::process_name(), rand::random::<u32>()),
+        lease: check_every * LEASE_INTERVALS,
         deadline,
-    }))
+    })
 }
 
 struct Session {
-    connection: Option<PgConnection>,
-    leading: bool,
+    pool: PgPool,
+    owner: String,
+    lease: Duration,
     deadline: Duration,
-}
-
-impl Session {
-    fn close_now(&mut self) {
-        // Dropping the connection closes its socket at once, without waiting for the server.
-        self.connection = None;
-        self.leading = false;
-    }
 }
 
 #[async_trait]
 impl Campaign for Session {
-    /// Not leading yet: tries to take the lock (`pg_try_advisory_lock`, never waiting for it).
-    /// Leading: checks that the session (and so the lock) is still alive (`SELECT 1`).
+    /// Takes the lease if it is free or expired, renews it if it is ours; answers whether it is ours.
     async fn try_lead(&mut self) -> Result<bool> {
-        let Some(connection) = self.connection.as_mut() else {
-            return Err(StoreError::Db(sqlx::Error::PoolClosed));
-        };
-        let answer = if self.leading {
-            let check = sqlx::query("SELECT 1").execute(&mut *connection);
-            tokio::time::timeout(self.deadline, check)
-                .await
-                .map(|r| r.map(|_| true))
-        } else {
-            let sql = format!("SELECT pg_try_advisory_lock({LOCK})");
-            let lock = sqlx::query_scalar::<_, bool>(&sql).fetch_one(&mut *connection);
-            tokio::time::timeout(self.deadline, lock).await
-        };
-        match answer {
-            Ok(Ok(leading)) => {
-                self.leading = leading;
-                Ok(leading)
-            }
-            Ok(Err(e)) => {
-                self.close_now();
-                Err(e.into())
-            }
-            Err(_) => {
-                // The lock may be taken by now, unanswered: only closing the session is sure to free it.
-                self.close_now();
-                Err(StoreError::Timeout {
-                    what: "leader election",
-                    after: self.deadline,
-                })
-            }
+        let sql = format!(
+            "INSERT INTO leader AS l (name, owner, expires_at) VALUES ($1, $2, {NOW_MS} + $3)
+             ON CONFLICT (name) DO UPDATE SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at
+             WHERE l.owner = EXCLUDED.owner OR l.expires_at < {NOW_MS}
+             RETURNING owner"
+        );
+        let lease_ms = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX);
+        let claim = sqlx::query_scalar::<_, String>(&sql)
+            .bind(ELECTION)
+            .bind(&self.owner)
+            .bind(lease_ms)
+            .fetch_optional(&self.pool);
+        match tokio::time::timeout(self.deadline, claim).await {
+            Ok(answer) => Ok(answer?.is_some()),
+            Err(_) => Err(StoreError::Timeout {
+                what: "leader election",
+                after: self.deadline,
+            }),
         }
     }
 
-    /// Gives the lock up (if held) and closes the session, within the deadline. Past it the
-    /// connection is dropped: its socket closes, and the server ends the session, and the lock
-    /// with it, when it sees that.
-    async fn resign(mut self: Box<Self>) {
-        let Some(mut connection) = self.connection.take() else {
-            return;
-        };
-        let leading = self.leading;
-        let resign = async move {
-            if leading {
-                let sql = format!("SELECT pg_advisory_unlock({LOCK})");
-                sqlx::query(&sql).execute(&mut connection).await?;
-            }
-            connection.close().await
-        };
+    /// Gives the lease up at once, so another process leads at its next try.
+    async fn resign(self: Box<Self>) {
+        let resign = sqlx::query("DELETE FROM leader WHERE name = $1 AND owner = $2")
+            .bind(ELECTION)
+            .bind(&self.owner)
+            .execute(&self.pool);
         let _ = tokio::time::timeout(self.deadline, resign).await;
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Claimers in different processes take different rows (`FOR UPDATE SKIP LOCKED`) and take
 //! turns per Stripe object (`queue.rs`); processes wake each other with LISTEN/NOTIFY
-//! (`wakeups.rs`) and elect a leader on a connection of its own (`leader.rs`).
+//! (`wakeups.rs`) and elect a leader by a lease on a row (`leader.rs`).
 
 mod ingest;
 mod leader;
@@ -162,7 +162,7 @@ impl Driver for PostgresDriver {
     }
 
     async fn leader_session(&self, check_every: Duration, deadline: Duration) -> Result<Option<Box<dyn Campaign>>> {
-        Ok(Some(leader::session(&self.readers, check_every, deadline).await?))
+        Ok(Some(leader::session(&self.writer, check_every, deadline)))
     }
 
     /// Distinct process names among the database's sessions: a process that dies drops out
