@@ -70,7 +70,7 @@ impl Store {
                 } else {
                     "'scheduled', 'running'"
                 };
-                let sql = self.writer.sql(format!(
+                let sql = self.driver.sql(format!(
                     "UPDATE executions SET {set} WHERE id IN ({in_ids}) AND state IN ({states}) RETURNING id"
                 ));
                 let rows: Vec<String> = on_db!(&self.writer, pool => {
@@ -84,7 +84,7 @@ impl Store {
             }
             Action::Rerun => {
                 // A new execution of the same event for each finished one, its attempts its own.
-                let sql = self.writer.sql(format!(
+                let sql = self.driver.sql(format!(
                     "INSERT INTO executions (id, event_id, event_type, event_created, livemode, api_version, object_id, state,
                          max_attempts, created_at, scheduled_at, next_run_at, discard_at, rerun_of, account, origin)
                      SELECT v.column1, x.event_id, x.event_type, x.event_created, x.livemode, x.api_version, x.object_id,

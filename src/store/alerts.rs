@@ -93,7 +93,7 @@ impl Store {
     ) -> Result<usize> {
         let lock = self.driver.alert_compose_lock();
         on_db!(&self.writer, pool => {
-            let mut tx = pool.begin_with(self.writer.begin_write()).await?;
+            let mut tx = pool.begin_with(self.driver.begin_write()).await?;
             if let Some(lock) = lock {
                 let got: bool = sqlx::query_scalar(lock).fetch_one(&mut *tx).await?;
                 if !got {
@@ -261,7 +261,7 @@ impl Store {
     /// they reported.
     pub async fn prune_alerts(&self, before: i64) -> Result<u64> {
         on_db!(&self.writer, pool => {
-            let mut tx = pool.begin_with(self.writer.begin_write()).await?;
+            let mut tx = pool.begin_with(self.driver.begin_write()).await?;
             sqlx::query("DELETE FROM alert_failures WHERE message_id IS NOT NULL AND failed_at < $1")
                 .bind(before)
                 .execute(&mut *tx)

@@ -40,6 +40,12 @@ pub(crate) trait Driver: Send + Sync + std::fmt::Debug {
     /// How many ingest batches may be written at the same time.
     fn ingest_writers(&self) -> usize;
 
+    /// A statement as this backend should be given it (placeholders written `$1`, `$2`, …).
+    fn sql(&self, sql: String) -> String;
+
+    /// How a write transaction starts.
+    fn begin_write(&self) -> &'static str;
+
     /// `column` in a comparison no index may serve (see each driver for why it matters).
     fn not_indexed(&self, column: &str) -> String;
 

@@ -35,7 +35,7 @@ impl Store {
     /// that are older too. Returns executions deleted.
     pub async fn prune(&self, before: i64, batch: i64) -> Result<u64> {
         on_db!(&self.writer, pool => {
-            let mut tx = pool.begin_with(self.writer.begin_write()).await?;
+            let mut tx = pool.begin_with(self.driver.begin_write()).await?;
             let deleted = sqlx::query(
                 "DELETE FROM executions WHERE seq IN (SELECT seq FROM executions
                    WHERE finished_at IS NOT NULL AND finished_at < $1

@@ -210,25 +210,6 @@ impl Store {
     }
 }
 
-impl Db {
-    /// The statement as this backend should be given it (SQLite: anonymous parameters where
-    /// possible, see `sqlite::sql`).
-    pub(crate) fn sql(&self, sql: String) -> String {
-        match self {
-            Db::Postgres(_) => sql,
-            Db::Sqlite(_) => sqlite::sql(sql),
-        }
-    }
-
-    /// How a write transaction starts (SQLite: see `sqlite::BEGIN_WRITE`).
-    pub(crate) fn begin_write(&self) -> &'static str {
-        match self {
-            Db::Sqlite(_) => sqlite::BEGIN_WRITE,
-            Db::Postgres(_) => "BEGIN",
-        }
-    }
-}
-
 /// `($1, $2, …), ($k, …)`: `rows` tuples of `width` placeholders, numbered from `first`,
 /// for multi-row statements.
 pub(crate) fn values_list(rows: usize, width: usize, first: usize) -> String {

@@ -84,7 +84,7 @@ impl Store {
     pub async fn resume(&self, pattern: &str) -> Result<Pause, PauseError> {
         let prefix = parse_pattern(pattern).map_err(PauseError::Invalid)?;
         let lifted: Option<Pause> = on_db!(&self.writer, pool => {
-            let mut tx = pool.begin_with(self.writer.begin_write()).await.map_err(super::StoreError::from)?;
+            let mut tx = pool.begin_with(self.driver.begin_write()).await.map_err(super::StoreError::from)?;
             let row: Option<PauseRow> = sqlx::query_as(
                 "DELETE FROM event_type_pauses WHERE pattern = $1 RETURNING pattern, paused_by, paused_at",
             )

@@ -74,7 +74,7 @@ impl Store {
             return Ok(out);
         }
         let in_ids = placeholders(ids.len());
-        let sql = self.db.sql(format!(
+        let sql = self.driver.sql(format!(
             "SELECT a.execution_id, a.duration_us FROM attempts a JOIN executions x ON x.id = a.execution_id
              WHERE a.execution_id IN ({in_ids}) AND a.number = x.attempts"
         ));

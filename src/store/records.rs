@@ -276,7 +276,7 @@ impl Store {
             let sql: &str = &DISPUTE_UPSERT;
             let now = now_ms();
             let last = on_db!(&self.writer, pool => {
-                let mut tx = pool.begin_with(self.writer.begin_write()).await?;
+                let mut tx = pool.begin_with(self.driver.begin_write()).await?;
                 let (last,): (Option<String>,) = sqlx::query_as(sql)
                     .bind(&d.id)
                     .bind(&d.charge)

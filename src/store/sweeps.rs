@@ -90,7 +90,7 @@ impl Store {
     pub async fn stored_events(&self, ids: &[&str]) -> Result<HashSet<String>> {
         let mut stored = HashSet::new();
         for chunk in ids.chunks(500) {
-            let sql = self.db.sql(format!(
+            let sql = self.driver.sql(format!(
                 "SELECT id FROM events WHERE id IN ({})",
                 placeholders(chunk.len())
             ));

@@ -93,6 +93,15 @@ impl Driver for PostgresDriver {
         4
     }
 
+    /// As written: PostgreSQL numbers parameters itself.
+    fn sql(&self, statement: String) -> String {
+        statement
+    }
+
+    fn begin_write(&self) -> &'static str {
+        "BEGIN"
+    }
+
     /// PostgreSQL plans by statistics: no hint needed.
     fn not_indexed(&self, column: &str) -> String {
         column.to_string()

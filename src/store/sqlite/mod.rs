@@ -98,6 +98,14 @@ impl Driver for SqliteDriver {
         1
     }
 
+    fn sql(&self, statement: String) -> String {
+        sql(statement)
+    }
+
+    fn begin_write(&self) -> &'static str {
+        BEGIN_WRITE
+    }
+
     /// Without statistics SQLite would pick an index on any column compared for equality; a
     /// unary `+` rules it out.
     fn not_indexed(&self, column: &str) -> String {
