@@ -24,10 +24,10 @@ run() { # tree, bench: prints the benchmark's table rows
   if [ -n "${BENCH_POSTGRES:-}" ]; then
     db="deferral_bench_$(date +%s%N)"
     psql "$BENCH_POSTGRES/postgres" -qc "CREATE DATABASE $db"
-    (cd "$tree" && DATABASE_URL="$BENCH_POSTGRES/$db" cargo bench -q --bench "$bench" 2>/dev/null) | grep '^| ' | grep -v '^| measure\|^| run' || true
+    (cd "$tree" && DATABASE_URL="$BENCH_POSTGRES/$db" cargo bench -q --bench "$bench" 2>/dev/null) | grep '^| ' | grep -v '^| measure | value\|^| run | connections' || true
     psql "$BENCH_POSTGRES/postgres" -qc "DROP DATABASE $db WITH (FORCE)"
   else
-    (cd "$tree" && env -u DATABASE_URL cargo bench -q --bench "$bench" 2>/dev/null) | grep '^| ' | grep -v '^| measure\|^| run' || true
+    (cd "$tree" && env -u DATABASE_URL cargo bench -q --bench "$bench" 2>/dev/null) | grep '^| ' | grep -v '^| measure | value\|^| run | connections' || true
   fi
 }
 
