@@ -348,7 +348,7 @@ async fn connections_stranded_mid_protocol_leave_no_executor_idle() {
 }
 
 /// The services beside the executor bound their database calls too: the reconciliation sweep
-/// (its record, and its lock on a connection of its own) and the alerter. Each is caught with a
+/// (its record and its leader election) and the alerter. Each is caught with a
 /// call in flight when the connection goes silent; each gives up within the deadline, so a stop
 /// is heard within a few deadlines instead of once the silence ends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -374,7 +374,7 @@ async fn the_sweep_and_the_alerter_stop_while_the_database_is_silent() {
         .await
         .unwrap();
     let fake = fake_stripe::FakeStripe::start().await;
-    // The sweep's page takes a while: the silence starts while the sweep holds its lock.
+    // The sweep's page takes a while: the silence starts while the sweep is under way.
     fake.slow_list(Duration::from_secs(2));
     let mut config = support::test_config(&url);
     config.reconcile_interval = Duration::from_secs(3600);
@@ -411,7 +411,7 @@ async fn the_sweep_and_the_alerter_stop_while_the_database_is_silent() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     proxy.blackhole();
-    // The alerter's answer now waits in the proxy; the sweep's record and unlock will.
+    // The alerter's answer now waits in the proxy; the sweep's record will.
     locked.commit().await.unwrap();
     stop.cancel();
     let stopped = tokio::time::timeout(DEADLINE * 5, async { (sweep.await, alerts.await) }).await;

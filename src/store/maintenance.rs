@@ -7,8 +7,8 @@ const RESCUE_BATCH: i64 = 1000;
 
 impl Store {
     /// Puts executions whose lease expired (their worker died) back to `scheduled`, recording
-    /// the lost attempt; those out of attempts fail. One statement per batch of
-    /// 1000 (`RESCUE_BATCH`). Returns the rescued ids.
+    /// the lost attempt; those out of attempts fail. Up to `RESCUE_BATCH` at a time, set-based
+    /// (see each driver's `rescue`). Returns the rescued ids.
     pub async fn rescue(&self) -> Result<Vec<String>> {
         self.driver.rescue(now_ms(), RESCUE_BATCH).await
     }

@@ -1,5 +1,5 @@
-//! Reconciliation runs (`reconcile_sweeps`, migration 0010), the events already stored
-//! (for a dry run), and on PostgreSQL the lock that lets one process sweep at a time.
+//! Reconciliation runs (`reconcile_sweeps`, migration 0010) and the events already stored (for
+//! a dry run). Which process sweeps is the leader election's (`store::leader`).
 
 use super::{Result, Store, now_ms, on_db, placeholders};
 use std::collections::HashSet;
