@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The executor and ingest benchmarks of two revisions, run alternately in one session: before,
-# after, before, after… so that whatever else the machine does shifts both alike.
+# The executor and ingest benchmarks of two revisions, run alternately in one session (before,
+# after, then after, before, …) so that whatever else the machine does shifts both alike.
 #
 #   scripts/bench-side-by-side.sh BEFORE_REV [ROUNDS]        (3 rounds unless given)
 #   BENCH_POSTGRES=postgres://postgres@127.0.0.1:5432 scripts/bench-side-by-side.sh BEFORE_REV
@@ -35,8 +35,11 @@ echo "before: $(git -C "$wt" log -1 --format='%h %s' | cut -c1-70)"
 echo "after:  $(git log -1 --format='%h %s' | cut -c1-70)"
 echo "backend: ${BENCH_POSTGRES:+PostgreSQL}${BENCH_POSTGRES:-SQLite}"
 for i in $(seq 1 "$rounds"); do
+  # Odd rounds run "before" first, even rounds "after" first: whichever runs second is not
+  # always the one that inherits the first's page cache and pending disk writes.
+  sides="before after"; [ $((i % 2)) = 0 ] && sides="after before"
   for bench in executor ingest; do
-    for side in before after; do
+    for side in $sides; do
       tree=$([ "$side" = before ] && echo "$wt" || echo "$here")
       run "$tree" "$bench" | sed "s/^/round $i $side $bench /"
     done
