@@ -1,8 +1,10 @@
 //! Login attempts, throttled per client with `governor`'s keyed buckets (GCRA).
 //!
 //! Only failed attempts spend a client's budget: operators behind one address (an office's NAT,
-//! a test suite) log in as often as they like, while a guesser gets a few tries at once, then
-//! one per `SHORT_PERIOD`, and after a longer run one per `LONG_PERIOD`. A client whose budget
+//! a test suite) log in as often as they like, while a guesser's wait grows in `STEPS`: ten
+//! tries at once, then one per 3 s; after a hundred, one per 36 s; after a thousand (hours of
+//! guessing at the earlier pace), one per 6 minutes. Each step is a bucket of its own, and a
+//! failure spends a cell of each, so the slowest spent bucket sets the wait. A client whose budget
 //! is spent is held: every attempt, the right password included, waits until it may try again,
 //! and the password is not even compared meanwhile. Every client has its own buckets, so an
 //! outsider's guesses never lock out an operator at another address: there is deliberately no
@@ -19,31 +21,46 @@ use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::{DefaultKeyedRateLimiter, Quota};
 
-/// Failures at once, then one per `SHORT_PERIOD`.
-pub const SHORT_BURST: u32 = 10;
-pub const SHORT_PERIOD: Duration = Duration::from_secs(3);
-/// Failures over a longer run, then one per `LONG_PERIOD`.
-pub const LONG_BURST: u32 = 100;
-pub const LONG_PERIOD: Duration = Duration::from_secs(36);
+/// The steps a guesser's wait grows by: after `burst` failures (counted from the first, less
+/// what has come back since), one more per `period`.
+pub struct Step {
+    pub burst: u32,
+    pub period: Duration,
+}
+
+pub const STEPS: [Step; 3] = [
+    Step {
+        burst: 10,
+        period: Duration::from_secs(3),
+    },
+    Step {
+        burst: 100,
+        period: Duration::from_secs(36),
+    },
+    Step {
+        burst: 1000,
+        period: Duration::from_secs(360),
+    },
+];
 
 type Bucket = DefaultKeyedRateLimiter<IpAddr, StateInformationMiddleware>;
 
 pub struct LoginThrottle {
-    /// Each bucket with the time one spent cell takes to come back.
-    buckets: [(Bucket, Duration); 2],
+    /// A bucket per step, with the time one spent cell takes to come back.
+    buckets: Vec<(Bucket, Duration)>,
     /// Clients whose budget is spent, and when they may try again. governor can only spend
     /// a cell, not look at a bucket, so the hold is kept beside it.
     held: Mutex<HashMap<IpAddr, Instant>>,
     clock: DefaultClock,
 }
 
-fn bucket(period: Duration, burst: u32) -> (Bucket, Duration) {
-    let quota = Quota::with_period(period)
+fn bucket(step: &Step) -> (Bucket, Duration) {
+    let quota = Quota::with_period(step.period)
         .expect("a non-zero period")
-        .allow_burst(NonZeroU32::new(burst).expect("a non-zero burst"));
+        .allow_burst(NonZeroU32::new(step.burst).expect("a non-zero burst"));
     (
         DefaultKeyedRateLimiter::<IpAddr>::keyed(quota).with_middleware::<StateInformationMiddleware>(),
-        period,
+        step.period,
     )
 }
 
@@ -65,7 +82,7 @@ impl LoginThrottle {
     /// throttle is dropped.
     pub fn start() -> Arc<Self> {
         let throttle = Arc::new(LoginThrottle {
-            buckets: [bucket(SHORT_PERIOD, SHORT_BURST), bucket(LONG_PERIOD, LONG_BURST)],
+            buckets: STEPS.iter().map(bucket).collect(),
             held: Mutex::new(HashMap::new()),
             clock: DefaultClock::default(),
         });
@@ -134,23 +151,55 @@ mod tests {
     async fn each_client_has_its_own_budget() {
         let throttle = LoginThrottle::start();
         let attacker: IpAddr = "203.0.113.7".parse().unwrap();
-        for _ in 0..SHORT_BURST {
+        for _ in 0..STEPS[0].burst {
             throttle.may_attempt(attacker).unwrap();
             throttle.failed(attacker);
         }
         let wait = throttle.may_attempt(attacker).unwrap_err();
-        assert!(wait > Duration::ZERO && wait <= SHORT_PERIOD, "{wait:?}");
+        assert!(wait > Duration::ZERO && wait <= STEPS[0].period, "{wait:?}");
         throttle.may_attempt("198.51.100.1".parse().unwrap()).unwrap();
+    }
+
+    /// Each step in turn: one failure short of it the wait is still the previous step's; the
+    /// failure that spends its last cell makes the wait longer, up to its period.
+    #[tokio::test]
+    async fn the_wait_grows_with_each_step() {
+        let throttle = LoginThrottle::start();
+        let guesser: IpAddr = "203.0.113.9".parse().unwrap();
+        let (mut spent, mut previous) = (0, Duration::ZERO);
+        for step in &STEPS {
+            while spent < step.burst - 1 {
+                throttle.failed(guesser);
+                spent += 1;
+            }
+            let before = throttle.may_attempt(guesser).err().unwrap_or_default();
+            assert!(before <= previous, "after {spent} failures: {before:?}");
+            throttle.failed(guesser);
+            spent += 1;
+            let wait = throttle.may_attempt(guesser).unwrap_err();
+            assert!(
+                wait > previous && wait <= step.period,
+                "after {spent} failures: {wait:?}, the step before held {previous:?}"
+            );
+            assert!(wait > step.period / 2, "this step's period sets the wait: {wait:?}");
+            previous = wait;
+        }
+        // Past the last step the wait grows no further: one more try per period.
+        for _ in 0..100 {
+            throttle.failed(guesser);
+        }
+        let wait = throttle.may_attempt(guesser).unwrap_err();
+        assert!(wait <= STEPS[2].period, "{wait:?}");
     }
 
     #[tokio::test]
     async fn only_failures_spend_the_budget() {
         let throttle = LoginThrottle::start();
         let office: IpAddr = "192.0.2.10".parse().unwrap();
-        for _ in 0..(SHORT_BURST * 5) {
+        for _ in 0..(STEPS[0].burst * 5) {
             throttle.may_attempt(office).unwrap();
         }
-        for _ in 0..(SHORT_BURST - 1) {
+        for _ in 0..(STEPS[0].burst - 1) {
             throttle.failed(office);
         }
         throttle.may_attempt(office).unwrap();
