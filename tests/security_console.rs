@@ -276,6 +276,8 @@ async fn cross_origin_posts_are_refused_with_and_without_javascript() {
             }
             let resp = req.send().await.unwrap();
             assert_eq!(resp.status(), 403, "{cross:?}");
+            // The refusal is a console answer too: not to be framed, sniffed or cached.
+            assert_security_headers(resp.headers(), &format!("refused {cross:?}"));
             assert!(resp.text().await.unwrap().contains("cross-origin"));
         }
     }
@@ -284,6 +286,7 @@ async fn cross_origin_posts_are_refused_with_and_without_javascript() {
     let (status, headers, _) = log_in_with(&app.client, &app, PASSWORD, &[("origin", "https://evil.example")]).await;
     assert_eq!(status, 403);
     assert!(headers.get("set-cookie").is_none());
+    assert_security_headers(&headers, "a refused login");
     // The console's own pages post fine.
     let origin = app.url.clone();
     let (status, _, cookie) = log_in_with(

@@ -10,7 +10,7 @@ use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::HeaderMap;
+use axum::http::{Extensions, HeaderMap};
 use axum::http::request::Parts;
 
 use crate::config::TrustedProxies;
@@ -47,10 +47,10 @@ impl TrustedProxies {
     }
 }
 
-/// The TCP peer, as `axum::serve` records it (`into_make_service_with_connect_info`).
-pub fn peer(parts: &Parts) -> IpAddr {
-    parts
-        .extensions
+/// The TCP peer, as `axum::serve` records it (`into_make_service_with_connect_info`), from a
+/// request's extensions (`request.extensions()` or `parts.extensions`).
+pub fn peer(extensions: &Extensions) -> IpAddr {
+    extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip())
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
@@ -62,7 +62,7 @@ pub struct ClientAddr(pub IpAddr);
 
 impl ClientAddr {
     pub fn of(parts: &Parts, trusted: &TrustedProxies) -> Self {
-        ClientAddr(trusted.client(peer(parts), &parts.headers))
+        ClientAddr(trusted.client(peer(&parts.extensions), &parts.headers))
     }
 }
 

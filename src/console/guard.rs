@@ -76,22 +76,10 @@ fn refused() -> Response {
         .into_response()
 }
 
-pub async fn guard(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    if !request.method().is_safe() {
-        let (parts, body) = request.into_parts();
-        let from_proxy = state.config.trusted_proxies.contains(client::peer(&parts));
-        if cross_origin(&parts.headers, from_proxy) {
-            tracing::warn!(path = %parts.uri.path(), origin = ?parts.headers.get(header::ORIGIN), "console: cross-origin post refused");
-            return refused();
-        }
-        request = Request::from_parts(parts, body);
-    }
-    let assets = request.uri().path().starts_with("/pkg/");
-    let nonce = Nonce::new();
-    request.extensions_mut().insert(nonce.clone());
-    let mut response = next.run(request).await;
-    let headers = response.headers_mut();
-    if let Ok(csp) = HeaderValue::from_str(&content_security_policy(&nonce)) {
+/// The headers every console answer carries, refusals included: a refused post is a page of
+/// this site like any other, and must not be framed, sniffed or cached either.
+fn secure(headers: &mut HeaderMap, nonce: &Nonce, assets: bool) {
+    if let Ok(csp) = HeaderValue::from_str(&content_security_policy(nonce)) {
         headers.insert(header::CONTENT_SECURITY_POLICY, csp);
     }
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
@@ -101,6 +89,23 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
     if !assets {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
+}
+
+pub async fn guard(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let assets = request.uri().path().starts_with("/pkg/");
+    let nonce = Nonce::new();
+    let mut response = if !request.method().is_safe()
+        && cross_origin(
+            request.headers(),
+            state.config.trusted_proxies.contains(client::peer(request.extensions())),
+        ) {
+        tracing::warn!(path = %request.uri().path(), origin = ?request.headers().get(header::ORIGIN), "console: cross-origin post refused");
+        refused()
+    } else {
+        request.extensions_mut().insert(nonce.clone());
+        next.run(request).await
+    };
+    secure(response.headers_mut(), &nonce, assets);
     response
 }
 
