@@ -17,20 +17,43 @@ async fn facets(app: &TestApp, token: &str) -> u16 {
     call(app, &app.client, "facets", "", token).await.0
 }
 
+/// "Log out" with this session's cookie; the answer clears the cookie.
+async fn log_out(app: &TestApp, token: &str) {
+    let resp = app
+        .client
+        .post(format!("{}/console/fn/logout", app.url))
+        .header("cookie", format!("deferral_session={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
+}
+
+/// The rows `sql` answers on the app's database, over a connection of the test's own (behind
+/// the store's back).
+async fn rows(database_url: &str, sql: &str, binds: &[&str]) -> usize {
+    if database_url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(database_url).await.unwrap();
+        let query = binds.iter().fold(sqlx::query(sql), |q, b| q.bind(*b));
+        let n = query.fetch_all(&pool).await.unwrap().len();
+        pool.close().await;
+        n
+    } else {
+        let pool = sqlx::SqlitePool::connect(database_url).await.unwrap();
+        let query = binds.iter().fold(sqlx::query(sql), |q, b| q.bind(*b));
+        let n = query.fetch_all(&pool).await.unwrap().len();
+        pool.close().await;
+        n
+    }
+}
+
 #[tokio::test]
 async fn logout_and_expiry_are_final_across_a_restart() {
     let app = TestApp::spawn().await;
     let ended = log_in(&app, PASSWORD).await;
     let kept = log_in(&app, PASSWORD).await;
     let expiring = log_in(&app, PASSWORD).await;
-    let resp = app
-        .client
-        .post(format!("{}/console/fn/logout", app.url))
-        .header("cookie", format!("deferral_session={ended}"))
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
+    log_out(&app, &ended).await;
     assert_eq!(facets(&app, &ended).await, 401);
 
     let app = restart(app, |_| {}).await;
@@ -42,24 +65,45 @@ async fn logout_and_expiry_are_final_across_a_restart() {
     );
     // Expiry is the database's word too.
     let id = expiring.split('.').next().unwrap();
-    let changed;
-    // Behind the store's back, on a connection of the test's own.
-    let sql = "UPDATE console_sessions SET expires_at = 1 WHERE id = $1";
-    if app.database_url.starts_with("postgres") {
-        let pool = sqlx::PgPool::connect(&app.database_url).await.unwrap();
-        changed = sqlx::query(sql).bind(id).execute(&pool).await.unwrap().rows_affected();
-        pool.close().await;
-    } else {
-        let path = app.database_url.trim_start_matches("sqlite://");
-        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{path}")).await.unwrap();
-        changed = sqlx::query(sql).bind(id).execute(&pool).await.unwrap().rows_affected();
-        pool.close().await;
-    }
-    assert_eq!(changed, 1);
+    let sql = "UPDATE console_sessions SET expires_at = 1 WHERE id = $1 RETURNING id";
+    assert_eq!(rows(&app.database_url, sql, &[id]).await, 1);
     assert_eq!(facets(&app, &expiring).await, 401);
     // A token with a forged MAC is refused without a session behind it.
     let forged = format!("{}.{}", id, "0".repeat(64));
     assert_eq!(facets(&app, &forged).await, 401);
+}
+
+#[tokio::test]
+async fn logging_out_in_one_process_ends_the_session_in_every_other() {
+    let a = TestApp::spawn().await;
+    let b = TestApp::start(test_config(&a.database_url), tempfile::tempdir().unwrap()).await;
+    let token = log_in(&a, PASSWORD).await;
+    assert_eq!(facets(&b, &token).await, 200, "B honours a session A opened");
+    log_out(&b, &token).await;
+    assert_eq!(facets(&a, &token).await, 401, "logged out on B, so on A too");
+    assert_eq!(facets(&b, &token).await, 401);
+}
+
+#[tokio::test]
+async fn a_configured_session_secret_signs_sessions_and_is_never_stored() {
+    const SECRET: &str = "configured-session-secret-0123456789abcdef";
+    const OTHER: &str = "another-session-secret-0123456789abcdef";
+    let secret = |s: &str| {
+        let s = s.to_string();
+        move |c: &mut deferral::config::Config| c.session_secret = Some(s)
+    };
+    let app = TestApp::spawn_with(secret(SECRET)).await;
+    let token = log_in(&app, PASSWORD).await;
+    let stored = "SELECT secret FROM console_secret";
+    assert_eq!(rows(&app.database_url, stored, &[]).await, 0, "none generated");
+
+    let app = restart(app, secret(SECRET)).await;
+    assert_eq!(facets(&app, &token).await, 200, "the same secret: the session holds");
+    let app = restart(app, secret(OTHER)).await;
+    assert_eq!(facets(&app, &token).await, 401, "signed with another secret");
+    let fresh = log_in(&app, PASSWORD).await;
+    assert_eq!(facets(&app, &fresh).await, 200);
+    assert_eq!(rows(&app.database_url, stored, &[]).await, 0, "still none stored");
 }
 
 #[tokio::test]
