@@ -2,6 +2,7 @@
 //! trusted proxies, redirect targets, cross-origin posts, security headers, sessions that hold
 //! across processes and restarts, the viewer role, and the audit log.
 
+mod processes;
 mod support;
 
 use std::time::Duration;
@@ -184,6 +185,31 @@ async fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
         status, 200,
         "the client's own claim left of the proxy's entry is not believed"
     );
+}
+
+#[tokio::test]
+async fn a_forwarded_request_from_an_unlisted_proxy_is_warned_about_once() {
+    let (url, dir) = support::fresh_database().await;
+    let mut server = processes::Process::spawn(&url, dir.path(), "unlisted-proxy", &[("DEFERRAL_TRUSTED_PROXIES", "")]);
+    server.ready(Duration::from_secs(30)).await;
+    let client = client_from("127.0.0.1");
+    let said = |server: &processes::Process| server.log_text().matches("DEFERRAL_TRUSTED_PROXIES is empty").count();
+    let login = |forwarded: Option<&'static str>| {
+        let mut req = client
+            .post(format!("{}/console/fn/login", server.url))
+            .form(&[("password", "guess"), ("next", "/")]);
+        if let Some(forwarded) = forwarded {
+            req = req.header("x-forwarded-for", forwarded);
+        }
+        async move { assert_eq!(req.send().await.unwrap().status(), 401) }
+    };
+    login(None).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(said(&server), 0, "no header, nothing to say");
+    login(Some("203.0.113.5")).await;
+    login(Some("203.0.113.6")).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(said(&server), 1, "once: {}", server.log_text());
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@
 
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::{Extensions, HeaderMap};
@@ -25,6 +26,9 @@ impl TrustedProxies {
     pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         let mut client = peer.to_canonical();
         if !self.contains(client) {
+            if self.0.is_empty() && headers.contains_key("x-forwarded-for") {
+                hint_at_an_unlisted_proxy(client);
+            }
             return client;
         }
         let hops = headers
@@ -44,6 +48,26 @@ impl TrustedProxies {
             }
         }
         client
+    }
+}
+
+/// Said once per process: a forwarded request from a private or loopback address is most
+/// likely a reverse proxy nobody listed, and then every client counts as that proxy (one login
+/// throttle for all, the proxy's address in the audit log). From a public address the header
+/// is more likely a client's own claim, and not worth a warning.
+fn hint_at_an_unlisted_proxy(peer: IpAddr) {
+    static SAID: AtomicBool = AtomicBool::new(false);
+    let nearby = match peer {
+        IpAddr::V4(v4) => v4.is_private() || v4.is_loopback(),
+        IpAddr::V6(v6) => v6.is_loopback() || v6.is_unique_local(),
+    };
+    if nearby && !SAID.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            %peer,
+            "a request from a private or loopback address carries X-Forwarded-For, which is ignored: \
+             DEFERRAL_TRUSTED_PROXIES is empty. If this is your reverse proxy, list it there, or \
+             every client counts as the proxy (one login throttle for all)"
+        );
     }
 }
 
