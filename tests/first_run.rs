@@ -29,6 +29,8 @@ fn deferral(cwd: &Path) -> tokio::process::Command {
         "DEFERRAL_URL",
         "DEFERRAL_CONSOLE_PASSWORD",
         "DEFERRAL_CONSOLE_VIEWER_PASSWORD",
+        "DEFERRAL_INSECURE_COOKIES",
+        "DEFERRAL_SESSION_SECRET",
         "RUST_BACKTRACE",
     ] {
         cmd.env_remove(var);
@@ -526,3 +528,6 @@ async fn a_generated_console_password_is_printed_once_and_never_logged() {
     assert!(logged.iter().all(|l| !l.contains(&password)), "{logged:#?}");
     assert_eq!(lines.iter().filter(|l| l.contains(&password)).count(), 1, "{lines:#?}");
 }
+
+#[path = "first_run/cookies.rs"]
+mod cookies;
