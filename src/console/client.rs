@@ -11,8 +11,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::{Extensions, HeaderMap};
 use axum::http::request::Parts;
+use axum::http::{Extensions, HeaderMap};
 
 use crate::config::TrustedProxies;
 use crate::http::state::AppState;

@@ -94,11 +94,14 @@ fn secure(headers: &mut HeaderMap, nonce: &Nonce, assets: bool) {
 pub async fn guard(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let assets = request.uri().path().starts_with("/pkg/");
     let nonce = Nonce::new();
-    let mut response = if !request.method().is_safe()
-        && cross_origin(
-            request.headers(),
-            state.config.trusted_proxies.contains(client::peer(request.extensions())),
-        ) {
+    let refuse = !request.method().is_safe() && {
+        let from_proxy = state
+            .config
+            .trusted_proxies
+            .contains(client::peer(request.extensions()));
+        cross_origin(request.headers(), from_proxy)
+    };
+    let mut response = if refuse {
         tracing::warn!(path = %request.uri().path(), origin = ?request.headers().get(header::ORIGIN), "console: cross-origin post refused");
         refused()
     } else {
