@@ -14,7 +14,7 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use deferral::store::SweepRow;
-use fake_stripe::{FakeStripe, Fault, KEY};
+use fake_stripe::{FakeStripe, KEY};
 use serde_json::Value;
 use support::{TestApp, event};
 
@@ -59,25 +59,30 @@ async fn reconcile_with(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> Output {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_deferral"));
-    cmd.arg("reconcile")
-        .args(args)
-        .env("DATABASE_URL", &app.database_url)
+    let mut cmd = command(env!("CARGO_BIN_EXE_deferral"), app, fake, key);
+    cmd.arg("reconcile").args(args).envs(env.iter().copied());
+    tokio::time::timeout(Duration::from_secs(120), cmd.output())
+        .await
+        .expect("deferral reconcile finishes")
+        .expect("run the deferral binary")
+}
+
+/// `program` with the environment of `deferral reconcile` on the app's database and the fake
+/// Stripe, and `key` as STRIPE_SECRET_KEY.
+fn command(program: &str, app: &TestApp, fake: &FakeStripe, key: Option<&str>) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.env("DATABASE_URL", &app.database_url)
         .env("STRIPE_API_BASE", &fake.url)
         .env("NO_COLOR", "1")
         .env("RUST_LOG", "warn")
         .env_remove("STRIPE_SECRET_KEY")
         .env_remove("STRIPE_API_RATE")
         .env_remove("DEFERRAL_EVENT_TYPES")
-        .envs(env.iter().copied())
         .kill_on_drop(true);
     if let Some(key) = key {
         cmd.env("STRIPE_SECRET_KEY", key);
     }
-    tokio::time::timeout(Duration::from_secs(120), cmd.output())
-        .await
-        .expect("deferral reconcile finishes")
-        .expect("run the deferral binary")
+    cmd
 }
 
 fn text(out: &Output) -> (String, String) {
@@ -320,36 +325,6 @@ async fn types_map_to_stripes_filters_and_bad_requests_are_refused_clearly() {
 }
 
 #[tokio::test]
-async fn stripe_failing_part_way_keeps_what_was_stored_and_the_next_run_goes_on() {
-    let fake = FakeStripe::start().await;
-    let app = server(&fake, Duration::ZERO).await;
-    for n in 0..250 {
-        fake.add_event(&listed(n, 3600 - n as i64).1, false);
-    }
-    fake.fail_list([None, Some(Fault::Unauthorized)]);
-    let out = reconcile(&app, &fake, Some(KEY), &[]).await;
-    let (stdout, stderr) = text(&out);
-    assert!(!out.status.success(), "{stdout}");
-    assert!(
-        stderr.contains("Stripe answered 401 invalid_request_error: Expired API Key provided"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("stopped after 1 page; the 100 new executions stored stay stored"),
-        "{stderr}"
-    );
-    assert_eq!(per_event(&app).await.len(), 100);
-    let failed = &app.store.recent_sweeps(None, 1).await.unwrap()[0];
-    assert!(failed.error.as_deref().unwrap().contains("401"), "{failed:?}");
-    assert_eq!(failed.added, 100);
-
-    let out = reconcile_ok(&app, &fake, &[]).await;
-    assert!(out.contains("150 new executions (100 already stored)"), "{out}");
-    assert_eq!(per_event(&app).await.len(), 250);
-    app.stop().await;
-}
-
-#[tokio::test]
 async fn the_sweep_stores_an_event_listed_after_start_within_one_interval() {
     let fake = FakeStripe::start().await;
     let interval = Duration::from_millis(700);
@@ -401,29 +376,6 @@ async fn the_sweep_stores_an_event_listed_after_start_within_one_interval() {
         .unwrap();
     assert!(page.contains("Last reconciliation"), "{page}");
     assert!(page.contains("periodic sweep"), "{page}");
-    app.stop().await;
-}
-
-#[tokio::test]
-async fn a_sweep_stopped_by_a_stripe_error_says_why_and_the_next_one_goes_on() {
-    let fake = FakeStripe::start().await;
-    for n in 0..250 {
-        fake.add_event(&listed(n, 3600 - n as i64).1, false);
-    }
-    fake.fail_list([None, Some(Fault::ServerError)]);
-    let app = server(&fake, Duration::from_millis(500)).await;
-    let sweeps = wait_for_sweeps(&app, 2).await;
-    let first = sweeps.last().unwrap();
-    assert_eq!(
-        first.error.as_deref(),
-        Some("Stripe answered 500 api_error: An unknown error occurred while processing the request.")
-    );
-    assert_eq!((first.pages, first.added), (1, 100));
-    let next = &sweeps[sweeps.len() - 2];
-    assert_eq!((next.error.as_deref(), next.added, next.seen), (None, 150, 250));
-    let counts = per_event(&app).await;
-    assert_eq!(counts.len(), 250);
-    assert!(counts.values().all(|&n| n == 1));
     app.stop().await;
 }
 
@@ -497,7 +449,13 @@ async fn two_postgres_processes_sweep_one_at_a_time_and_store_each_event_once() 
     }
 }
 
+#[path = "reconcile/failures.rs"]
+mod failures;
+#[path = "reconcile/handover.rs"]
+mod handover;
 #[path = "reconcile/limits.rs"]
 mod limits;
 #[path = "reconcile/origins.rs"]
 mod origins;
+#[path = "reconcile/shown.rs"]
+mod shown;
