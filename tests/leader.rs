@@ -205,19 +205,27 @@ async fn a_leader_only_service_runs_once_when_elected_and_is_cut_short_when_the_
         return;
     }
     let (leader, _follower, url) = two_processes().await;
-    let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let cut = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let service = Counted {
-        runs: runs.clone(),
-        cut: cut.clone(),
-        takes: Duration::from_secs(3),
+    let counted = |takes| {
+        let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let service = Counted {
+            runs: runs.clone(),
+            cut: cut.clone(),
+            takes,
+        };
+        (service, runs, cut)
     };
     let stop = CancellationToken::new();
-    let task = maintenance::spawn(service, Duty::Leader(leader.clone()), stop.clone());
-    // Renewals are no new election: its one run (of the hour) goes on through several.
+    // Renewals are no new election: a quick service of the hour runs once through several.
+    let (quick, runs, _) = counted(Duration::from_millis(10));
+    let quick = maintenance::spawn(quick, Duty::Leader(leader.clone()), stop.clone());
     tokio::time::sleep(EVERY * 5).await;
     assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1, "ran again at a renewal");
 
+    // A long run of the leader's...
+    let (long, runs, cut) = counted(Duration::from_secs(30));
+    let task = maintenance::spawn(long, Duty::Leader(leader.clone()), stop.clone());
+    wait_for("the long run", SLACK, || runs.load(std::sync::atomic::Ordering::SeqCst) == 1).await;
     // Another candidate holds the lead now: the run stops at the leader's next try.
     let db = sqlx::PgPool::connect(&url).await.unwrap();
     sqlx::query("UPDATE leader SET owner = 'intruder', expires_at = expires_at + 600000")
@@ -232,4 +240,5 @@ async fn a_leader_only_service_runs_once_when_elected_and_is_cut_short_when_the_
     assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
     stop.cancel();
     task.await.unwrap();
+    quick.await.unwrap();
 }

@@ -445,7 +445,13 @@ async fn two_postgres_processes_sweep_one_at_a_time_and_store_each_event_once() 
     }
     assert_eq!(fake.most_lists_at_once(), 1, "two processes listed at the same time");
     for p in &procs {
-        assert!(p.problems().is_empty(), "{}: {:?}", p.name, p.problems());
+        // sqlx's "slow statement" is the machine's load (two processes migrating at once), not a problem.
+        let problems: Vec<String> = p
+            .problems()
+            .into_iter()
+            .filter(|l| !l.contains("slow statement"))
+            .collect();
+        assert!(problems.is_empty(), "{}: {problems:?}", p.name);
     }
 }
 
