@@ -118,3 +118,37 @@ async fn reconciled_connect_events_keep_their_account_and_reruns_say_rerun() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_sweep_lists_each_known_connected_account_as_the_account() {
+    let fake = FakeStripe::start().await;
+    let app = server(&fake, Duration::from_millis(500)).await;
+    let connect = |id: &str| {
+        let mut e: Value = serde_json::from_str(&event(id, "customer.created", "cus_rec_sweep", now_s() - 30)).unwrap();
+        e["account"] = ACCOUNT.into();
+        e.to_string()
+    };
+    // Deferral learns of the account from a delivery; then one of its events goes missing.
+    let known = connect("evt_rec_sweep_known");
+    fake.add_event(&known, true);
+    app.deliver_ok(&known).await;
+    fake.add_event(&connect("evt_rec_sweep_missed"), false);
+
+    let deadline = std::time::Instant::now() + WAIT;
+    let missed = loop {
+        let found = executions(&app, "origin=reconciled").await;
+        if let Some(e) = found.into_iter().find(|e| e["event_id"] == "evt_rec_sweep_missed") {
+            break e;
+        }
+        assert!(std::time::Instant::now() < deadline, "the sweep never stored the missed event");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(missed["account"], ACCOUNT);
+    assert!(
+        fake.requests()
+            .iter()
+            .any(|s| s.path.starts_with("/v1/events?") && s.account.as_deref() == Some(ACCOUNT)),
+        "never listed as {ACCOUNT}"
+    );
+    app.stop().await;
+}
