@@ -220,12 +220,19 @@ async fn a_leader_only_service_runs_once_when_elected_and_is_cut_short_when_the_
     let (quick, runs, _) = counted(Duration::from_millis(10));
     let quick = maintenance::spawn(quick, Duty::Leader(leader.clone()), stop.clone());
     tokio::time::sleep(EVERY * 5).await;
-    assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1, "ran again at a renewal");
+    assert_eq!(
+        runs.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "ran again at a renewal"
+    );
 
     // A long run of the leader's...
     let (long, runs, cut) = counted(Duration::from_secs(30));
     let task = maintenance::spawn(long, Duty::Leader(leader.clone()), stop.clone());
-    wait_for("the long run", SLACK, || runs.load(std::sync::atomic::Ordering::SeqCst) == 1).await;
+    wait_for("the long run", SLACK, || {
+        runs.load(std::sync::atomic::Ordering::SeqCst) == 1
+    })
+    .await;
     // Another candidate holds the lead now: the run stops at the leader's next try.
     let db = sqlx::PgPool::connect(&url).await.unwrap();
     sqlx::query("UPDATE leader SET owner = 'intruder', expires_at = expires_at + 600000")

@@ -83,11 +83,7 @@ async fn a_leader_frozen_mid_sweep_lists_no_more_once_another_leads() {
         assert!(Instant::now() < deadline, "{stored} of 1200 events stored: {rows:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(
-        fake.most_lists_at_once(),
-        1,
-        "the old leader listed beside the new one"
-    );
+    assert_eq!(fake.most_lists_at_once(), 1, "the old leader listed beside the new one");
     let (twice,): (i64,) = sqlx::query_as(
         "SELECT COUNT(*) FROM (SELECT event_id FROM executions GROUP BY event_id HAVING COUNT(*) > 1) AS d",
     )

@@ -30,7 +30,8 @@ async fn reconciled_connect_events_keep_their_account_and_reruns_say_rerun() {
     // A connected account's events: one delivered (Deferral knows the account from it), one
     // missed. Stripe lists them to requests made as the account only.
     let connect = |id: &str, ago: i64| {
-        let mut e: Value = serde_json::from_str(&event(id, "customer.created", "cus_rec_connect", now_s() - ago)).unwrap();
+        let mut e: Value =
+            serde_json::from_str(&event(id, "customer.created", "cus_rec_connect", now_s() - ago)).unwrap();
         e["account"] = ACCOUNT.into();
         e.to_string()
     };
@@ -53,7 +54,11 @@ async fn reconciled_connect_events_keep_their_account_and_reruns_say_rerun() {
         .filter(|s| s.path.starts_with("/v1/events?"))
         .map(|s| s.account)
         .collect();
-    assert_eq!(lists, [None, Some(ACCOUNT.to_string())], "one list as the platform, one as the account");
+    assert_eq!(
+        lists,
+        [None, Some(ACCOUNT.to_string())],
+        "one list as the platform, one as the account"
+    );
     let reconciled = executions(&app, "origin=reconciled").await;
     assert_eq!(reconciled.len(), 2);
 
@@ -140,7 +145,10 @@ async fn the_sweep_lists_each_known_connected_account_as_the_account() {
         if let Some(e) = found.into_iter().find(|e| e["event_id"] == "evt_rec_sweep_missed") {
             break e;
         }
-        assert!(std::time::Instant::now() < deadline, "the sweep never stored the missed event");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sweep never stored the missed event"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(missed["account"], ACCOUNT);

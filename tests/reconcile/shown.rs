@@ -99,7 +99,9 @@ async fn a_run_whose_process_died_shows_as_interrupted_not_running() {
     let hour = 3_600_000;
     execute(
         &app.database_url,
-        &format!("UPDATE reconcile_sweeps SET started_at = started_at - {hour}, progressed_at = progressed_at - {hour}"),
+        &format!(
+            "UPDATE reconcile_sweeps SET started_at = started_at - {hour}, progressed_at = progressed_at - {hour}"
+        ),
     )
     .await;
     let (_, page) = app.page("/", &session).await;

@@ -62,7 +62,13 @@ impl Elector {
         let every_ms = Arc::new(AtomicU64::new(millis(every)));
         let stop = CancellationToken::new();
         let lease_end = LeaseEnd::default();
-        tokio::spawn(campaign(store.clone(), tx, lease_end.clone(), every_ms.clone(), stop.clone()));
+        tokio::spawn(campaign(
+            store.clone(),
+            tx,
+            lease_end.clone(),
+            every_ms.clone(),
+            stop.clone(),
+        ));
         Elector {
             shared: Arc::new(Shared {
                 store,

@@ -19,7 +19,6 @@ use super::super::{Result, StoreError};
 /// The row of the maintenance leader.
 const ELECTION: &str = "maintenance";
 
-
 const NOW_MS: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
 
 /// A campaign of this process: `owner` names it (this process's name and a random suffix, so
