@@ -121,7 +121,7 @@ impl Elector {
             let changed = async {
                 if leader.changed().await.is_err() {
                     // The election ended: nothing will renew the lead.
-                    return std::future::pending().await;
+                    std::future::pending::<()>().await;
                 }
             };
             match end {
