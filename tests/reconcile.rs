@@ -32,6 +32,27 @@ fn listed(n: usize, ago: i64) -> (String, String) {
     (id, body)
 }
 
+/// A fake Stripe listing `n` events it could not deliver (of the last hour), each list request
+/// answered after `delay`.
+async fn fake_listing(n: usize, delay: Duration) -> FakeStripe {
+    let fake = FakeStripe::start().await;
+    fake.slow_list(delay);
+    for i in 0..n {
+        fake.add_event(&listed(i, 3600 - i as i64).1, false);
+    }
+    fake
+}
+
+/// Asserts that each of `n` events has one execution.
+async fn each_once(app: &TestApp, n: usize) {
+    let counts = per_event(app).await;
+    assert_eq!(counts.len(), n);
+    assert!(
+        counts.values().all(|&c| c == 1),
+        "an event with two executions: {counts:?}"
+    );
+}
+
 /// A server on a fresh database reading from `fake`, its sweep every `interval` (`ZERO`: off).
 async fn server(fake: &FakeStripe, interval: Duration) -> TestApp {
     let base = fake.url.clone();
@@ -205,12 +226,7 @@ async fn every_missed_event_gets_one_execution_marked_reconciled() {
         last_three[2]
     );
 
-    let counts = per_event(&app).await;
-    assert_eq!(counts.len(), 250);
-    assert!(
-        counts.values().all(|&n| n == 1),
-        "an event with two executions: {counts:?}"
-    );
+    each_once(&app, 250).await;
     let reconciled = executions(&app, "origin=reconciled").await;
     assert_eq!(reconciled.len(), 210);
     assert!(reconciled.iter().all(|e| e["origin"] == "reconciled"));
@@ -377,82 +393,6 @@ async fn the_sweep_stores_an_event_listed_after_start_within_one_interval() {
     assert!(page.contains("Last reconciliation"), "{page}");
     assert!(page.contains("periodic sweep"), "{page}");
     app.stop().await;
-}
-
-#[tokio::test]
-async fn two_postgres_processes_sweep_one_at_a_time_and_store_each_event_once() {
-    if support::backend() != "postgres" {
-        eprintln!("skipped: several processes need PostgreSQL; runs with DEFERRAL_TEST_BACKEND=postgres");
-        return;
-    }
-    let fake = FakeStripe::start().await;
-    // Slow pages widen each sweep, so two at once would show.
-    fake.slow_list(Duration::from_millis(60));
-    for n in 0..250 {
-        fake.add_event(&listed(n, 3600 - n as i64).1, false);
-    }
-    let (database_url, dir) = support::fresh_database().await;
-    let env = [
-        ("STRIPE_SECRET_KEY", KEY),
-        ("STRIPE_API_BASE", fake.url.as_str()),
-        ("DEFERRAL_RECONCILE_INTERVAL", "400ms"),
-        ("DEFERRAL_POLL_INTERVAL", "50ms"),
-    ];
-    let mut procs = processes::start(2, &database_url, dir.path(), &env).await;
-    // More events appear while they sweep.
-    for n in 250..300 {
-        fake.add_event(&listed(n, 30).1, false);
-        tokio::time::sleep(Duration::from_millis(40)).await;
-    }
-    let db = processes::connect(&database_url).await;
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let (stored,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM events")
-            .fetch_one(&db)
-            .await
-            .unwrap();
-        if stored == 300 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{stored} of 300 events stored");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await; // a few more sweeps
-    for p in &mut procs {
-        assert!(p.alive(), "{} exited", p.name);
-    }
-    let (twice,): (i64,) = sqlx::query_as(
-        "SELECT COUNT(*) FROM (SELECT event_id FROM executions GROUP BY event_id HAVING COUNT(*) > 1) AS d",
-    )
-    .fetch_one(&db)
-    .await
-    .unwrap();
-    assert_eq!(twice, 0, "an event stored twice");
-    let (executions,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM executions WHERE origin = 'reconciled'")
-        .fetch_one(&db)
-        .await
-        .unwrap();
-    assert_eq!(executions, 300);
-    let sweeps: Vec<(i64, Option<i64>, String)> =
-        sqlx::query_as("SELECT started_at, finished_at, owner FROM reconcile_sweeps ORDER BY started_at")
-            .fetch_all(&db)
-            .await
-            .unwrap();
-    assert!(sweeps.len() >= 3, "{sweeps:?}");
-    for pair in sweeps.windows(2) {
-        let finished = pair[0].1.expect("every sweep but the running one finished");
-        assert!(finished <= pair[1].0, "two sweeps at once: {pair:?}");
-    }
-    assert_eq!(fake.most_lists_at_once(), 1, "two processes listed at the same time");
-    for p in &procs {
-        // sqlx's "slow statement" is the machine's load (two processes migrating at once), not a problem.
-        let problems: Vec<String> = p
-            .problems()
-            .into_iter()
-            .filter(|l| !l.contains("slow statement"))
-            .collect();
-        assert!(problems.is_empty(), "{}: {problems:?}", p.name);
-    }
 }
 
 #[path = "reconcile/failures.rs"]

@@ -5,17 +5,14 @@
 use std::time::Duration;
 
 use super::fake_stripe::{FakeStripe, Fault, KEY};
-use super::{listed, per_event, reconcile, reconcile_ok, server, text, wait_for_sweeps};
+use super::{each_once, fake_listing, per_event, reconcile, reconcile_ok, server, text, wait_for_sweeps};
 
 const EXPIRED: &str = "Stripe answered 401 invalid_request_error: Expired API Key provided";
 const UNKNOWN: &str = "Stripe answered 500 api_error: An unknown error occurred while processing the request.";
 
 /// 250 events Stripe could not deliver: three pages, the second of which fails once with `fault`.
 async fn failing_on_page_two(fault: Fault) -> FakeStripe {
-    let fake = FakeStripe::start().await;
-    for n in 0..250 {
-        fake.add_event(&listed(n, 3600 - n as i64).1, false);
-    }
+    let fake = fake_listing(250, Duration::ZERO).await;
     fake.fail_list([None, Some(fault)]);
     fake
 }
@@ -38,9 +35,7 @@ async fn the_command_stops_and_the_next_run_goes_on(fault: Fault, says: &str) {
 
     let out = reconcile_ok(&app, &fake, &[]).await;
     assert!(out.contains("150 new executions (100 already stored)"), "{out}");
-    let counts = per_event(&app).await;
-    assert_eq!(counts.len(), 250);
-    assert!(counts.values().all(|&n| n == 1));
+    each_once(&app, 250).await;
     app.stop().await;
 }
 
@@ -63,9 +58,7 @@ async fn the_sweep_stops_and_the_next_one_goes_on(fault: Fault, says: &str) {
     assert_eq!((first.pages, first.added), (1, 100));
     let next = &sweeps[sweeps.len() - 2];
     assert_eq!((next.error.as_deref(), next.added, next.seen), (None, 150, 250));
-    let counts = per_event(&app).await;
-    assert_eq!(counts.len(), 250);
-    assert!(counts.values().all(|&n| n == 1));
+    each_once(&app, 250).await;
     app.stop().await;
 }
 

@@ -4,22 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use super::fake_stripe::{FakeStripe, KEY};
-use super::{WAIT, command, listed, server, support};
-
-/// 250 events Stripe could not deliver, over three pages each answered after `delay`.
-async fn slow_fake(delay: Duration) -> FakeStripe {
-    let fake = FakeStripe::start().await;
-    fake.slow_list(delay);
-    for n in 0..250 {
-        fake.add_event(&listed(n, 3600 - n as i64).1, false);
-    }
-    fake
-}
+use super::fake_stripe::KEY;
+use super::{WAIT, command, fake_listing, server, support};
 
 #[tokio::test]
 async fn on_a_terminal_the_command_draws_a_progress_bar() {
-    let fake = slow_fake(Duration::from_millis(300)).await;
+    let fake = fake_listing(250, Duration::from_millis(300)).await;
     let app = server(&fake, Duration::ZERO).await;
     // `script` runs it on a pseudo-terminal (stdout and stderr both) and copies what it draws.
     let run = format!(
@@ -68,7 +58,7 @@ async fn execute(database_url: &str, statement: &str) {
 #[tokio::test]
 async fn a_run_whose_process_died_shows_as_interrupted_not_running() {
     const INTERRUPTED: &str = "interrupted: its process stopped before it finished";
-    let fake = slow_fake(Duration::from_millis(500)).await;
+    let fake = fake_listing(250, Duration::from_millis(500)).await;
     let app = server(&fake, Duration::ZERO).await;
     let mut child = command(env!("CARGO_BIN_EXE_deferral"), &app, &fake, Some(KEY))
         .arg("reconcile")
