@@ -160,3 +160,92 @@ async fn only_the_leader_runs_the_leader_only_services() {
     stop.cancel();
     task.await.unwrap();
 }
+
+/// A leader-only service that counts its runs; each waits `takes` (cut short: counted apart).
+struct Counted {
+    runs: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    cut: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    takes: Duration,
+}
+
+/// Counts a run that is dropped before its end.
+struct Unfinished(std::sync::Arc<std::sync::atomic::AtomicUsize>, bool);
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+impl maintenance::Service for Counted {
+    type Report = ();
+
+    fn name(&self) -> &'static str {
+        "counted"
+    }
+
+    fn every(&self) -> Duration {
+        Duration::from_secs(3600)
+    }
+
+    async fn run_once(&self) -> Result<(), deferral::store::StoreError> {
+        self.runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut unfinished = Unfinished(self.cut.clone(), false);
+        tokio::time::sleep(self.takes).await;
+        unfinished.1 = true;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_leader_only_service_runs_once_when_elected_and_is_cut_short_when_the_lead_is_lost() {
+    if !support::on_postgres() {
+        return;
+    }
+    let (leader, _follower, url) = two_processes().await;
+    let counted = |takes| {
+        let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let service = Counted {
+            runs: runs.clone(),
+            cut: cut.clone(),
+            takes,
+        };
+        (service, runs, cut)
+    };
+    let stop = CancellationToken::new();
+    // Renewals are no new election: a quick service of the hour runs once through several.
+    let (quick, runs, _) = counted(Duration::from_millis(10));
+    let quick = maintenance::spawn(quick, Duty::Leader(leader.clone()), stop.clone());
+    tokio::time::sleep(EVERY * 5).await;
+    assert_eq!(
+        runs.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "ran again at a renewal"
+    );
+
+    // A long run of the leader's...
+    let (long, runs, cut) = counted(Duration::from_secs(30));
+    let task = maintenance::spawn(long, Duty::Leader(leader.clone()), stop.clone());
+    wait_for("the long run", SLACK, || {
+        runs.load(std::sync::atomic::Ordering::SeqCst) == 1
+    })
+    .await;
+    // Another candidate holds the lead now: the run stops at the leader's next try.
+    let db = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query("UPDATE leader SET owner = 'intruder', expires_at = expires_at + 600000")
+        .execute(&db)
+        .await
+        .unwrap();
+    let took = wait_for("the run cut short", EVERY + SLACK, || {
+        cut.load(std::sync::atomic::Ordering::SeqCst) == 1
+    })
+    .await;
+    assert!(!leader.is_leader(), "still leads after {took:?}");
+    assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
+    stop.cancel();
+    task.await.unwrap();
+    quick.await.unwrap();
+}

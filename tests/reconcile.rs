@@ -14,7 +14,7 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use deferral::store::SweepRow;
-use fake_stripe::{FakeStripe, Fault, KEY};
+use fake_stripe::{FakeStripe, KEY};
 use serde_json::Value;
 use support::{TestApp, event};
 
@@ -30,6 +30,27 @@ fn listed(n: usize, ago: i64) -> (String, String) {
     let id = format!("evt_rec_{n:04}");
     let body = event(&id, "customer.created", &format!("cus_rec_{n:04}"), now_s() - ago);
     (id, body)
+}
+
+/// A fake Stripe listing `n` events it could not deliver (of the last hour), each list request
+/// answered after `delay`.
+async fn fake_listing(n: usize, delay: Duration) -> FakeStripe {
+    let fake = FakeStripe::start().await;
+    fake.slow_list(delay);
+    for i in 0..n {
+        fake.add_event(&listed(i, 3600 - i as i64).1, false);
+    }
+    fake
+}
+
+/// Asserts that each of `n` events has one execution.
+async fn each_once(app: &TestApp, n: usize) {
+    let counts = per_event(app).await;
+    assert_eq!(counts.len(), n);
+    assert!(
+        counts.values().all(|&c| c == 1),
+        "an event with two executions: {counts:?}"
+    );
 }
 
 /// A server on a fresh database reading from `fake`, its sweep every `interval` (`ZERO`: off).
@@ -59,25 +80,30 @@ async fn reconcile_with(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> Output {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_deferral"));
-    cmd.arg("reconcile")
-        .args(args)
-        .env("DATABASE_URL", &app.database_url)
+    let mut cmd = command(env!("CARGO_BIN_EXE_deferral"), app, fake, key);
+    cmd.arg("reconcile").args(args).envs(env.iter().copied());
+    tokio::time::timeout(Duration::from_secs(120), cmd.output())
+        .await
+        .expect("deferral reconcile finishes")
+        .expect("run the deferral binary")
+}
+
+/// `program` with the environment of `deferral reconcile` on the app's database and the fake
+/// Stripe, and `key` as STRIPE_SECRET_KEY.
+fn command(program: &str, app: &TestApp, fake: &FakeStripe, key: Option<&str>) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.env("DATABASE_URL", &app.database_url)
         .env("STRIPE_API_BASE", &fake.url)
         .env("NO_COLOR", "1")
         .env("RUST_LOG", "warn")
         .env_remove("STRIPE_SECRET_KEY")
         .env_remove("STRIPE_API_RATE")
         .env_remove("DEFERRAL_EVENT_TYPES")
-        .envs(env.iter().copied())
         .kill_on_drop(true);
     if let Some(key) = key {
         cmd.env("STRIPE_SECRET_KEY", key);
     }
-    tokio::time::timeout(Duration::from_secs(120), cmd.output())
-        .await
-        .expect("deferral reconcile finishes")
-        .expect("run the deferral binary")
+    cmd
 }
 
 fn text(out: &Output) -> (String, String) {
@@ -200,12 +226,7 @@ async fn every_missed_event_gets_one_execution_marked_reconciled() {
         last_three[2]
     );
 
-    let counts = per_event(&app).await;
-    assert_eq!(counts.len(), 250);
-    assert!(
-        counts.values().all(|&n| n == 1),
-        "an event with two executions: {counts:?}"
-    );
+    each_once(&app, 250).await;
     let reconciled = executions(&app, "origin=reconciled").await;
     assert_eq!(reconciled.len(), 210);
     assert!(reconciled.iter().all(|e| e["origin"] == "reconciled"));
@@ -320,36 +341,6 @@ async fn types_map_to_stripes_filters_and_bad_requests_are_refused_clearly() {
 }
 
 #[tokio::test]
-async fn stripe_failing_part_way_keeps_what_was_stored_and_the_next_run_goes_on() {
-    let fake = FakeStripe::start().await;
-    let app = server(&fake, Duration::ZERO).await;
-    for n in 0..250 {
-        fake.add_event(&listed(n, 3600 - n as i64).1, false);
-    }
-    fake.fail_list([None, Some(Fault::Unauthorized)]);
-    let out = reconcile(&app, &fake, Some(KEY), &[]).await;
-    let (stdout, stderr) = text(&out);
-    assert!(!out.status.success(), "{stdout}");
-    assert!(
-        stderr.contains("Stripe answered 401 invalid_request_error: Expired API Key provided"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("stopped after 1 page; the 100 new executions stored stay stored"),
-        "{stderr}"
-    );
-    assert_eq!(per_event(&app).await.len(), 100);
-    let failed = &app.store.recent_sweeps(None, 1).await.unwrap()[0];
-    assert!(failed.error.as_deref().unwrap().contains("401"), "{failed:?}");
-    assert_eq!(failed.added, 100);
-
-    let out = reconcile_ok(&app, &fake, &[]).await;
-    assert!(out.contains("150 new executions (100 already stored)"), "{out}");
-    assert_eq!(per_event(&app).await.len(), 250);
-    app.stop().await;
-}
-
-#[tokio::test]
 async fn the_sweep_stores_an_event_listed_after_start_within_one_interval() {
     let fake = FakeStripe::start().await;
     let interval = Duration::from_millis(700);
@@ -404,100 +395,13 @@ async fn the_sweep_stores_an_event_listed_after_start_within_one_interval() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_sweep_stopped_by_a_stripe_error_says_why_and_the_next_one_goes_on() {
-    let fake = FakeStripe::start().await;
-    for n in 0..250 {
-        fake.add_event(&listed(n, 3600 - n as i64).1, false);
-    }
-    fake.fail_list([None, Some(Fault::ServerError)]);
-    let app = server(&fake, Duration::from_millis(500)).await;
-    let sweeps = wait_for_sweeps(&app, 2).await;
-    let first = sweeps.last().unwrap();
-    assert_eq!(
-        first.error.as_deref(),
-        Some("Stripe answered 500 api_error: An unknown error occurred while processing the request.")
-    );
-    assert_eq!((first.pages, first.added), (1, 100));
-    let next = &sweeps[sweeps.len() - 2];
-    assert_eq!((next.error.as_deref(), next.added, next.seen), (None, 150, 250));
-    let counts = per_event(&app).await;
-    assert_eq!(counts.len(), 250);
-    assert!(counts.values().all(|&n| n == 1));
-    app.stop().await;
-}
-
-#[tokio::test]
-async fn two_postgres_processes_sweep_one_at_a_time_and_store_each_event_once() {
-    if support::backend() != "postgres" {
-        eprintln!("skipped: several processes need PostgreSQL; runs with DEFERRAL_TEST_BACKEND=postgres");
-        return;
-    }
-    let fake = FakeStripe::start().await;
-    // Slow pages widen each sweep, so two at once would show.
-    fake.slow_list(Duration::from_millis(60));
-    for n in 0..250 {
-        fake.add_event(&listed(n, 3600 - n as i64).1, false);
-    }
-    let (database_url, dir) = support::fresh_database().await;
-    let env = [
-        ("STRIPE_SECRET_KEY", KEY),
-        ("STRIPE_API_BASE", fake.url.as_str()),
-        ("DEFERRAL_RECONCILE_INTERVAL", "400ms"),
-        ("DEFERRAL_POLL_INTERVAL", "50ms"),
-    ];
-    let mut procs = processes::start(2, &database_url, dir.path(), &env).await;
-    // More events appear while they sweep.
-    for n in 250..300 {
-        fake.add_event(&listed(n, 30).1, false);
-        tokio::time::sleep(Duration::from_millis(40)).await;
-    }
-    let db = processes::connect(&database_url).await;
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let (stored,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM events")
-            .fetch_one(&db)
-            .await
-            .unwrap();
-        if stored == 300 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{stored} of 300 events stored");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await; // a few more sweeps
-    for p in &mut procs {
-        assert!(p.alive(), "{} exited", p.name);
-    }
-    let (twice,): (i64,) = sqlx::query_as(
-        "SELECT COUNT(*) FROM (SELECT event_id FROM executions GROUP BY event_id HAVING COUNT(*) > 1) AS d",
-    )
-    .fetch_one(&db)
-    .await
-    .unwrap();
-    assert_eq!(twice, 0, "an event stored twice");
-    let (executions,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM executions WHERE origin = 'reconciled'")
-        .fetch_one(&db)
-        .await
-        .unwrap();
-    assert_eq!(executions, 300);
-    let sweeps: Vec<(i64, Option<i64>, String)> =
-        sqlx::query_as("SELECT started_at, finished_at, owner FROM reconcile_sweeps ORDER BY started_at")
-            .fetch_all(&db)
-            .await
-            .unwrap();
-    assert!(sweeps.len() >= 3, "{sweeps:?}");
-    for pair in sweeps.windows(2) {
-        let finished = pair[0].1.expect("every sweep but the running one finished");
-        assert!(finished <= pair[1].0, "two sweeps at once: {pair:?}");
-    }
-    assert_eq!(fake.most_lists_at_once(), 1, "two processes listed at the same time");
-    for p in &procs {
-        assert!(p.problems().is_empty(), "{}: {:?}", p.name, p.problems());
-    }
-}
-
+#[path = "reconcile/failures.rs"]
+mod failures;
+#[path = "reconcile/handover.rs"]
+mod handover;
 #[path = "reconcile/limits.rs"]
 mod limits;
 #[path = "reconcile/origins.rs"]
 mod origins;
+#[path = "reconcile/shown.rs"]
+mod shown;

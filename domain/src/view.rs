@@ -58,6 +58,9 @@ pub struct SweepView {
     pub added: i64,
     /// Why it stopped early.
     pub error: Option<String>,
+    /// Unfinished, and silent for longer than a live run stays: its process died.
+    #[serde(default)]
+    pub interrupted: bool,
 }
 
 /// What a bulk action would do, shown before it is confirmed.

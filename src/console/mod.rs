@@ -160,7 +160,7 @@ impl ConsoleApi for ConsoleService {
             .await
             .map_err(store_error)?
             .pop()
-            .map(sweep_view);
+            .map(|s| sweep_view(s, &self.state.config));
         Ok(ListView {
             page,
             counts,
@@ -303,8 +303,9 @@ impl ConsoleApi for ConsoleService {
 /// Alert messages the console lists.
 const ALERTS_SHOWN: i64 = 100;
 
-fn sweep_view(s: crate::store::SweepRow) -> SweepView {
+fn sweep_view(s: crate::store::SweepRow, config: &Config) -> SweepView {
     SweepView {
+        interrupted: crate::reconcile::interrupted(&s, config, now_ms()),
         started_at: rfc3339(s.started_at),
         finished_at: s.finished_at.map(rfc3339),
         since: rfc3339(s.since * 1000),

@@ -4,6 +4,11 @@
 //!
 //! `deferral reconcile` runs it on demand (`tools::reconcile`); the server runs it every
 //! `DEFERRAL_RECONCILE_INTERVAL` (`sweep`).
+//!
+//! Connect: a request runs on the account of its key unless it names another with the
+//! `Stripe-Account` header (Stripe's "Making API calls for connected accounts"), so the platform's
+//! `GET /v1/events` lists the platform's own events only. Each connected account Deferral knows
+//! (from the executions it stored) is listed as that account too, and its events keep `account`.
 
 pub mod sweep;
 
@@ -22,6 +27,18 @@ pub use crate::store::sweeps::STRIPE_LISTS_EVENTS_FOR;
 /// many times per page before the run stops.
 const RATE_LIMIT_WAITS: u32 = 3;
 const LONGEST_RATE_LIMIT_WAIT: Duration = Duration::from_secs(30);
+/// The longest a live run goes between two recorded pages: its rate-limit waits, with room for
+/// the requests and writes around them.
+const LONGEST_PAGE: Duration = Duration::from_secs(RATE_LIMIT_WAITS as u64 * LONGEST_RATE_LIMIT_WAIT.as_secs() + 60);
+
+/// Whether `run` stopped without saying so (its process died or was killed): unfinished, and no
+/// page recorded for longer than a live run goes without one (a page, or the server's sweep
+/// interval if longer, and the database's deadline for the write).
+pub fn interrupted(run: &crate::store::SweepRow, config: &Config, now_ms: i64) -> bool {
+    let silent_for = now_ms - run.progressed_at.unwrap_or(run.started_at);
+    let limit = config.reconcile_interval.max(LONGEST_PAGE) + config.db_timeout;
+    run.finished_at.is_none() && silent_for > limit.as_millis() as i64
+}
 
 /// What to list.
 #[derive(Debug, Clone)]
@@ -70,6 +87,8 @@ pub struct Tally {
     pub ignored: u64,
     /// Listed but not readable as an event (logged, skipped).
     pub unreadable: u64,
+    /// Connected accounts whose events were listed (as the account), beside the platform's.
+    pub accounts: u64,
     /// The oldest `created` listed so far: how far back the listing has come.
     pub reached: Option<i64>,
     /// A dry run: the events that would be added, newest first.
@@ -93,7 +112,9 @@ pub enum ReconcileError {
     #[error("cannot store the listed events: {0}")]
     Store(#[from] StoreError),
     #[error("stopped: the server shut down")]
-    Interrupted,
+    ShutDown,
+    #[error("interrupted: this process no longer leads; the new leader sweeps next")]
+    LostLead,
 }
 
 /// A run that stopped early: what it did before, and why.
@@ -109,13 +130,51 @@ pub struct Reconciler<'a> {
     pub ingest: &'a Ingest,
     pub store: &'a Store,
     pub config: &'a Config,
+    /// The run's record (`reconcile_sweeps`), given its counts after every page; none for a dry run.
+    pub record: Option<i64>,
 }
 
 impl Reconciler<'_> {
-    /// Lists every page of `request` and stores each page before asking for the next, so a
-    /// failure part-way keeps what came before; `on_page` hears after each page.
-    pub async fn run(&self, request: &Request, mut on_page: impl FnMut(&Tally)) -> Result<Tally, Box<Stopped>> {
+    /// Lists every page of `request`, the platform's events and then each known connected
+    /// account's, and stores each page before asking for the next, so a failure part-way keeps
+    /// what came before. `stop` is asked before each page (a reason ends the run there);
+    /// `on_page` hears after each page.
+    pub async fn run(
+        &self,
+        request: &Request,
+        stop: impl Fn() -> Option<ReconcileError>,
+        mut on_page: impl FnMut(&Tally),
+    ) -> Result<Tally, Box<Stopped>> {
         let mut tally = Tally::default();
+        // Accounts of the last 30 days, not of the window only: an account all of whose events
+        // in the window went missing is known from before it.
+        let known_since = now_ms() / 1000 - STRIPE_LISTS_EVENTS_FOR.as_secs() as i64;
+        let accounts = match self
+            .store
+            .bounded("connected accounts", self.store.connect_accounts(known_since))
+            .await
+        {
+            Ok(accounts) => accounts,
+            Err(e) => return Err(Box::new(Stopped { tally, error: e.into() })),
+        };
+        for account in std::iter::once(None).chain(accounts.iter().map(|a| Some(a.as_str()))) {
+            if let Err(error) = self.run_as(request, account, &stop, &mut tally, &mut on_page).await {
+                return Err(Box::new(Stopped { tally, error }));
+            }
+            tally.accounts += u64::from(account.is_some());
+        }
+        Ok(tally)
+    }
+
+    /// Every page of `request` listed as `account` (the platform's own events when `None`).
+    async fn run_as(
+        &self,
+        request: &Request,
+        account: Option<&str>,
+        stop: &impl Fn() -> Option<ReconcileError>,
+        tally: &mut Tally,
+        on_page: &mut impl FnMut(&Tally),
+    ) -> Result<(), ReconcileError> {
         let mut query = EventListQuery {
             created_gte: request.since,
             delivery_success: (!request.all).then_some(false),
@@ -124,18 +183,23 @@ impl Reconciler<'_> {
             starting_after: None,
         };
         loop {
-            let page = match self.list(&query).await {
-                Ok(page) => page,
-                Err(e) => return Err(Box::new(Stopped { tally, error: e.into() })),
-            };
+            if let Some(reason) = stop() {
+                return Err(reason);
+            }
+            let page = self.list(&query, account).await?;
             tally.pages += 1;
             tally.seen += page.data.len() as u64;
             let now = now_ms();
             let mut new = Vec::with_capacity(page.data.len());
             for raw in &page.data {
                 match admit(raw.get().as_bytes(), now, self.config, Origin::Reconciled) {
-                    Ok(Admitted::New(event)) => {
+                    Ok(Admitted::New(mut event)) => {
                         tally.reached = Some(tally.reached.map_or(event.created, |r| r.min(event.created)));
+                        // Listed as the account: its execution acts as the account whether or
+                        // not Stripe wrote `account` into the listed event.
+                        if event.account.is_none() {
+                            event.account = account.map(str::to_string);
+                        }
                         new.push(event);
                     }
                     Ok(Admitted::Ignored { .. }) => tally.ignored += 1,
@@ -145,13 +209,15 @@ impl Reconciler<'_> {
                     }
                 }
             }
-            if let Err(e) = self.store_page(request, new, &mut tally).await {
-                return Err(Box::new(Stopped { tally, error: e.into() }));
+            self.store_page(request, new, tally).await?;
+            if let Some(id) = self.record {
+                let progressed = self.store.sweep_progressed(id, tally.counts());
+                self.store.bounded("sweep record", progressed).await?;
             }
-            on_page(&tally);
+            on_page(tally);
             match page.last_id() {
                 Some(last) if page.has_more => query.starting_after = Some(last),
-                _ => return Ok(tally),
+                _ => return Ok(()),
             }
         }
     }
@@ -159,10 +225,10 @@ impl Reconciler<'_> {
     /// One page of the list; a 429 is waited out a few times (Stripe says how long). The client
     /// turns Stripe's rate-limit 429s into `OverBudget` (its budget slows down and pauses the
     /// endpoint meanwhile); a 429 that is no rate limit (`lock_timeout`) stays an `Api` error.
-    async fn list(&self, query: &EventListQuery) -> Result<stripe::EventPage, StripeError> {
+    async fn list(&self, query: &EventListQuery, account: Option<&str>) -> Result<stripe::EventPage, StripeError> {
         let mut waits = 0;
         loop {
-            let error = match self.client.list_events(query).await {
+            let error = match self.client.list_events(query, account).await {
                 Ok(page) => return Ok(page),
                 Err(e) => e,
             };

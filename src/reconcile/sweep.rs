@@ -2,7 +2,10 @@
 //! `DEFERRAL_RECONCILE_WINDOW` that Stripe could not deliver are listed and the missing ones
 //! stored. A maintenance service the leader alone runs (`executor::maintenance`): on PostgreSQL
 //! one process sweeps, and another takes over when it stops; a process whose turn comes soon
-//! after another's sweep (a new leader) leaves it be. `deferral reconcile` runs beside it.
+//! after another's sweep (a new leader) leaves it be. A sweep whose process loses the lead
+//! stops before its next page and is recorded as interrupted; the new leader leaves an
+//! unfinished sweep of another process be while that one may still hold the lead (a lease),
+//! so the two never list at once. `deferral reconcile` runs beside it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{ReconcileError, Reconciler, Request, Stopped, Tally};
 use crate::config::Config;
-use crate::executor::maintenance::{self, Duty, ELECT_EVERY, Elector, Service};
+use crate::executor::maintenance::{self, Duty, ELECT_EVERY, Elector, Lead, Service};
 use crate::store::{Store, StoreError, SweepCounts, now_ms};
 use crate::stripe::{self, TypeFilter};
 use crate::webhook::Ingest;
@@ -24,6 +27,8 @@ pub struct Sweeper {
     ingest: Ingest,
     client: stripe::Client,
     owner: String,
+    /// How long another process's unfinished sweep may still be running (its lease).
+    elector: Elector,
     /// Cuts a sweep short (what it stored stays, and the record says so).
     stop: CancellationToken,
 }
@@ -33,6 +38,8 @@ pub struct Sweeper {
 pub enum SweepReport {
     /// Another process swept most of an interval ago: its sweep stands for this turn.
     SweptRecently { by: String },
+    /// Another process's sweep is unfinished and that process may still lead: it is left be.
+    InProgress { by: String },
     /// Swept: what it found, and why it stopped early if it did.
     Swept { counts: SweepCounts, error: Option<String> },
 }
@@ -60,6 +67,7 @@ pub fn spawn(
     let sweeper = Sweeper {
         client,
         owner: crate::executor::owner_id(),
+        elector: elector.clone(),
         config,
         store,
         ingest,
@@ -82,7 +90,12 @@ impl Service for Sweeper {
     /// One turn: sweeps unless another process swept within the interval. No database call
     /// waits past the deadline (`DEFERRAL_DB_TIMEOUT`).
     async fn run_once(&self) -> Result<SweepReport, StoreError> {
-        self.sweep(&self.stop).await
+        self.sweep(&Lead::default()).await
+    }
+
+    /// Watches the lead itself, so that a sweep cut short is recorded as such.
+    async fn run_while(&self, lead: &Lead) -> Option<Result<SweepReport, StoreError>> {
+        Some(self.sweep(lead).await)
     }
 
     fn failed(&self, e: &StoreError) {
@@ -91,21 +104,27 @@ impl Service for Sweeper {
 }
 
 impl Sweeper {
-    async fn sweep(&self, stop: &CancellationToken) -> Result<SweepReport, StoreError> {
+    async fn sweep(&self, lead: &Lead) -> Result<SweepReport, StoreError> {
         let now = now_ms();
         let interval = self.config.reconcile_interval.as_millis() as i64;
-        // Processes tick on their own clocks; a sweep by another one most of an interval ago
-        // stands for this turn (its window overlaps this one's all but a few minutes).
         let recent = self
             .store
             .bounded("sweeps", self.store.recent_sweeps(Some("sweep"), 1))
             .await?;
-        if let Some(last) = recent.first()
-            && last.owner != self.owner
-            && last.started_at > now - interval * 9 / 10
-        {
-            tracing::debug!(by = %last.owner, "swept recently by another process");
-            return Ok(SweepReport::SweptRecently { by: last.owner.clone() });
+        if let Some(last) = recent.first().filter(|last| last.owner != self.owner) {
+            let by = last.owner.clone();
+            // A former leader learns it lost the lead within its lease: until then its sweep
+            // may be listing still.
+            if last.finished_at.is_none() && last.started_at > now - self.elector.lease().as_millis() as i64 {
+                tracing::debug!(%by, "another process's sweep is still running");
+                return Ok(SweepReport::InProgress { by });
+            }
+            // Processes tick on their own clocks; a sweep by another one most of an interval
+            // ago stands for this turn (its window overlaps this one's all but a few minutes).
+            if last.started_at > now - interval * 9 / 10 {
+                tracing::debug!(%by, "swept recently by another process");
+                return Ok(SweepReport::SweptRecently { by });
+            }
         }
         let request = Request {
             since: now / 1000 - self.config.reconcile_window.as_secs() as i64,
@@ -121,15 +140,31 @@ impl Sweeper {
             ingest: &self.ingest,
             store: &self.store,
             config: &self.config,
+            record: Some(id),
         };
-        // What the pages so far found, for the record when a shutdown cuts the sweep short.
+        // Before each page: a process that no longer leads (told so, or its lease ran out by
+        // its own clock while it was paused) lists no more.
+        let stopped = || {
+            if self.stop.is_cancelled() {
+                Some(ReconcileError::ShutDown)
+            } else if !lead.held() {
+                Some(ReconcileError::LostLead)
+            } else {
+                None
+            }
+        };
+        // What the pages so far found, for the record when the sweep is cut short mid-page.
         let progress = std::sync::Mutex::new(Tally::default());
-        let outcome = tokio::select! {
-            outcome = reconciler.run(&request, |t| *progress.lock().expect("sweep progress") = t.clone()) => outcome,
-            _ = stop.cancelled() => Err(Box::new(Stopped {
+        let cut = |error| -> Result<Tally, Box<Stopped>> {
+            Err(Box::new(Stopped {
                 tally: progress.lock().expect("sweep progress").clone(),
-                error: ReconcileError::Interrupted,
-            })),
+                error,
+            }))
+        };
+        let outcome = tokio::select! {
+            outcome = reconciler.run(&request, stopped, |t| *progress.lock().expect("sweep progress") = t.clone()) => outcome,
+            _ = self.stop.cancelled() => cut(ReconcileError::ShutDown),
+            _ = lead.lost() => cut(ReconcileError::LostLead),
         };
         let (tally, error) = match outcome {
             Ok(tally) => (tally, None),

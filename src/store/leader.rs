@@ -8,6 +8,11 @@ use std::time::Duration;
 use super::driver::Campaign;
 use super::{Result, Store};
 
+/// How many election intervals a lease lasts where the backend elects by lease: a leader that
+/// misses two renewals in a row (a slow database, a late timer) keeps it; one that misses three
+/// has lost it.
+pub const LEASE_INTERVALS: u32 = 3;
+
 /// A process's part in the election: see [`Store::leader_session`].
 pub struct LeaderSession {
     /// `None` where one process owns the database: nothing to hold.
@@ -39,6 +44,12 @@ impl LeaderSession {
             Some(campaign) => campaign.try_lead().await,
             None => Ok(true),
         }
+    }
+
+    /// Whether the lead runs out unless renewed (a lease of [`LEASE_INTERVALS`] intervals);
+    /// not where one process owns the database.
+    pub fn is_lease(&self) -> bool {
+        self.campaign.is_some()
     }
 
     /// Gives the lead up; another process can lead at its next try.

@@ -15,6 +15,8 @@ pub struct SweepRow {
     pub started_at: i64,
     /// Unix ms; unset while it runs, or when its process stopped first.
     pub finished_at: Option<i64>,
+    /// Unix ms of its latest page (migration 0018); unset before the first.
+    pub progressed_at: Option<i64>,
     /// `created[gte]` of the listing, unix seconds.
     pub since: i64,
     /// `sweep` (the server's periodic one) or `command` (`deferral reconcile`).
@@ -48,16 +50,30 @@ impl Store {
         .await?))
     }
 
+    /// Records what a run found so far, after each page: a run that records nothing for long
+    /// has stopped (its process died), see `reconcile::interrupted`.
+    pub async fn sweep_progressed(&self, id: i64, counts: SweepCounts) -> Result<()> {
+        self.sweep_update(id, counts, None).await
+    }
+
     /// Records how a run ended: what it found, and why it stopped early if it did.
     pub async fn sweep_finished(&self, id: i64, counts: SweepCounts, error: Option<&str>) -> Result<()> {
+        self.sweep_update(id, counts, Some(error)).await
+    }
+
+    /// `ended`: the run ended, with this error if any.
+    async fn sweep_update(&self, id: i64, counts: SweepCounts, ended: Option<Option<&str>>) -> Result<()> {
+        let now = now_ms();
         on_db!(&self.writer, pool => sqlx::query(
-            "UPDATE reconcile_sweeps SET finished_at = $1, pages = $2, seen = $3, added = $4, error = $5 WHERE id = $6",
+            "UPDATE reconcile_sweeps SET progressed_at = $1, finished_at = COALESCE($2, finished_at),
+                 pages = $3, seen = $4, added = $5, error = COALESCE($6, error) WHERE id = $7",
         )
-        .bind(now_ms())
+        .bind(now)
+        .bind(ended.map(|_| now))
         .bind(counts.pages)
         .bind(counts.seen)
         .bind(counts.added)
-        .bind(error)
+        .bind(ended.flatten())
         .bind(id)
         .execute(pool)
         .await
@@ -68,7 +84,7 @@ impl Store {
     /// The most recent runs, newest first; of one trigger when given.
     pub async fn recent_sweeps(&self, trigger: Option<&str>, limit: i64) -> Result<Vec<SweepRow>> {
         on_db!(&self.db, pool => Ok(sqlx::query_as(
-            "SELECT id, started_at, finished_at, since, trigger, owner, pages, seen, added, error FROM reconcile_sweeps
+            "SELECT id, started_at, finished_at, progressed_at, since, trigger, owner, pages, seen, added, error FROM reconcile_sweeps
              WHERE (CAST($1 AS TEXT) IS NULL OR trigger = $1) ORDER BY started_at DESC, id DESC LIMIT $2",
         )
         .bind(trigger)
@@ -84,6 +100,19 @@ impl Store {
             .execute(pool)
             .await?
             .rows_affected()))
+    }
+
+    /// The connected accounts (`acct_…`) of the executions of events created since `since`
+    /// (unix seconds): Stripe lists their events only to a request made as the account.
+    /// Only Connect executions have an account, so the partial index `executions_account`
+    /// holds all the rows this reads.
+    pub async fn connect_accounts(&self, since: i64) -> Result<Vec<String>> {
+        on_db!(&self.db, pool => Ok(sqlx::query_scalar(
+            "SELECT DISTINCT account FROM executions WHERE account IS NOT NULL AND event_created >= $1 ORDER BY account",
+        )
+        .bind(since)
+        .fetch_all(pool)
+        .await?))
     }
 
     /// Which of `ids` are stored events (delivered or reconciled before).

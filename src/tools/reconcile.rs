@@ -76,9 +76,10 @@ pub async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
         ingest: &ingest,
         store: &store,
         config: &config,
+        record,
     };
     let mut progress = Progress::new(since);
-    let outcome = reconciler.run(&request, |t| progress.page(t)).await;
+    let outcome = reconciler.run(&request, || None, |t| progress.page(t)).await;
     progress.finish();
     let (tally, error) = match outcome {
         Ok(tally) => (tally, None),
@@ -154,6 +155,12 @@ fn summary(t: &Tally, dry_run: bool) -> String {
             "{} ({} already stored)",
             plural(t.added, "new execution"),
             t.seen - t.added - t.ignored - t.unreadable
+        ));
+    }
+    if t.accounts > 0 {
+        s.push_str(&format!(
+            "; listed the platform's events and those of {} (as each, with Stripe-Account)",
+            plural(t.accounts, "connected account")
         ));
     }
     if t.ignored > 0 {

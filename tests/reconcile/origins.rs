@@ -1,6 +1,8 @@
 //! Where each execution came from, as the REST API and the console say it: delivered
 //! (`webhook`), read back from Stripe's list (`reconciled`, a Connect event's `account` kept),
 //! or re-run by an operator (`rerun`, whatever the origin of the execution it re-runs).
+//! Stripe lists a connected account's events only to a request made as the account
+//! (`Stripe-Account`), so the run lists each account Deferral knows as well as the platform.
 
 use std::time::Duration;
 
@@ -25,27 +27,47 @@ async fn reconciled_connect_events_keep_their_account_and_reruns_say_rerun() {
     fake.add_event(&delivered, false);
     let webhook = app.deliver_ok(&delivered).await;
     fake.add_event(&listed(2, 90).1, false);
-    // An event of a connected account: Stripe lists it among the platform's, `account` set.
-    let mut connect: Value = serde_json::from_str(&event(
-        "evt_rec_connect",
-        "customer.created",
-        "cus_rec_connect",
-        now_s() - 60,
-    ))
-    .unwrap();
-    connect["account"] = ACCOUNT.into();
-    fake.add_event(&connect.to_string(), false);
+    // A connected account's events: one delivered (Deferral knows the account from it), one
+    // missed. Stripe lists them to requests made as the account only.
+    let connect = |id: &str, ago: i64| {
+        let mut e: Value =
+            serde_json::from_str(&event(id, "customer.created", "cus_rec_connect", now_s() - ago)).unwrap();
+        e["account"] = ACCOUNT.into();
+        e.to_string()
+    };
+    let known = connect("evt_rec_connect_known", 100);
+    fake.add_event(&known, true);
+    app.deliver_ok(&known).await;
+    fake.add_event(&connect("evt_rec_connect", 60), false);
 
     let out = reconcile_ok(&app, &fake, &[]).await;
     assert!(
-        out.contains("3 events seen, 2 new executions (1 already stored)"),
+        out.contains(
+            "3 events seen, 2 new executions (1 already stored); listed the platform's events and \
+             those of 1 connected account (as each, with Stripe-Account)"
+        ),
         "{out}"
+    );
+    let lists: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|s| s.path.starts_with("/v1/events?"))
+        .map(|s| s.account)
+        .collect();
+    assert_eq!(
+        lists,
+        [None, Some(ACCOUNT.to_string())],
+        "one list as the platform, one as the account"
     );
     let reconciled = executions(&app, "origin=reconciled").await;
     assert_eq!(reconciled.len(), 2);
 
     // The Connect event's execution keeps its account, and is processed as that account.
-    let of_account = executions(&app, &format!("account={ACCOUNT}")).await;
+    let of_account: Vec<Value> = executions(&app, &format!("account={ACCOUNT}"))
+        .await
+        .into_iter()
+        .filter(|e| e["origin"] == "reconciled")
+        .collect();
     assert_eq!(of_account.len(), 1, "{of_account:?}");
     let listed_connect = &of_account[0];
     assert_eq!(
@@ -99,5 +121,42 @@ async fn reconciled_connect_events_keep_their_account_and_reruns_say_rerun() {
             "{origin} execution {id} listed as reconciled:\n{page}"
         );
     }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_sweep_lists_each_known_connected_account_as_the_account() {
+    let fake = FakeStripe::start().await;
+    let app = server(&fake, Duration::from_millis(500)).await;
+    let connect = |id: &str| {
+        let mut e: Value = serde_json::from_str(&event(id, "customer.created", "cus_rec_sweep", now_s() - 30)).unwrap();
+        e["account"] = ACCOUNT.into();
+        e.to_string()
+    };
+    // Deferral learns of the account from a delivery; then one of its events goes missing.
+    let known = connect("evt_rec_sweep_known");
+    fake.add_event(&known, true);
+    app.deliver_ok(&known).await;
+    fake.add_event(&connect("evt_rec_sweep_missed"), false);
+
+    let deadline = std::time::Instant::now() + WAIT;
+    let missed = loop {
+        let found = executions(&app, "origin=reconciled").await;
+        if let Some(e) = found.into_iter().find(|e| e["event_id"] == "evt_rec_sweep_missed") {
+            break e;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sweep never stored the missed event"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(missed["account"], ACCOUNT);
+    assert!(
+        fake.requests()
+            .iter()
+            .any(|s| s.path.starts_with("/v1/events?") && s.account.as_deref() == Some(ACCOUNT)),
+        "never listed as {ACCOUNT}"
+    );
     app.stop().await;
 }

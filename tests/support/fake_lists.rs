@@ -3,7 +3,9 @@
 //! `starting_after` / `ending_before` cursors, `created` and its bounds, and Stripe's 400 for an
 //! unknown parameter or a bad value. Each counts against the limits like any other request.
 //!
-//! - `GET /v1/events`: also `delivery_success`, `types[]` (up to 20) or `type` (one pattern with `*`).
+//! - `GET /v1/events`: also `delivery_success`, `types[]` (up to 20) or `type` (one pattern with `*`);
+//!   as Stripe runs a request on the key's account unless `Stripe-Account` names a connected one,
+//!   the events of that account only (an event's `account`), else the platform's own.
 //! - `GET /v1/charges`: also `payment_intent` and `customer`.
 //! - `GET /v1/invoice_payments`: the default payment of each stored invoice, filtered by `invoice`,
 //!   `payment[type]` and `payment[payment_intent]`.
@@ -296,6 +298,7 @@ pub(super) async fn events(
         return invalid("types", "You may pass at most 20 event types in `types`.");
     }
 
+    let account = headers.get("stripe-account").and_then(|v| v.to_str().ok());
     let events = inner.events.lock().unwrap();
     // Newest first; events of the same second in reverse order of creation.
     let mut order: Vec<usize> = (0..events.len()).collect();
@@ -306,6 +309,7 @@ pub(super) async fn events(
     let keep = |i: usize, e: &Value| {
         let ty = e["type"].as_str().unwrap_or_default();
         delivery.is_none_or(|d| delivered[i] == d)
+            && e["account"].as_str() == account
             && (types.is_empty() || types.iter().any(|t| t == ty))
             && pattern.as_deref().is_none_or(|p| matches_pattern(p, ty))
     };

@@ -17,10 +17,11 @@ pub fn LastSweep(sweep: Option<SweepView>) -> impl IntoView {
     };
     let outcome = match (&s.error, &s.finished_at) {
         (Some(e), _) => format!("stopped: {e}"),
+        (None, None) if s.interrupted => "interrupted: its process stopped before it finished".to_string(),
         (None, None) => "running".to_string(),
         (None, Some(_)) => "done".to_string(),
     };
-    let class = if s.error.is_some() {
+    let class = if s.error.is_some() || s.interrupted {
         "last-sweep failed"
     } else {
         "last-sweep"

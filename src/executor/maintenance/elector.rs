@@ -9,7 +9,10 @@
 //!
 //! Leadership can overlap briefly (a silent leader has not yet seen its renewal fail when the
 //! lease runs out): the leader-only services stay correct when two processes run them at once,
-//! as every process used to; the election saves the work, it does not guard the data.
+//! as every process used to; the election saves the work, it does not guard the data. To keep
+//! the overlap short, a leader also counts its lease down on its own clock ([`Elector::holds_lead`]):
+//! a process paused past its lease (stopped, starved) knows it lost the lead as soon as it
+//! runs again, before its next try tells it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -19,7 +22,11 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::store::Store;
-use crate::store::leader::LeaderSession;
+use crate::store::leader::{LEASE_INTERVALS, LeaderSession};
+
+/// Until when the lead is surely held, by this process's clock: `None` where it never runs out
+/// (one process owns the database) or while not leading.
+type LeaseEnd = Arc<Mutex<Option<tokio::time::Instant>>>;
 
 /// How often non-leaders try, and the leader checks its session, when nothing asks for sooner.
 pub const ELECT_EVERY: Duration = Duration::from_secs(5);
@@ -33,6 +40,7 @@ pub struct Elector {
 struct Shared {
     store: Store,
     leader: watch::Receiver<bool>,
+    lease_end: LeaseEnd,
     every_ms: Arc<AtomicU64>,
     stop: CancellationToken,
 }
@@ -53,11 +61,19 @@ impl Elector {
         let (tx, leader) = watch::channel(false);
         let every_ms = Arc::new(AtomicU64::new(millis(every)));
         let stop = CancellationToken::new();
-        tokio::spawn(campaign(store.clone(), tx, every_ms.clone(), stop.clone()));
+        let lease_end = LeaseEnd::default();
+        tokio::spawn(campaign(
+            store.clone(),
+            tx,
+            lease_end.clone(),
+            every_ms.clone(),
+            stop.clone(),
+        ));
         Elector {
             shared: Arc::new(Shared {
                 store,
                 leader,
+                lease_end,
                 every_ms,
                 stop,
             }),
@@ -87,6 +103,44 @@ impl Elector {
         *self.shared.leader.borrow()
     }
 
+    /// Whether this process leads and its lease has not run out by its own clock since the
+    /// last renewal (a renewal that has not answered yet does not count).
+    pub fn holds_lead(&self) -> bool {
+        let end = *self.shared.lease_end.lock().expect("lease end");
+        self.is_leader() && end.is_none_or(|end| tokio::time::Instant::now() < end)
+    }
+
+    /// Resolves once this process no longer holds the lead ([`Elector::holds_lead`]).
+    pub async fn lost(&self) {
+        let mut leader = self.watch();
+        loop {
+            if !self.holds_lead() {
+                return;
+            }
+            let end = *self.shared.lease_end.lock().expect("lease end");
+            let changed = async {
+                if leader.changed().await.is_err() {
+                    // The election ended: nothing will renew the lead.
+                    std::future::pending::<()>().await;
+                }
+            };
+            match end {
+                Some(end) => tokio::select! {
+                    _ = changed => {}
+                    // A renewal moves the end on: checked again above.
+                    _ = tokio::time::sleep_until(end) => {}
+                },
+                None => changed.await,
+            }
+        }
+    }
+
+    /// How long a lease lasts unrenewed: a sweep another process started within this may
+    /// still be running.
+    pub fn lease(&self) -> Duration {
+        self.every() * LEASE_INTERVALS
+    }
+
     /// Leadership as it changes.
     pub fn watch(&self) -> watch::Receiver<bool> {
         self.shared.leader.clone()
@@ -103,12 +157,20 @@ fn millis(d: Duration) -> u64 {
 }
 
 /// Tries to lead (or confirms leadership) every interval until `stop`, then resigns.
-async fn campaign(store: Store, leader: watch::Sender<bool>, every_ms: Arc<AtomicU64>, stop: CancellationToken) {
+async fn campaign(
+    store: Store,
+    leader: watch::Sender<bool>,
+    lease_end: LeaseEnd,
+    every_ms: Arc<AtomicU64>,
+    stop: CancellationToken,
+) {
     let mut session: Option<LeaderSession> = None;
     // Whether the latest try failed, so an unreachable database is said once, not every interval.
     let mut failing = false;
     loop {
         let every = Duration::from_millis(every_ms.load(Ordering::Relaxed));
+        // The server counts the lease from its answer, which comes after this.
+        let asked = tokio::time::Instant::now();
         let tried = async {
             let s = match session.as_mut() {
                 Some(s) => s,
@@ -127,13 +189,17 @@ async fn campaign(store: Store, leader: watch::Sender<bool>, every_ms: Arc<Atomi
                 if now && !was {
                     tracing::info!("elected leader: this process runs the rescuer, pruner, discarder and sweep");
                 }
-                leader.send_replace(now);
+                let lease = session.as_ref().is_some_and(LeaderSession::is_lease);
+                *lease_end.lock().expect("lease end") = (now && lease).then(|| asked + every * LEASE_INTERVALS);
+                // Receivers hear of changes only: a renewal is no new election.
+                leader.send_if_modified(|l| std::mem::replace(l, now) != now);
             }
             Err(e) => {
                 // A new session for the next try.
                 session = None;
                 if was {
                     tracing::warn!(error = %e, "cannot renew the lead; no longer leader");
+                    *lease_end.lock().expect("lease end") = None;
                     leader.send_replace(false);
                 } else if !failing {
                     tracing::warn!(error = %e, "cannot take part in the leader election; will try again");

@@ -52,9 +52,51 @@ pub trait Service: Send + Sync + 'static {
     /// Does the job once.
     fn run_once(&self) -> impl Future<Output = Result<Self::Report, StoreError>> + Send;
 
+    /// Does the job once while `lead` holds; `None` when cut short because it no longer does.
+    /// By default the run is dropped where it waits (a transaction rolls back); a service with
+    /// something to say about an unfinished run watches `lead` itself.
+    fn run_while(&self, lead: &Lead) -> impl Future<Output = Option<Result<Self::Report, StoreError>>> + Send {
+        async move {
+            tokio::select! {
+                done = self.run_once() => Some(done),
+                _ = lead.lost() => None,
+            }
+        }
+    }
+
     /// A run failed; the next one tries again.
     fn failed(&self, e: &StoreError) {
         tracing::warn!(service = self.name(), error = %e, "maintenance failed; will try again");
+    }
+}
+
+/// A run's hold on the lead: for a leader-only service, lost when this process stops leading
+/// (the election says so, or its lease ran out by this process's clock); never otherwise.
+#[derive(Clone, Default)]
+pub struct Lead {
+    elector: Option<Elector>,
+    lost: CancellationToken,
+}
+
+impl Lead {
+    /// Whether the run may go on: checked before each step that must not overlap another
+    /// leader's (a process resumed after a pause knows at once, before any timer fires).
+    pub fn held(&self) -> bool {
+        !self.lost.is_cancelled() && self.elector.as_ref().is_none_or(Elector::holds_lead)
+    }
+
+    /// Resolves once the lead is lost.
+    pub async fn lost(&self) {
+        self.lost.cancelled().await
+    }
+
+    /// Marks the lead lost when the elector says so; never resolves.
+    async fn watch(&self) {
+        if let Some(elector) = &self.elector {
+            elector.lost().await;
+            self.lost.cancel();
+        }
+        std::future::pending().await
     }
 }
 
@@ -76,9 +118,9 @@ pub fn spawn<S: Service>(service: S, duty: Duty, stop: CancellationToken) -> Joi
 async fn run<S: Service>(service: S, duty: Duty, stop: CancellationToken) {
     let mut interval = tokio::time::interval(service.every());
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut leader = match &duty {
-        Duty::EveryProcess => None,
-        Duty::Leader(elector) => Some(elector.watch()),
+    let (mut leader, elector) = match &duty {
+        Duty::EveryProcess => (None, None),
+        Duty::Leader(elector) => (Some(elector.watch()), Some(elector.clone())),
     };
     loop {
         tokio::select! {
@@ -86,11 +128,23 @@ async fn run<S: Service>(service: S, duty: Duty, stop: CancellationToken) {
             _ = elected(&mut leader) => interval.reset(),
             _ = stop.cancelled() => return,
         }
-        if leader.as_ref().is_some_and(|l| !*l.borrow()) {
+        if elector.as_ref().is_some_and(|e| !e.holds_lead()) {
             continue;
         }
-        if let Err(e) = service.run_once().await {
-            service.failed(&e);
+        let lead = Lead {
+            elector: elector.clone(),
+            lost: CancellationToken::new(),
+        };
+        // A run of the leader alone is cut short when the lead is lost mid-way, so that it does
+        // not go on beside the next leader's.
+        let outcome = tokio::select! {
+            outcome = service.run_while(&lead) => outcome,
+            _ = lead.watch() => unreachable!("the lead's watch never ends"),
+        };
+        match outcome {
+            Some(Ok(_)) => {}
+            Some(Err(e)) => service.failed(&e),
+            None => tracing::info!(service = service.name(), "cut short: this process no longer leads"),
         }
     }
 }

@@ -13,14 +13,11 @@ use async_trait::async_trait;
 use sqlx::PgPool;
 
 use super::super::driver::Campaign;
+use super::super::leader::LEASE_INTERVALS;
 use super::super::{Result, StoreError};
 
 /// The row of the maintenance leader.
 const ELECTION: &str = "maintenance";
-
-/// How many intervals a lease lasts: a leader that misses two renewals in a row (a slow
-/// database, a late timer) keeps it; one that misses three has lost it.
-const LEASE_INTERVALS: u32 = 3;
 
 const NOW_MS: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
 
