@@ -92,13 +92,15 @@ pub(crate) trait Driver: Send + Sync + std::fmt::Debug {
     /// lost attempt recorded; up to `limit` in one statement. Returns their ids.
     async fn rescue(&self, now: i64, limit: i64) -> Result<Vec<String>>;
 
-    /// Takes due alert deliveries under a lease for `owner`.
+    /// Takes due alert deliveries under a lease for `owner`, none to `skip_receivers`
+    /// (the statement: [`claim_deliveries_sql`](super::alerts::claim_deliveries_sql)).
     async fn claim_alert_deliveries(
         &self,
         owner: &str,
         now: i64,
         lease_ms: i64,
         limit: i64,
+        skip_receivers: &[String],
     ) -> Result<Vec<DeliveryJob>>;
 
     /// A statement that takes the alert composer's lock for the rest of the current write

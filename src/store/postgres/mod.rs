@@ -161,8 +161,9 @@ impl Driver for PostgresDriver {
         now: i64,
         lease_ms: i64,
         limit: i64,
+        skip_receivers: &[String],
     ) -> Result<Vec<DeliveryJob>> {
-        queue::claim_alert_deliveries(&self.writer, owner, now, lease_ms, limit).await
+        queue::claim_alert_deliveries(&self.writer, owner, now, lease_ms, limit, skip_receivers).await
     }
 
     /// Transaction-scoped: it ends with the transaction, whatever becomes of the process.

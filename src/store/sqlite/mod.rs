@@ -166,8 +166,9 @@ impl Driver for SqliteDriver {
         now: i64,
         lease_ms: i64,
         limit: i64,
+        skip_receivers: &[String],
     ) -> Result<Vec<DeliveryJob>> {
-        queue::claim_alert_deliveries(&self.writer, owner, now, lease_ms, limit).await
+        queue::claim_alert_deliveries(&self.writer, owner, now, lease_ms, limit, skip_receivers).await
     }
 
     /// One writer: write transactions take turns already.
