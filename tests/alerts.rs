@@ -220,9 +220,13 @@ async fn every_receiver_gets_each_alert_once_and_one_that_is_down_holds_up_no_ot
     app.stop().await;
 }
 
-/// The environment of a real process posting to `receiver`, with the digest `window`.
-fn process_env<'a>(fake: &'a FakeStripe, receiver: &'a Receiver, window: &'a str) -> [(&'static str, &'a str); 7] {
+/// The environment of a real process posting to `receiver`, with the digest `window`. A
+/// delivery the killed process held (claimed, its post's outcome not yet recorded) is taken
+/// again once its lease expires: 3 × (1 s + 3 s) here.
+fn process_env<'a>(fake: &'a FakeStripe, receiver: &'a Receiver, window: &'a str) -> [(&'static str, &'a str); 9] {
     [
+        ("DEFERRAL_ALERT_TIMEOUT", "1s"),
+        ("DEFERRAL_DB_TIMEOUT", "3s"),
         ("STRIPE_SECRET_KEY", KEY),
         ("STRIPE_API_BASE", fake.url.as_str()),
         ("DEFERRAL_ALERT_WEBHOOK_URL", receiver.url.as_str()),
@@ -275,7 +279,7 @@ async fn an_alert_survives_a_sigkill_between_the_failure_and_the_send() {
     receiver.inbox.refuse.store(0, Ordering::SeqCst);
     let mut second = processes::Process::spawn(&database_url, dir.path(), "deferral-restarted", &env);
     second.ready(Duration::from_secs(60)).await;
-    let got = receiver.wait_for(1, Duration::from_secs(15)).await;
+    let got = receiver.wait_for(1, Duration::from_secs(25)).await;
     assert!(text(&got[0]).contains("evt_killed"), "{got:?}");
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(receiver.accepted().len(), 1);
