@@ -3,11 +3,11 @@
 //! processes sharing the outbox still send each message once, however long the hung posts take
 //! together compared with a delivery's lease.
 
+#[path = "support/alert_receiver.rs"]
+mod alert_receiver;
 #[path = "support/fake_stripe.rs"]
 mod fake_stripe;
 mod support;
-#[path = "support/alert_receiver.rs"]
-mod alert_receiver;
 
 use std::time::{Duration, Instant};
 

@@ -4,12 +4,12 @@
 //! back, and after a SIGKILL (before or after the message is composed) once restarted. Both
 //! backends. Posting to slow receivers and sharing the outbox: `alert_delivery.rs`.
 
+#[path = "support/alert_receiver.rs"]
+mod alert_receiver;
 #[path = "support/fake_stripe.rs"]
 mod fake_stripe;
 mod processes;
 mod support;
-#[path = "support/alert_receiver.rs"]
-mod alert_receiver;
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -149,7 +149,11 @@ async fn a_success_that_finished_before_the_failure_sends_no_recovered_message()
     assert!(text(&got[0]).contains("evt_older"), "{got:?}");
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let got = receiver.accepted();
-    assert_eq!(got.len(), 1, "a recovered message for a success before the failure: {got:?}");
+    assert_eq!(
+        got.len(),
+        1,
+        "a recovered message for a success before the failure: {got:?}"
+    );
 
     let fixed = succeeding(&app, &fake, "evt_fixed", TYPE, vec![]).await;
     app.wait_for(&fixed, "succeeded", Duration::from_secs(10)).await;

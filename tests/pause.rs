@@ -221,7 +221,10 @@ async fn resume_runs_held_executions_in_per_object_order_and_later_ones_wait_beh
     let (_, page) = app.page(&format!("/executions/{third}"), &token).await;
     assert!(page.contains("Waiting: "), "{page}");
     assert!(page.contains(&format!("/executions/{first}")), "{page}");
-    assert!(page.contains(&format!("which is held: {HELD} is paused as {HELD}")), "{page}");
+    assert!(
+        page.contains(&format!("which is held: {HELD} is paused as {HELD}")),
+        "{page}"
+    );
 
     let (status, _) = app.api_post(&format!("/api/v1/event-types/{HELD}/resume")).await;
     assert_eq!(status, 200);

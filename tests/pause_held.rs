@@ -16,9 +16,7 @@ fn now_s() -> i64 {
 }
 
 async fn pause(app: &TestApp, pattern: &str, action: &str) {
-    let (status, body) = app
-        .api_post(&format!("/api/v1/event-types/{pattern}/{action}"))
-        .await;
+    let (status, body) = app.api_post(&format!("/api/v1/event-types/{pattern}/{action}")).await;
     assert_eq!(status, 200, "{action} {pattern}: {body}");
 }
 

@@ -126,7 +126,13 @@ impl Outbound {
 }
 
 /// Posts one delivery and records the outcome (while this process still holds the lease).
-async fn deliver(store: Store, client: reqwest::Client, settings: Arc<AlertSettings>, owner: Arc<str>, job: DeliveryJob) {
+async fn deliver(
+    store: Store,
+    client: reqwest::Client,
+    settings: Arc<AlertSettings>,
+    owner: Arc<str>,
+    job: DeliveryJob,
+) {
     let recorded = match post(&client, &job.receiver, &job.body).await {
         Ok(()) => {
             let sent = store.delivery_sent(job.id, &owner, now_ms());

@@ -290,7 +290,11 @@ pub(super) async fn claim_alert_deliveries(
     skip_receivers: &[String],
 ) -> Result<Vec<DeliveryJob>> {
     let sql = claim_deliveries_sql(skip_receivers.len(), "");
-    let mut q = sqlx::query_as(&sql).bind(owner).bind(now + lease_ms).bind(now).bind(limit);
+    let mut q = sqlx::query_as(&sql)
+        .bind(owner)
+        .bind(now + lease_ms)
+        .bind(now)
+        .bind(limit);
     for r in skip_receivers {
         q = q.bind(r);
     }
