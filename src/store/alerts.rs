@@ -62,7 +62,7 @@ pub struct DeliveryJob {
 /// The claim of due deliveries (`$1` owner, `$2` lease end, `$3` now, `$4` limit, then the
 /// `skip` receivers not to take any of); `row_lock` is how the driver keeps concurrent claims
 /// apart (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite's one writer needs none).
-pub(super) fn claim_deliveries_sql(skip: usize, row_lock: &str) -> String {
+fn claim_deliveries_sql(skip: usize, row_lock: &str) -> String {
     let skipped = if skip == 0 {
         String::new()
     } else {
@@ -80,6 +80,8 @@ pub(super) fn claim_deliveries_sql(skip: usize, row_lock: &str) -> String {
 /// Pending failures of one type: how many, the newest outbox row, the newest failed execution
 /// (by arrival) and when the last of them failed.
 type PendingRow = (String, i64, i64, i64, i64);
+/// What a failure message reports: its newest outbox row, failed execution and failure time.
+type Reported = (i64, i64, i64);
 /// A type's alert state: last message, newest failed execution reported and when the last
 /// failure reported finished, alerting.
 type TypeRow = (String, i64, i64, i64, bool);
@@ -149,7 +151,7 @@ impl Store {
             )
                     .fetch_all(&mut *tx)
                     .await?;
-            let mut drafts: Vec<(AlertDraft, Option<(i64, i64, i64)>)> = Vec::new();
+            let mut drafts: Vec<(AlertDraft, Option<Reported>)> = Vec::new();
             for (event_type, count, last_id, last_seq, last_at) in pending.iter().cloned() {
                 let last_message = types.iter().find(|t| t.0 == event_type).map(|t| t.1);
                 if last_message.is_some_and(|at| now - at < window_ms) {
@@ -269,10 +271,14 @@ impl Store {
         limit: i64,
         skip_receivers: &[String],
     ) -> Result<Vec<DeliveryJob>> {
-        let mut jobs = self
-            .driver
-            .claim_alert_deliveries(owner, now, lease_ms, limit, skip_receivers)
-            .await?;
+        let sql = claim_deliveries_sql(skip_receivers.len(), self.driver.alert_claim_lock());
+        let mut jobs: Vec<DeliveryJob> = on_db!(&self.writer, pool => {
+            let mut q = sqlx::query_as(&sql).bind(owner).bind(now + lease_ms).bind(now).bind(limit);
+            for r in skip_receivers {
+                q = q.bind(r);
+            }
+            q.fetch_all(pool).await?
+        });
         jobs.sort_by_key(|j| j.id);
         Ok(jobs)
     }

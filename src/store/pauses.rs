@@ -82,7 +82,7 @@ impl Store {
             ))
             .bind(now)
             .bind(pattern)
-            .bind(&prefix)
+            .bind(prefix)
             .execute(&mut *tx)
             .await
             .map_err(super::StoreError::from)?;
@@ -91,7 +91,7 @@ impl Store {
                  ON CONFLICT (pattern) DO NOTHING",
             )
             .bind(pattern)
-            .bind(&prefix)
+            .bind(prefix)
             .bind(by)
             .bind(now)
             .execute(&mut *tx)

@@ -8,7 +8,6 @@
 use sqlx::PgPool;
 
 use super::super::Result;
-use super::super::alerts::{DeliveryJob, claim_deliveries_sql};
 use super::super::claim_rules::{
     LEASE_EXPIRED, OBJECT_IS_FREE, RUNNING_OF_TYPE, SET_RUNNING, skip_clause, startable_now,
 };
@@ -247,24 +246,4 @@ pub(super) async fn rescue(pool: &PgPool, now: i64, limit: i64) -> Result<Vec<St
     .bind(LEASE_EXPIRED)
     .fetch_all(pool)
     .await?)
-}
-
-pub(super) async fn claim_alert_deliveries(
-    pool: &PgPool,
-    owner: &str,
-    now: i64,
-    lease_ms: i64,
-    limit: i64,
-    skip_receivers: &[String],
-) -> Result<Vec<DeliveryJob>> {
-    let sql = claim_deliveries_sql(skip_receivers.len(), " FOR UPDATE SKIP LOCKED");
-    let mut q = sqlx::query_as(&sql)
-        .bind(owner)
-        .bind(now + lease_ms)
-        .bind(now)
-        .bind(limit);
-    for r in skip_receivers {
-        q = q.bind(r);
-    }
-    Ok(q.fetch_all(pool).await?)
 }

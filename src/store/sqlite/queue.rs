@@ -8,7 +8,6 @@
 use sqlx::SqlitePool;
 
 use super::super::Result;
-use super::super::alerts::{DeliveryJob, claim_deliveries_sql};
 use super::super::claim_rules::{LEASE_EXPIRED, RUNNING_OF_TYPE, SET_RUNNING, skip_clause, startable_now};
 use super::super::executor::CompletionRow;
 use super::super::rows::{COLUMNS, ClaimedRow, event_column};
@@ -279,24 +278,4 @@ pub(super) async fn rescue(pool: &SqlitePool, now: i64, limit: i64) -> Result<Ve
     .await?;
     tx.commit().await?;
     Ok(rescued)
-}
-
-pub(super) async fn claim_alert_deliveries(
-    pool: &SqlitePool,
-    owner: &str,
-    now: i64,
-    lease_ms: i64,
-    limit: i64,
-    skip_receivers: &[String],
-) -> Result<Vec<DeliveryJob>> {
-    let sql = claim_deliveries_sql(skip_receivers.len(), "");
-    let mut q = sqlx::query_as(&sql)
-        .bind(owner)
-        .bind(now + lease_ms)
-        .bind(now)
-        .bind(limit);
-    for r in skip_receivers {
-        q = q.bind(r);
-    }
-    Ok(q.fetch_all(pool).await?)
 }
