@@ -232,6 +232,11 @@ pub struct Config {
     #[arg(long, env = "DEFERRAL_ALERT_RETRY_INTERVAL", value_parser = nonzero_duration, default_value = "5s")]
     pub alert_retry_interval: Duration,
 
+    /// Longest wait for a receiver to take one alert; a receiver that takes longer counts as
+    /// failed (retried later) and holds up no other receiver.
+    #[arg(long, env = "DEFERRAL_ALERT_TIMEOUT", value_parser = nonzero_duration, default_value = "10s")]
+    pub alert_timeout: Duration,
+
     /// Base of links in alerts (default: http://LEPTOS_SITE_ADDR).
     #[arg(long, env = "DEFERRAL_PUBLIC_URL", value_parser = public_url)]
     pub public_url: Option<String>,

@@ -1,142 +1,22 @@
 //! Failure alerts reach a local Slack-compatible receiver: one message per final failure (none
-//! for an attempt that is retried), a burst digested into a handful, one "recovered" message,
-//! delivered once when the receiver comes back, and after a SIGKILL once restarted. Both backends.
+//! for an attempt that is retried), a burst digested into a handful, one "recovered" message and
+//! none for a success that finished before the failure, delivered once when the receiver comes
+//! back, and after a SIGKILL (before or after the message is composed) once restarted. Both
+//! backends. Posting to slow receivers and sharing the outbox: `alert_delivery.rs`.
 
+#[path = "support/alert_receiver.rs"]
+mod alert_receiver;
 #[path = "support/fake_stripe.rs"]
 mod fake_stripe;
 mod processes;
 mod support;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::post;
+use alert_receiver::*;
 use fake_stripe::{FakeStripe, Fault, KEY};
-use serde_json::Value;
-use support::{TestApp, event};
-
-const PUBLIC: &str = "https://deferral.example";
-const TYPE: &str = "customer.created";
-
-/// A chat's incoming webhook: keeps what it accepts, answers 503 while `down`.
-#[derive(Default)]
-struct Inbox {
-    accepted: Mutex<Vec<Value>>,
-    posts: AtomicUsize,
-    /// Posts still to refuse.
-    refuse: AtomicUsize,
-}
-
-struct Receiver {
-    url: String,
-    inbox: Arc<Inbox>,
-    _task: tokio::task::JoinHandle<()>,
-}
-
-impl Receiver {
-    async fn start() -> Receiver {
-        async fn hook(State(inbox): State<Arc<Inbox>>, body: String) -> (StatusCode, &'static str) {
-            inbox.posts.fetch_add(1, Ordering::SeqCst);
-            let refused = inbox
-                .refuse
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .is_ok();
-            if refused {
-                return (StatusCode::SERVICE_UNAVAILABLE, "down");
-            }
-            let json: Value = serde_json::from_str(&body).expect("alerts are JSON");
-            inbox.accepted.lock().unwrap().push(json);
-            (StatusCode::OK, "ok")
-        }
-        let inbox = Arc::new(Inbox::default());
-        let app = axum::Router::new()
-            .route("/services/T000/B000/secret", post(hook))
-            .with_state(inbox.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/services/T000/B000/secret", listener.local_addr().unwrap());
-        let _task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Receiver { url, inbox, _task }
-    }
-
-    fn accepted(&self) -> Vec<Value> {
-        self.inbox.accepted.lock().unwrap().clone()
-    }
-
-    /// Waits until at least `n` messages were accepted; panics after `timeout`.
-    async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Value> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let got = self.accepted();
-            if got.len() >= n {
-                return got;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} of {n} alerts after {timeout:?}: {got:?}",
-                got.len()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-fn text(message: &Value) -> &str {
-    message["text"].as_str().expect("a text field")
-}
-
-/// The failures a message reports: 1 for one execution, the count of a digest, 0 for recovered.
-fn failures(message: &Value) -> i64 {
-    let a = &message["attachments"][0];
-    if a["color"] == "good" {
-        return 0;
-    }
-    a["fields"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["title"] == "Failed")
-        .map_or(1, |f| f["value"].as_str().unwrap().parse().unwrap())
-}
-
-async fn spawn(fake: &FakeStripe, receiver: &Receiver, window: Duration) -> TestApp {
-    spawn_to(fake, &[receiver], window).await
-}
-
-/// [`spawn`] with several receivers (`DEFERRAL_ALERT_WEBHOOK_URL` holds a list).
-async fn spawn_to(fake: &FakeStripe, receivers: &[&Receiver], window: Duration) -> TestApp {
-    let stripe = fake.url.clone();
-    let hooks: Vec<String> = receivers.iter().map(|r| r.url.clone()).collect();
-    TestApp::spawn_with(move |c| {
-        c.stripe_secret_key = Some(KEY.into());
-        c.stripe_api_base = stripe;
-        c.alert_webhook_url = deferral::config::CommaList(hooks);
-        c.alert_digest_window = window;
-        c.alert_retry_interval = Duration::from_millis(100);
-        c.public_url = Some(PUBLIC.into());
-    })
-    .await
-}
-
-fn now_s() -> i64 {
-    chrono::Utc::now().timestamp()
-}
-
-/// Delivers an event the fake Stripe refuses with 401 (a permanent error): it fails at once.
-async fn failing(app: &TestApp, fake: &FakeStripe, id: &str) -> String {
-    fake.fail(id, [Fault::Unauthorized]);
-    app.deliver_ok(&event(id, TYPE, &format!("cus_{id}"), now_s())).await
-}
-
-/// Delivers an event that succeeds, after `faults` if any.
-async fn succeeding(app: &TestApp, fake: &FakeStripe, id: &str, event_type: &str, faults: Vec<Fault>) -> String {
-    let body = event(id, event_type, &format!("cus_{id}"), now_s());
-    fake.put(&serde_json::from_str(&body).unwrap());
-    fake.fail(id, faults);
-    app.deliver_ok(&body).await
-}
+use support::event;
 
 #[tokio::test]
 async fn one_alert_per_final_failure_and_none_for_a_retried_attempt() {
@@ -239,6 +119,49 @@ async fn a_type_that_alerted_sends_one_recovered_message_when_it_succeeds_again(
     app.stop().await;
 }
 
+/// Recovery follows the order executions finish in, not the order they arrived in: a newer
+/// execution that succeeded while an older one waited in back-off, before that one failed for
+/// good, is no recovery. A success after the failure is.
+#[tokio::test]
+async fn a_success_that_finished_before_the_failure_sends_no_recovered_message() {
+    let fake = FakeStripe::start().await;
+    let receiver = Receiver::start().await;
+    let backoff = Duration::from_millis(1500);
+    let app = spawn_adjusted(&fake, &[&receiver], Duration::from_millis(200), |c| {
+        c.retry_initial_interval = backoff;
+        c.retry_max_interval = backoff;
+    })
+    .await;
+    // The older one: Stripe's 500 (retried after the back-off), then a 401 (fails for good).
+    let body = event("evt_older", TYPE, "cus_older", now_s());
+    fake.put(&serde_json::from_str(&body).unwrap());
+    fake.fail("evt_older", [Fault::ServerError, Fault::Unauthorized]);
+    let older = app.deliver_ok(&body).await;
+    // The newer one (another object: not behind it) succeeds while the older one waits.
+    let newer = succeeding(&app, &fake, "evt_newer", TYPE, vec![]).await;
+    let newer = app.wait_for(&newer, "succeeded", Duration::from_secs(10)).await;
+    let older = app.wait_for(&older, "failed", Duration::from_secs(10)).await;
+    assert!(
+        older.seq < newer.seq && newer.finished_at < older.finished_at,
+        "arrived first, finished last: {older:?} {newer:?}"
+    );
+    let got = receiver.wait_for(1, Duration::from_secs(10)).await;
+    assert!(text(&got[0]).contains("evt_older"), "{got:?}");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let got = receiver.accepted();
+    assert_eq!(
+        got.len(),
+        1,
+        "a recovered message for a success before the failure: {got:?}"
+    );
+
+    let fixed = succeeding(&app, &fake, "evt_fixed", TYPE, vec![]).await;
+    app.wait_for(&fixed, "succeeded", Duration::from_secs(10)).await;
+    let got = receiver.wait_for(2, Duration::from_secs(10)).await;
+    assert!(text(&got[1]).contains(&format!("{TYPE} recovered")), "{got:?}");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_receiver_down_then_up_gets_the_alert_once_and_the_console_shows_the_delivery() {
     let fake = FakeStripe::start().await;
@@ -301,6 +224,40 @@ async fn every_receiver_gets_each_alert_once_and_one_that_is_down_holds_up_no_ot
     app.stop().await;
 }
 
+/// The environment of a real process posting to `receiver`, with the digest `window`. A
+/// delivery the killed process held (claimed, its post's outcome not yet recorded) is taken
+/// again once its lease expires: 3 × (1 s + 3 s) here.
+fn process_env<'a>(fake: &'a FakeStripe, receiver: &'a Receiver, window: &'a str) -> [(&'static str, &'a str); 9] {
+    [
+        ("DEFERRAL_ALERT_TIMEOUT", "1s"),
+        ("DEFERRAL_DB_TIMEOUT", "3s"),
+        ("STRIPE_SECRET_KEY", KEY),
+        ("STRIPE_API_BASE", fake.url.as_str()),
+        ("DEFERRAL_ALERT_WEBHOOK_URL", receiver.url.as_str()),
+        ("DEFERRAL_ALERT_DIGEST_WINDOW", window),
+        ("DEFERRAL_ALERT_RETRY_INTERVAL", "100ms"),
+        ("DEFERRAL_PUBLIC_URL", PUBLIC),
+        ("DEFERRAL_POLL_INTERVAL", "50ms"),
+    ]
+}
+
+/// Delivers a failing event to a real process; returns its execution's id once it failed.
+async fn fail_in(process: &processes::Process, store: &deferral::store::Store, fake: &FakeStripe, id: &str) -> String {
+    fake.fail(id, [Fault::Unauthorized]);
+    let body = event(id, TYPE, &format!("cus_{id}"), now_s());
+    let (status, json) = processes::deliver(&reqwest::Client::new(), &process.url, &body)
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{json}");
+    let execution = json["execution_id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while store.execution(&execution).await.unwrap().unwrap().state != "failed" {
+        assert!(Instant::now() < deadline, "{id} never failed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    execution
+}
+
 /// Real processes (the binary): the first is killed with SIGKILL after the failure is committed
 /// and before its alert is delivered (the receiver is down); once restarted, the alert arrives once.
 #[tokio::test]
@@ -309,30 +266,12 @@ async fn an_alert_survives_a_sigkill_between_the_failure_and_the_send() {
     let receiver = Receiver::start().await;
     receiver.inbox.refuse.store(usize::MAX, Ordering::SeqCst);
     let (database_url, dir) = support::fresh_database().await;
-    let env = [
-        ("STRIPE_SECRET_KEY", KEY),
-        ("STRIPE_API_BASE", fake.url.as_str()),
-        ("DEFERRAL_ALERT_WEBHOOK_URL", receiver.url.as_str()),
-        ("DEFERRAL_ALERT_DIGEST_WINDOW", "200ms"),
-        ("DEFERRAL_ALERT_RETRY_INTERVAL", "100ms"),
-        ("DEFERRAL_PUBLIC_URL", PUBLIC),
-        ("DEFERRAL_POLL_INTERVAL", "50ms"),
-    ];
+    let env = process_env(&fake, &receiver, "200ms");
     let mut first = processes::Process::spawn(&database_url, dir.path(), "deferral-killed", &env);
     first.ready(Duration::from_secs(60)).await;
-    let client = reqwest::Client::new();
-    fake.fail("evt_killed", [Fault::Unauthorized]);
-    let body = event("evt_killed", TYPE, "cus_killed", now_s());
-    let (status, json) = processes::deliver(&client, &first.url, &body).await.unwrap();
-    assert_eq!(status, 200, "{json}");
-    let id = json["execution_id"].as_str().unwrap().to_string();
-
     let store = deferral::store::Store::open(&database_url).await.unwrap();
+    fail_in(&first, &store, &fake, "evt_killed").await;
     let deadline = Instant::now() + Duration::from_secs(15);
-    while store.execution(&id).await.unwrap().unwrap().state != "failed" {
-        assert!(Instant::now() < deadline, "never failed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     // The receiver refused at least one post: the alert is composed and not delivered.
     while receiver.inbox.posts.load(Ordering::SeqCst) == 0 {
         assert!(Instant::now() < deadline, "never posted");
@@ -344,10 +283,52 @@ async fn an_alert_survives_a_sigkill_between_the_failure_and_the_send() {
     receiver.inbox.refuse.store(0, Ordering::SeqCst);
     let mut second = processes::Process::spawn(&database_url, dir.path(), "deferral-restarted", &env);
     second.ready(Duration::from_secs(60)).await;
-    let got = receiver.wait_for(1, Duration::from_secs(15)).await;
+    let got = receiver.wait_for(1, Duration::from_secs(25)).await;
     assert!(text(&got[0]).contains("evt_killed"), "{got:?}");
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(receiver.accepted().len(), 1);
+    store.close().await;
+}
+
+/// Real processes: killed with SIGKILL after a failure is in the outbox and before its message
+/// is composed (the type's digest window, long, began with the message about an earlier
+/// failure); restarted with a short window, the message about it arrives, once.
+#[tokio::test]
+async fn an_alert_survives_a_sigkill_between_the_failure_and_its_message() {
+    let fake = FakeStripe::start().await;
+    let receiver = Receiver::start().await;
+    let (database_url, dir) = support::fresh_database().await;
+    let mut first = processes::Process::spawn(
+        &database_url,
+        dir.path(),
+        "deferral-killed",
+        &process_env(&fake, &receiver, "1h"),
+    );
+    first.ready(Duration::from_secs(60)).await;
+    let store = deferral::store::Store::open(&database_url).await.unwrap();
+    fail_in(&first, &store, &fake, "evt_opens_window").await;
+    receiver.wait_for(1, Duration::from_secs(15)).await;
+    fail_in(&first, &store, &fake, "evt_in_window").await;
+    // In the outbox, waiting for the window: no message about it yet.
+    let alerts = store.alerts(10, true).await.unwrap();
+    assert_eq!((alerts.pending_failures, alerts.messages.len()), (1, 1), "{alerts:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    first.kill();
+    assert_eq!(receiver.accepted().len(), 1);
+
+    let mut second = processes::Process::spawn(
+        &database_url,
+        dir.path(),
+        "deferral-restarted",
+        &process_env(&fake, &receiver, "200ms"),
+    );
+    second.ready(Duration::from_secs(60)).await;
+    let got = receiver.wait_for(2, Duration::from_secs(15)).await;
+    assert!(text(&got[1]).contains("evt_in_window"), "{got:?}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let got = receiver.accepted();
+    assert_eq!(got.len(), 2, "one message after the restart: {got:?}");
+    assert_eq!(got.iter().map(failures).sum::<i64>(), 2, "{got:?}");
     store.close().await;
 }
 

@@ -25,16 +25,6 @@ fn now_s() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-/// Waits `d` and checks the execution is still `scheduled` (held), with no attempt more than
-/// before.
-async fn stays_scheduled(app: &TestApp, id: &str, d: Duration) {
-    let before = app.store.execution(id).await.unwrap().unwrap();
-    tokio::time::sleep(d).await;
-    let row = app.store.execution(id).await.unwrap().unwrap();
-    assert_eq!(row.state, "scheduled", "held execution ran: {row:?}");
-    assert_eq!(row.attempts, before.attempts, "{row:?}");
-}
-
 fn type_entry<'a>(list: &'a Value, event_type: &str) -> &'a Value {
     list["data"]
         .as_array()
@@ -63,8 +53,8 @@ async fn a_paused_type_is_stored_but_not_run_while_other_types_run() {
     // Both are past due now, and neither runs.
     let due_by = app.store.execution(&held).await.unwrap().unwrap().next_run_at.unwrap();
     let wait = (due_by - chrono::Utc::now().timestamp_millis()).max(0) as u64 + 600;
-    stays_scheduled(&app, &held, Duration::from_millis(wait)).await;
-    stays_scheduled(&app, &early, Duration::ZERO).await;
+    app.stays_scheduled(&held, Duration::from_millis(wait)).await;
+    app.stays_scheduled(&early, Duration::ZERO).await;
     assert_eq!(app.store.execution(&early).await.unwrap().unwrap().attempts, 0);
 
     // Held executions are not due: the backlog (liveness, the backlog-age gauge) leaves them out.
@@ -136,7 +126,7 @@ async fn an_execution_waiting_in_back_off_is_held_and_retried_after_resume() {
         "paused while in back-off"
     );
     // Well past its retry time: still scheduled, no second attempt, Stripe not asked again.
-    stays_scheduled(app, &id, backoff + Duration::from_millis(800)).await;
+    app.stays_scheduled(&id, backoff + Duration::from_millis(800)).await;
     assert_eq!(env.fake().requests_for("evt_backoff"), 1);
     let (_, list) = app.api("/api/v1/event-types").await;
     assert_eq!(type_entry(&list, FETCHED)["paused"]["holds"], 1, "{list}");
@@ -169,7 +159,7 @@ async fn an_attempt_running_when_its_type_is_paused_finishes() {
 
     let row = app.wait_for(&id, "succeeded", Duration::from_secs(10)).await;
     assert_eq!(row.attempts, 1, "not aborted, not retried: {row:?}");
-    stays_scheduled(app, &later, Duration::from_millis(300)).await;
+    app.stays_scheduled(&later, Duration::from_millis(300)).await;
     let (status, _) = app.api_post(&format!("/api/v1/event-types/{FETCHED}/resume")).await;
     assert_eq!(status, 200);
     app.wait_for(&later, "succeeded", Duration::from_secs(10)).await;
@@ -182,12 +172,12 @@ async fn a_pause_holds_across_a_restart() {
     let (status, _) = app.api_post(&format!("/api/v1/event-types/{HELD}/pause")).await;
     assert_eq!(status, 200);
     let held = app.deliver_ok(&event("evt_restart", HELD, "cpn_r", now_s())).await;
-    stays_scheduled(&app, &held, Duration::from_millis(300)).await;
+    app.stays_scheduled(&held, Duration::from_millis(300)).await;
     let config = support::test_config(&app.database_url);
     let dir = app.stop().await;
 
     let app = TestApp::start(config, dir).await;
-    stays_scheduled(&app, &held, Duration::from_millis(800)).await;
+    app.stays_scheduled(&held, Duration::from_millis(800)).await;
     let (status, _) = app.api_post(&format!("/api/v1/event-types/{HELD}/resume")).await;
     assert_eq!(status, 200);
     app.wait_for(&held, "succeeded", Duration::from_secs(10)).await;
@@ -208,7 +198,7 @@ async fn resume_runs_held_executions_in_per_object_order_and_later_ones_wait_beh
     // Another object of the free type runs meanwhile.
     let other = app.deliver_ok(&event("evt_other", FREE, "obj_2", t + 3)).await;
     app.wait_for(&other, "succeeded", Duration::from_secs(10)).await;
-    stays_scheduled(&app, &third, Duration::from_millis(500)).await;
+    app.stays_scheduled(&third, Duration::from_millis(500)).await;
 
     // The console says why it waits: behind an execution of the same object, which is held.
     let row = app.store.execution(&third).await.unwrap().unwrap();
@@ -226,6 +216,15 @@ async fn resume_runs_held_executions_in_per_object_order_and_later_ones_wait_beh
         app.store.waiting(&row).await.unwrap(),
         Some(domain::event_types::Waiting::Paused(_))
     ));
+    // And so does its page: the execution it waits behind, and that one is held.
+    let token = app.log_in().await;
+    let (_, page) = app.page(&format!("/executions/{third}"), &token).await;
+    assert!(page.contains("Waiting: "), "{page}");
+    assert!(page.contains(&format!("/executions/{first}")), "{page}");
+    assert!(
+        page.contains(&format!("which is held: {HELD} is paused as {HELD}")),
+        "{page}"
+    );
 
     let (status, _) = app.api_post(&format!("/api/v1/event-types/{HELD}/resume")).await;
     assert_eq!(status, 200);
@@ -260,8 +259,8 @@ async fn a_prefix_pause_holds_every_matching_type_even_ones_first_seen_later() {
         .deliver_ok(&event("evt_p3", "coupon_x.created", "cpn_3", now_s()))
         .await;
     app.wait_for(&unrelated, "succeeded", Duration::from_secs(10)).await;
-    stays_scheduled(&app, &created, Duration::from_millis(400)).await;
-    stays_scheduled(&app, &deleted, Duration::ZERO).await;
+    app.stays_scheduled(&created, Duration::from_millis(400)).await;
+    app.stays_scheduled(&deleted, Duration::ZERO).await;
 
     let (_, list) = app.api("/api/v1/event-types").await;
     assert_eq!(type_entry(&list, "coupon.created")["paused"]["pattern"], "coupon.*");
@@ -311,21 +310,6 @@ async fn bad_patterns_and_unknown_actions_are_refused_and_change_nothing() {
 }
 
 #[tokio::test]
-async fn the_discard_deadline_does_not_expire_held_executions() {
-    let app = TestApp::spawn_with(|c| c.discard_after = Some(Duration::from_millis(500))).await;
-    let (status, _) = app.api_post(&format!("/api/v1/event-types/{HELD}/pause")).await;
-    assert_eq!(status, 200);
-    let held = app.deliver_ok(&event("evt_deadline", HELD, "cpn_d", now_s())).await;
-    // Well past its deadline while paused: not discarded.
-    stays_scheduled(&app, &held, Duration::from_millis(1200)).await;
-    let (status, _) = app.api_post(&format!("/api/v1/event-types/{HELD}/resume")).await;
-    assert_eq!(status, 200);
-    // Its deadline moved by the time it was held: it runs instead of being discarded.
-    app.wait_for(&held, "succeeded", Duration::from_secs(10)).await;
-    app.stop().await;
-}
-
-#[tokio::test]
 async fn the_console_pauses_and_resumes_without_javascript_and_says_what_is_held() {
     let app = TestApp::spawn().await;
     // Without a session: refused, nothing paused.
@@ -361,7 +345,7 @@ async fn the_console_pauses_and_resumes_without_javascript_and_says_what_is_held
         (HELD, "operator")
     );
     let held = app.deliver_ok(&event("evt_console", HELD, "cpn_c", now_s())).await;
-    stays_scheduled(&app, &held, Duration::from_millis(300)).await;
+    app.stays_scheduled(&held, Duration::from_millis(300)).await;
 
     let (_, list) = app.page("/", &token).await;
     assert!(list.contains(&format!("{HELD} is paused")), "{list}");

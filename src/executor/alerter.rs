@@ -1,6 +1,7 @@
 //! The alerter: composes failure alerts from the outbox (`store::alerts`) and posts them to the
 //! Slack-compatible incoming webhooks of `DEFERRAL_ALERT_WEBHOOK_URL`, retrying with back-off
-//! while a receiver fails. Every process runs one; leases keep them from sending a delivery twice.
+//! while a receiver fails. Every process runs one; leases keep them from sending a delivery twice
+//! (`outbound`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,20 +14,18 @@ use crate::config::Config;
 use crate::store::alerts::AlertDraft;
 use crate::store::{Store, now_ms};
 
+mod outbound;
+
 /// Longest wait between two posts of one delivery.
 const MAX_RETRY_INTERVAL: Duration = Duration::from_secs(600);
-/// Lease on a delivery being posted: well above the request timeout, so a delivery is only
-/// taken again once its sender has certainly given up (or died).
-const DELIVERY_LEASE: Duration = Duration::from_secs(60);
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Deliveries taken per round.
-const BATCH: i64 = 20;
 
 #[derive(Debug, Clone)]
 pub struct AlertSettings {
     pub receivers: Vec<String>,
     pub window: Duration,
     pub retry_interval: Duration,
+    /// Longest wait for a receiver to take one message.
+    pub timeout: Duration,
     /// Base of the links in messages, without a trailing `/`.
     pub public_url: String,
     /// Sent messages older than this are deleted.
@@ -39,6 +38,7 @@ impl AlertSettings {
             receivers: c.alert_webhook_url.0.clone(),
             window: c.alert_digest_window,
             retry_interval: c.alert_retry_interval,
+            timeout: c.alert_timeout,
             public_url: c
                 .public_url
                 .clone()
@@ -57,15 +57,10 @@ impl AlertSettings {
 /// Runs the alerter until `stop`.
 pub fn spawn(store: Store, settings: AlertSettings, stop: CancellationToken) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let owner = super::owner_id();
-        let client = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(Duration::from_secs(5))
-            .build()
-            .expect("an HTTP client");
         // Often enough that a window ends on time, rarely enough to cost nothing.
         let tick = (settings.window / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
         let settings = Arc::new(settings);
+        let mut outbound = outbound::Outbound::new(store.clone(), settings.clone(), super::owner_id());
         let format = {
             let s = settings.clone();
             move |draft: &AlertDraft, id: i64| format_message(&s.public_url, draft, id)
@@ -74,7 +69,7 @@ pub fn spawn(store: Store, settings: AlertSettings, stop: CancellationToken) -> 
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(tick) => {}
-                _ = stop.cancelled() => return,
+                _ = stop.cancelled() => return outbound.finish().await,
             }
             rounds += 1;
             if rounds.is_multiple_of(3600) {
@@ -96,66 +91,11 @@ pub fn spawn(store: Store, settings: AlertSettings, stop: CancellationToken) -> 
             if let Err(e) = store.bounded("alerts", compose).await {
                 tracing::warn!(error = %e, "alerter: cannot compose alerts; will try again");
             }
-            if let Err(e) = deliver_due(&store, &client, &settings, &owner).await {
+            if let Err(e) = outbound.send_due().await {
                 tracing::warn!(error = %e, "alerter: cannot take deliveries; will try again");
             }
         }
     })
-}
-
-/// Posts every delivery due now, a batch at a time.
-async fn deliver_due(
-    store: &Store,
-    client: &reqwest::Client,
-    settings: &AlertSettings,
-    owner: &str,
-) -> Result<(), crate::store::StoreError> {
-    loop {
-        let claim = store.claim_deliveries(owner, now_ms(), DELIVERY_LEASE.as_millis() as i64, BATCH);
-        let jobs = store.bounded("alert deliveries", claim).await?;
-        let taken = jobs.len() as i64;
-        for job in jobs {
-            match post(client, &job.receiver, &job.body).await {
-                Ok(()) => {
-                    let sent = store.delivery_sent(job.id, owner, now_ms());
-                    store.bounded("alert deliveries", sent).await?;
-                }
-                Err(error) => {
-                    let next = now_ms() + settings.retry_after(job.attempts).as_millis() as i64;
-                    tracing::warn!(
-                        receiver = %domain::alerts::receiver_label(&job.receiver),
-                        attempts = job.attempts + 1,
-                        %error,
-                        "alert not delivered; will try again"
-                    );
-                    metrics::counter!("deferral_alert_delivery_failures_total").increment(1);
-                    let failed = store.delivery_failed(job.id, owner, next, &error);
-                    store.bounded("alert deliveries", failed).await?;
-                }
-            }
-        }
-        if taken < BATCH {
-            return Ok(());
-        }
-    }
-}
-
-/// Posts the JSON body; any 2xx is delivered.
-async fn post(client: &reqwest::Client, url: &str, body: &str) -> Result<(), String> {
-    let resp = client
-        .post(url)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .map_err(|e| format!("request failed: {}", e.without_url()))?;
-    let status = resp.status();
-    if status.is_success() {
-        return Ok(());
-    }
-    let text = resp.text().await.unwrap_or_default();
-    let text: String = text.chars().take(200).collect();
-    Err(format!("HTTP {}: {text}", status.as_u16()))
 }
 
 /// Slack reads `&`, `<` and `>` in message text as markup: escaped as its formatting rules ask.
@@ -276,6 +216,7 @@ mod tests {
             receivers: vec![],
             window: Duration::from_secs(60),
             retry_interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(10),
             public_url: String::new(),
             retention: Duration::from_secs(1),
         };

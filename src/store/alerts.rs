@@ -54,26 +54,64 @@ pub struct DeliveryJob {
     pub receiver: String,
     pub attempts: i64,
     pub body: String,
+    /// When the lease ends: past it another process may take the delivery, so the post and
+    /// its recording must both be over by then.
+    pub lease_expires_at: i64,
 }
 
-/// Pending failures of one type: how many, the newest outbox row and failed execution.
-type PendingRow = (String, i64, i64, i64);
-/// A type's alert state: last message, newest failure reported, alerting.
-type TypeRow = (String, i64, i64, bool);
+/// The claim of due deliveries (`$1` owner, `$2` lease end, `$3` now, `$4` limit, then the
+/// `skip` receivers not to take any of); `row_lock` is how the driver keeps concurrent claims
+/// apart (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite's one writer needs none).
+fn claim_deliveries_sql(skip: usize, row_lock: &str) -> String {
+    let skipped = if skip == 0 {
+        String::new()
+    } else {
+        format!(" AND receiver NOT IN ({})", super::placeholders_from(skip, 5))
+    };
+    format!(
+        "UPDATE alert_deliveries SET lease_owner = $1, lease_expires_at = $2
+         WHERE id IN (SELECT id FROM alert_deliveries
+                      WHERE state = 'pending' AND next_attempt_at <= $3 AND (lease_expires_at IS NULL OR lease_expires_at < $3){skipped}
+                      ORDER BY id LIMIT $4{row_lock})
+         RETURNING id, receiver, attempts, (SELECT m.body FROM alert_messages m WHERE m.id = message_id) AS body, lease_expires_at"
+    )
+}
+
+/// Pending failures of one type: how many, the newest outbox row, the newest failed execution
+/// (by arrival) and when the last of them failed.
+type PendingRow = (String, i64, i64, i64, i64);
+/// What a failure message reports: its newest outbox row, failed execution and failure time.
+type Reported = (i64, i64, i64);
+/// A type's alert state: last message, newest failed execution reported and when the last
+/// failure reported finished, alerting.
+type TypeRow = (String, i64, i64, i64, bool);
+
+/// A succeeded execution of `type_expr` that recovers it: it finished after the last failure
+/// reported (`at_expr`), so an earlier success of a newer execution is no recovery. It must be
+/// newer than the failures too (`seq_expr`): that bounds the read to the index range of the
+/// type's successes since then (`executions_finished_type`) instead of every success of the
+/// type, at the cost of ignoring an older execution that succeeds late: the next newer success
+/// recovers the type.
+fn succeeded_since(type_expr: &str, seq_expr: &str, at_expr: &str) -> String {
+    format!(
+        "SELECT 1 FROM executions x WHERE x.finished_at IS NOT NULL AND x.final_state = 'succeeded'
+           AND x.event_type = {type_expr} AND x.seq > {seq_expr} AND x.finished_at > {at_expr}"
+    )
+}
 
 impl Store {
     /// Whether the alerter has work: failures whose type's digest window is over, an alerting
-    /// type that has succeeded since, or deliveries due. Read on a reader, so that an idle
+    /// type that has succeeded since, or deliveries due that no process is posting. Read on a reader, so that an idle
     /// alerter never takes the writer (SQLite's only write connection) from the executor.
     pub async fn alerts_due(&self, now: i64, window_ms: i64) -> Result<bool> {
-        on_db!(&self.db, pool => Ok(sqlx::query_scalar(
+        on_db!(&self.db, pool => Ok(sqlx::query_scalar(&format!(
             "SELECT EXISTS (SELECT 1 FROM alert_failures f WHERE f.message_id IS NULL AND NOT EXISTS (
                         SELECT 1 FROM alert_types t WHERE t.event_type = f.event_type AND t.last_message_at > $1))
-                 OR EXISTS (SELECT 1 FROM alert_types t WHERE t.alerting AND EXISTS (
-                        SELECT 1 FROM executions x WHERE x.finished_at IS NOT NULL AND x.final_state = 'succeeded'
-                          AND x.event_type = t.event_type AND x.seq > t.last_failure_seq))
-                 OR EXISTS (SELECT 1 FROM alert_deliveries d WHERE d.state = 'pending' AND d.next_attempt_at <= $2)",
-        )
+                 OR EXISTS (SELECT 1 FROM alert_types t WHERE t.alerting AND EXISTS ({}))
+                 OR EXISTS (SELECT 1 FROM alert_deliveries d WHERE d.state = 'pending' AND d.next_attempt_at <= $2
+                               AND (d.lease_expires_at IS NULL OR d.lease_expires_at < $2))",
+            succeeded_since("t.event_type", "t.last_failure_seq", "t.last_failure_at")
+        ))
         .bind(now - window_ms)
         .bind(now)
         .fetch_one(pool)
@@ -101,18 +139,20 @@ impl Store {
                 }
             }
             let pending: Vec<PendingRow> = sqlx::query_as(
-                "SELECT event_type, COUNT(*), MAX(id), MAX(execution_seq) FROM alert_failures
+                "SELECT event_type, COUNT(*), MAX(id), MAX(execution_seq), MAX(failed_at) FROM alert_failures
                  WHERE message_id IS NULL GROUP BY event_type ORDER BY MIN(id)",
             )
             .fetch_all(&mut *tx)
             .await?;
             // In key order: PostgreSQL's writers read through indexes only (`Store::open`).
             let types: Vec<TypeRow> =
-                sqlx::query_as("SELECT event_type, last_message_at, last_failure_seq, alerting FROM alert_types ORDER BY event_type")
+                sqlx::query_as(
+                "SELECT event_type, last_message_at, last_failure_seq, last_failure_at, alerting FROM alert_types ORDER BY event_type",
+            )
                     .fetch_all(&mut *tx)
                     .await?;
-            let mut drafts: Vec<(AlertDraft, Option<(i64, i64)>)> = Vec::new();
-            for (event_type, count, last_id, last_seq) in pending.iter().cloned() {
+            let mut drafts: Vec<(AlertDraft, Option<Reported>)> = Vec::new();
+            for (event_type, count, last_id, last_seq, last_at) in pending.iter().cloned() {
                 let last_message = types.iter().find(|t| t.0 == event_type).map(|t| t.1);
                 if last_message.is_some_and(|at| now - at < window_ms) {
                     continue; // digested into the next message, once the window is over
@@ -130,20 +170,19 @@ impl Store {
                 } else {
                     AlertDraft::Digest { event_type, count, latest_error: error }
                 };
-                drafts.push((draft, Some((last_id, last_seq))));
+                drafts.push((draft, Some((last_id, last_seq, last_at))));
             }
-            for (event_type, _, last_failure_seq, alerting) in &types {
+            for (event_type, _, last_failure_seq, last_failure_at, alerting) in &types {
                 if !alerting || pending.iter().any(|p| &p.0 == event_type) {
                     continue;
                 }
-                let succeeded: Option<i64> = sqlx::query_scalar(
-                    "SELECT seq FROM executions WHERE finished_at IS NOT NULL AND final_state = 'succeeded'
-                     AND event_type = $1 AND seq > $2 LIMIT 1",
-                )
-                .bind(event_type)
-                .bind(last_failure_seq)
-                .fetch_optional(&mut *tx)
-                .await?;
+                let succeeded: Option<i32> =
+                    sqlx::query_scalar(&format!("{} LIMIT 1", succeeded_since("$1", "$2", "$3")))
+                        .bind(event_type)
+                        .bind(last_failure_seq)
+                        .bind(last_failure_at)
+                        .fetch_optional(&mut *tx)
+                        .await?;
                 if succeeded.is_some() {
                     drafts.push((AlertDraft::Recovered { event_type: event_type.clone() }, None));
                 }
@@ -173,7 +212,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 match reported {
-                    Some((last_id, last_seq)) => {
+                    Some((last_id, last_seq, last_at)) => {
                         sqlx::query(
                             "UPDATE alert_failures SET message_id = $1 WHERE event_type = $2 AND message_id IS NULL AND id <= $3",
                         )
@@ -183,14 +222,18 @@ impl Store {
                         .execute(&mut *tx)
                         .await?;
                         sqlx::query(
-                            "INSERT INTO alert_types (event_type, last_message_at, last_failure_seq, alerting) VALUES ($1, $2, $3, TRUE)
+                            "INSERT INTO alert_types (event_type, last_message_at, last_failure_seq, last_failure_at, alerting)
+                             VALUES ($1, $2, $3, $4, TRUE)
                              ON CONFLICT (event_type) DO UPDATE SET last_message_at = excluded.last_message_at, alerting = TRUE,
                                  last_failure_seq = CASE WHEN excluded.last_failure_seq > alert_types.last_failure_seq
-                                                         THEN excluded.last_failure_seq ELSE alert_types.last_failure_seq END",
+                                                         THEN excluded.last_failure_seq ELSE alert_types.last_failure_seq END,
+                                 last_failure_at = CASE WHEN excluded.last_failure_at > alert_types.last_failure_at
+                                                        THEN excluded.last_failure_at ELSE alert_types.last_failure_at END",
                         )
                         .bind(&event_type)
                         .bind(now)
                         .bind(last_seq)
+                        .bind(last_at)
                         .execute(&mut *tx)
                         .await?;
                     }
@@ -217,12 +260,41 @@ impl Store {
         })
     }
 
-    /// Takes up to `limit` due deliveries under a lease for `owner`: no other process sends them
-    /// until the lease expires (PostgreSQL: claimers skip rows another claim has locked).
-    pub async fn claim_deliveries(&self, owner: &str, now: i64, lease_ms: i64, limit: i64) -> Result<Vec<DeliveryJob>> {
-        let mut jobs = self.driver.claim_alert_deliveries(owner, now, lease_ms, limit).await?;
+    /// Takes up to `limit` due deliveries, none to `skip_receivers`, under a lease for `owner`:
+    /// no other process sends them until the lease expires (PostgreSQL: claimers skip rows
+    /// another claim has locked).
+    pub async fn claim_deliveries(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_ms: i64,
+        limit: i64,
+        skip_receivers: &[String],
+    ) -> Result<Vec<DeliveryJob>> {
+        let sql = claim_deliveries_sql(skip_receivers.len(), self.driver.alert_claim_lock());
+        let mut jobs: Vec<DeliveryJob> = on_db!(&self.writer, pool => {
+            let mut q = sqlx::query_as(&sql).bind(owner).bind(now + lease_ms).bind(now).bind(limit);
+            for r in skip_receivers {
+                q = q.bind(r);
+            }
+            q.fetch_all(pool).await?
+        });
         jobs.sort_by_key(|j| j.id);
         Ok(jobs)
+    }
+
+    /// Gives a delivery back unposted, due at once for any process.
+    pub async fn release_delivery(&self, id: i64, owner: &str) -> Result<()> {
+        on_db!(&self.writer, pool => sqlx::query(
+            "UPDATE alert_deliveries SET lease_owner = NULL, lease_expires_at = NULL
+             WHERE id = $1 AND lease_owner = $2 AND state = 'pending'",
+        )
+        .bind(id)
+        .bind(owner)
+        .execute(pool)
+        .await
+        .map(|_| ())?);
+        Ok(())
     }
 
     /// The receiver took the message. Only while `owner` still holds the lease.

@@ -12,7 +12,6 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 use super::Result;
-use super::alerts::DeliveryJob;
 use super::executor::CompletionRow;
 use super::ingest::{Ingested, NewEvent};
 use super::rows::ClaimedRow;
@@ -92,14 +91,9 @@ pub(crate) trait Driver: Send + Sync + std::fmt::Debug {
     /// lost attempt recorded; up to `limit` in one statement. Returns their ids.
     async fn rescue(&self, now: i64, limit: i64) -> Result<Vec<String>>;
 
-    /// Takes due alert deliveries under a lease for `owner`.
-    async fn claim_alert_deliveries(
-        &self,
-        owner: &str,
-        now: i64,
-        lease_ms: i64,
-        limit: i64,
-    ) -> Result<Vec<DeliveryJob>>;
+    /// How a claim of alert deliveries keeps concurrent claims apart: appended to the
+    /// statement's row selection (see `Store::claim_deliveries`).
+    fn alert_claim_lock(&self) -> &'static str;
 
     /// A statement that takes the alert composer's lock for the rest of the current write
     /// transaction and answers whether it got it (another process composing now keeps it);

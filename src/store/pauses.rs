@@ -32,6 +32,16 @@ pub(crate) fn not_paused(type_expr: &str) -> String {
     )
 }
 
+/// The executions whose discard deadline a pause of `pattern_param` (with its prefix,
+/// `prefix_param`, or NULL) holds: scheduled, never started, with a deadline, of a matching type.
+fn held_by_pattern(pattern_param: &str, prefix_param: &str) -> String {
+    format!(
+        "finished_at IS NULL AND state = 'scheduled' AND discard_at IS NOT NULL AND attempts = 0
+         AND (event_type = {pattern_param}
+              OR ({prefix_param} IS NOT NULL AND substr(event_type, 1, length({prefix_param})) = {prefix_param}))"
+    )
+}
+
 /// Why pausing or resuming was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum PauseError {
@@ -59,18 +69,36 @@ impl Store {
     /// keeps the first pause (who and since when). Returns the pause.
     pub async fn pause(&self, pattern: &str, by: &str) -> Result<Pause, PauseError> {
         let prefix = parse_pattern(pattern).map_err(PauseError::Invalid)?;
-        on_db!(&self.writer, pool => sqlx::query(
-            "INSERT INTO event_type_pauses (pattern, prefix, paused_by, paused_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (pattern) DO NOTHING",
-        )
-        .bind(pattern)
-        .bind(prefix)
-        .bind(by)
-        .bind(now_ms())
-        .execute(pool)
-        .await
-        .map(|_| ())
-        .map_err(super::StoreError::from)?);
+        on_db!(&self.writer, pool => {
+            let mut tx = pool.begin_with(self.driver.begin_write()).await.map_err(super::StoreError::from)?;
+            let now = now_ms();
+            // Since when each execution it now holds is held, unless a pause holds it already
+            // (then it is held since its `held_since`, or since it was created): `resume` moves
+            // its discard deadline by the whole time held, however pauses overlap.
+            sqlx::query(&format!(
+                "UPDATE executions SET held_since = $1 WHERE {} AND held_since IS NULL AND {}",
+                held_by_pattern("$2", "$3"),
+                not_paused("executions.event_type")
+            ))
+            .bind(now)
+            .bind(pattern)
+            .bind(prefix)
+            .execute(&mut *tx)
+            .await
+            .map_err(super::StoreError::from)?;
+            sqlx::query(
+                "INSERT INTO event_type_pauses (pattern, prefix, paused_by, paused_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (pattern) DO NOTHING",
+            )
+            .bind(pattern)
+            .bind(prefix)
+            .bind(by)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(super::StoreError::from)?;
+            tx.commit().await.map_err(super::StoreError::from)?;
+        });
         let pause = self.pauses().await?.into_iter().find(|p| p.pattern == pattern);
         pause.ok_or_else(|| PauseError::NotPaused {
             pattern: pattern.to_string(),
@@ -95,21 +123,18 @@ impl Store {
             match row {
                 None => None,
                 Some(row) => {
-                    // The executions this pause held that no other pause still holds.
-                    let held = format!(
-                        "finished_at IS NULL AND state = 'scheduled' AND discard_at IS NOT NULL AND attempts = 0
-                         AND (event_type = $3 OR ($4 IS NOT NULL AND substr(event_type, 1, length($4)) = $4))
-                         AND {}",
-                        not_paused("executions.event_type")
-                    );
+                    // The executions this pause held that no other pause still holds: their
+                    // deadline moves by the whole time held (since `held_since`, set when the
+                    // first pause holding them began; unset: held since they were created).
+                    // Those another pause still holds keep waiting, `held_since` unchanged.
                     // Now, not when the call began: the deadline moves by every moment held.
-                    let now = now_ms();
                     let moved = sqlx::query(&format!(
-                        "UPDATE executions SET discard_at = discard_at + ($1 - CASE WHEN created_at > $2 THEN created_at ELSE $2 END)
-                         WHERE {held}"
+                        "UPDATE executions SET discard_at = discard_at + ($1 - COALESCE(held_since, created_at)), held_since = NULL
+                         WHERE {} AND {}",
+                        held_by_pattern("$2", "$3"),
+                        not_paused("executions.event_type")
                     ))
-                    .bind(now)
-                    .bind(row.2)
+                    .bind(now_ms())
                     .bind(pattern)
                     .bind(prefix)
                     .execute(&mut *tx)

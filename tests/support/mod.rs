@@ -232,6 +232,16 @@ impl TestApp {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+
+    /// Waits `d` and checks the execution is still `scheduled` (held by a pause), with no
+    /// attempt more than before.
+    pub async fn stays_scheduled(&self, id: &str, d: Duration) {
+        let before = self.store.execution(id).await.unwrap().unwrap();
+        tokio::time::sleep(d).await;
+        let row = self.store.execution(id).await.unwrap().unwrap();
+        assert_eq!(row.state, "scheduled", "held execution ran: {row:?}");
+        assert_eq!(row.attempts, before.attempts, "{row:?}");
+    }
 }
 
 /// A minimal valid Stripe event body.

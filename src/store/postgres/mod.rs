@@ -17,7 +17,6 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgPool};
 use tokio_util::sync::CancellationToken;
 
-use super::alerts::DeliveryJob;
 use super::deadline;
 use super::driver::{Campaign, Driver, Wake};
 use super::executor::CompletionRow;
@@ -155,14 +154,9 @@ impl Driver for PostgresDriver {
         queue::rescue(&self.writer, now, limit).await
     }
 
-    async fn claim_alert_deliveries(
-        &self,
-        owner: &str,
-        now: i64,
-        lease_ms: i64,
-        limit: i64,
-    ) -> Result<Vec<DeliveryJob>> {
-        queue::claim_alert_deliveries(&self.writer, owner, now, lease_ms, limit).await
+    /// Claimers skip the rows another claim has locked.
+    fn alert_claim_lock(&self) -> &'static str {
+        " FOR UPDATE SKIP LOCKED"
     }
 
     /// Transaction-scoped: it ends with the transaction, whatever becomes of the process.

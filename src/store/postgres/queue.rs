@@ -8,7 +8,6 @@
 use sqlx::PgPool;
 
 use super::super::Result;
-use super::super::alerts::DeliveryJob;
 use super::super::claim_rules::{
     LEASE_EXPIRED, OBJECT_IS_FREE, RUNNING_OF_TYPE, SET_RUNNING, skip_clause, startable_now,
 };
@@ -245,28 +244,6 @@ pub(super) async fn rescue(pool: &PgPool, now: i64, limit: i64) -> Result<Vec<St
     .bind(now)
     .bind(limit)
     .bind(LEASE_EXPIRED)
-    .fetch_all(pool)
-    .await?)
-}
-
-pub(super) async fn claim_alert_deliveries(
-    pool: &PgPool,
-    owner: &str,
-    now: i64,
-    lease_ms: i64,
-    limit: i64,
-) -> Result<Vec<DeliveryJob>> {
-    Ok(sqlx::query_as(
-        "UPDATE alert_deliveries SET lease_owner = $1, lease_expires_at = $2
-         WHERE id IN (SELECT id FROM alert_deliveries
-                      WHERE state = 'pending' AND next_attempt_at <= $3 AND (lease_expires_at IS NULL OR lease_expires_at < $3)
-                      ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED)
-         RETURNING id, receiver, attempts, (SELECT m.body FROM alert_messages m WHERE m.id = message_id) AS body",
-    )
-    .bind(owner)
-    .bind(now + lease_ms)
-    .bind(now)
-    .bind(limit)
     .fetch_all(pool)
     .await?)
 }

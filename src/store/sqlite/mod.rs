@@ -16,7 +16,6 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use tokio_util::sync::CancellationToken;
 
-use super::alerts::DeliveryJob;
 use super::deadline;
 use super::driver::{Campaign, Driver, Wake};
 use super::executor::CompletionRow;
@@ -160,14 +159,9 @@ impl Driver for SqliteDriver {
         queue::rescue(&self.writer, now, limit).await
     }
 
-    async fn claim_alert_deliveries(
-        &self,
-        owner: &str,
-        now: i64,
-        lease_ms: i64,
-        limit: i64,
-    ) -> Result<Vec<DeliveryJob>> {
-        queue::claim_alert_deliveries(&self.writer, owner, now, lease_ms, limit).await
+    /// One writer: claims take turns already.
+    fn alert_claim_lock(&self) -> &'static str {
+        ""
     }
 
     /// One writer: write transactions take turns already.

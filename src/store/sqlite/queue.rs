@@ -8,7 +8,6 @@
 use sqlx::SqlitePool;
 
 use super::super::Result;
-use super::super::alerts::DeliveryJob;
 use super::super::claim_rules::{LEASE_EXPIRED, RUNNING_OF_TYPE, SET_RUNNING, skip_clause, startable_now};
 use super::super::executor::CompletionRow;
 use super::super::rows::{COLUMNS, ClaimedRow, event_column};
@@ -279,26 +278,4 @@ pub(super) async fn rescue(pool: &SqlitePool, now: i64, limit: i64) -> Result<Ve
     .await?;
     tx.commit().await?;
     Ok(rescued)
-}
-
-pub(super) async fn claim_alert_deliveries(
-    pool: &SqlitePool,
-    owner: &str,
-    now: i64,
-    lease_ms: i64,
-    limit: i64,
-) -> Result<Vec<DeliveryJob>> {
-    Ok(sqlx::query_as(
-        "UPDATE alert_deliveries SET lease_owner = $1, lease_expires_at = $2
-         WHERE id IN (SELECT id FROM alert_deliveries
-                      WHERE state = 'pending' AND next_attempt_at <= $3 AND (lease_expires_at IS NULL OR lease_expires_at < $3)
-                      ORDER BY id LIMIT $4)
-         RETURNING id, receiver, attempts, (SELECT m.body FROM alert_messages m WHERE m.id = message_id) AS body",
-    )
-    .bind(owner)
-    .bind(now + lease_ms)
-    .bind(now)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?)
 }
