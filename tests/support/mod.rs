@@ -6,6 +6,7 @@
 //! `postgres://postgres@127.0.0.1:5432`). The whole suite runs once per backend.
 #![allow(dead_code)]
 
+pub mod lock;
 pub mod proxy;
 
 use std::time::{Duration, Instant};

@@ -148,7 +148,7 @@ pub(super) fn spawn_all(ctx: &Context, elector: Elector, stop: CancellationToken
         spawn(Checkpointer::new(store.clone()), all.clone(), stop.clone()),
         spawn(Gauges::new(store.clone()), all.clone(), stop.clone()),
         spawn(
-            Watchdog::new(store.clone(), handle.clone(), ctx.permits.clone(), &ctx.settings),
+            Watchdog::new(store.clone(), handle.clone(), &ctx.settings),
             all,
             stop.clone(),
         ),

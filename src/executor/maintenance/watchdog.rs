@@ -1,9 +1,6 @@
 //! Watchdog: whether the executor makes progress, for /healthz, /metrics and the log.
 
-use std::sync::Arc;
 use std::time::Duration;
-
-use tokio::sync::Semaphore;
 
 use super::Service;
 use crate::executor::liveness::judge;
@@ -18,8 +15,8 @@ const DEGRADED_LOG_EVERY: u64 = 10;
 pub(crate) struct Watchdog {
     store: Store,
     handle: ExecutorHandle,
-    /// The executor's free workers.
-    permits: Arc<Semaphore>,
+    /// The executor's workers.
+    workers: usize,
     /// How long without a claim or a completion, with work due, before it says degraded.
     stall_after: Duration,
     /// The types with a concurrency limit (a claim of the rest leaves them out).
@@ -27,11 +24,11 @@ pub(crate) struct Watchdog {
 }
 
 impl Watchdog {
-    pub(crate) fn new(store: Store, handle: ExecutorHandle, permits: Arc<Semaphore>, settings: &Settings) -> Watchdog {
+    pub(crate) fn new(store: Store, handle: ExecutorHandle, settings: &Settings) -> Watchdog {
         Watchdog {
             store,
             handle,
-            permits,
+            workers: settings.workers as usize,
             stall_after: stall_after(settings),
             limited: settings.type_limits.iter().map(|(t, _)| t.clone()).collect(),
         }
@@ -60,7 +57,10 @@ impl Service for Watchdog {
                 .await
                 .ok()
         };
-        let free = self.permits.available_permits();
+        // Workers not running an attempt. Not the free permits: the dispatcher holds those while
+        // it claims, so a claim waiting on a lock (up to its deadline, again after each back-off)
+        // made an executor that could claim nothing look busy, and say ok.
+        let free = self.workers.saturating_sub(self.handle.running_attempts());
         let verdict = judge(still_for, self.stall_after, pending, free, failing, claimable).await;
         let degraded = if verdict == Verdict::Ok { 0.0 } else { 1.0 };
         metrics::gauge!("deferral_executor_degraded", "owner" => self.handle.owner().to_string()).set(degraded);
