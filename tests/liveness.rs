@@ -1,6 +1,7 @@
-//! What `/healthz` says about the executor, as a load balancer and an operator read it: the status
-//! code says whether the database answers; `executor` says whether due work moves (paused work is
-//! not due). Both backends.
+//! What `/healthz` and `/metrics` say about the executor, as a load balancer and an operator read
+//! them: the status code says whether the database answers; `executor` says whether due work
+//! moves (paused work is not due); the claim age grows only while the executor cannot claim.
+//! Both backends.
 
 mod support;
 
@@ -42,6 +43,29 @@ async fn healthz_until(app: &TestApp, wanted: &str, within: Duration) -> Value {
         }
         assert!(Instant::now() < deadline, "executor never {wanted}: {json}");
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The value of `gauge` for the process whose lease owner is `owner`, as `/metrics` exports it.
+async fn gauge(app: &TestApp, gauge: &str, owner: &str) -> f64 {
+    let text = app.metrics().await;
+    let series = format!("{gauge}{{owner=\"{owner}\"}} ");
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .unwrap_or_else(|| panic!("{series} missing:\n{text}"));
+    line.trim().parse().unwrap()
+}
+
+/// The lease owner that ran `execution_id`'s first attempt: this process's.
+async fn owner_of(app: &TestApp, execution_id: &str) -> String {
+    let sql = "SELECT worker FROM attempts WHERE execution_id = $1";
+    if app.database_url.starts_with("sqlite:") {
+        let db = sqlx::SqlitePool::connect(&app.database_url).await.unwrap();
+        sqlx::query_scalar(sql).bind(execution_id).fetch_one(&db).await.unwrap()
+    } else {
+        let db = sqlx::PgPool::connect(&app.database_url).await.unwrap();
+        sqlx::query_scalar(sql).bind(execution_id).fetch_one(&db).await.unwrap()
     }
 }
 
@@ -90,4 +114,38 @@ async fn healthz_says_ok_when_only_paused_work_is_due() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(app.store.execution(&held).await.unwrap().unwrap().state, "scheduled");
+}
+
+/// The claim age counts from the last claim the database answered: an idle process, claiming
+/// nothing because nothing is due, stays near zero (the completion age grows); one whose claims
+/// fail (the writer locked) grows, and is back near zero once they succeed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_claim_age_grows_only_while_claims_fail() {
+    const CLAIM_AGE: &str = "deferral_executor_last_claim_age_seconds";
+    const COMPLETION_AGE: &str = "deferral_executor_last_completion_age_seconds";
+    let app = spawn().await;
+    let id = app
+        .deliver_ok(&event("evt_age_1", "customer.created", "cus_a1", now_s() - 10))
+        .await;
+    app.wait_for(&id, "succeeded", Duration::from_secs(10)).await;
+    let owner = owner_of(&app, &id).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (claim, completion) = (
+        gauge(&app, CLAIM_AGE, &owner).await,
+        gauge(&app, COMPLETION_AGE, &owner).await,
+    );
+    assert!(claim < 1.0, "idle, claiming nothing: claim age {claim}");
+    assert!(completion > 2.5, "no completion for 3 s: {completion}");
+
+    let lock = WriteLock::take(&app.database_url).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let locked = gauge(&app, CLAIM_AGE, &owner).await;
+    lock.release().await;
+    assert!(locked > 2.0, "claims fail while locked: claim age {locked}");
+    // Within the longest back-off after failed claims (6.4 s), on a loaded machine.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while gauge(&app, CLAIM_AGE, &owner).await > 1.0 {
+        assert!(Instant::now() < deadline, "claims never succeeded again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -176,6 +176,13 @@ impl TestApp {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
+    /// `/metrics` as Prometheus scrapes it (no token: test servers set none).
+    pub async fn metrics(&self) -> String {
+        let resp = self.client.get(format!("{}/metrics", self.url)).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.text().await.unwrap()
+    }
+
     /// Logs in to the console with the test password and returns the session token.
     pub async fn log_in(&self) -> String {
         self.log_in_as("test-password").await
