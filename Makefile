@@ -35,8 +35,9 @@ STALL_RUNS ?= 20
 test-stall:
 	cargo test --no-run --test postgres_stall
 	@passed=0; for i in $$(seq 1 $(STALL_RUNS)); do \
-		if DEFERRAL_TEST_BACKEND=postgres DEFERRAL_TEST_PG_RESTART=1 cargo test -q --test postgres_stall restart >/tmp/test-stall-$$i.log 2>&1; \
-		then passed=$$((passed + 1)); echo "run $$i: ok"; else echo "run $$i: FAILED (/tmp/test-stall-$$i.log)"; fi; \
+		if DEFERRAL_TEST_BACKEND=postgres DEFERRAL_TEST_PG_RESTART=1 cargo test -q --test postgres_stall restart -- --nocapture >/tmp/test-stall-$$i.log 2>&1; \
+		then passed=$$((passed + 1)); echo "run $$i: ok: $$(grep -ho 'all [0-9]* events ran.*' /tmp/test-stall-$$i.log)"; \
+		else echo "run $$i: FAILED (/tmp/test-stall-$$i.log)"; fi; \
 	done; echo "$$passed of $(STALL_RUNS) runs passed"; test $$passed -eq $(STALL_RUNS)
 
 test-e2e:

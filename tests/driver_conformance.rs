@@ -177,8 +177,12 @@ mod every_driver {
                     store.claim("w", 10, 60_000, &skip).await.unwrap().is_empty(),
                     "{backend}: skipped types stay"
                 );
-                assert!(!store.claimable_exists(&skip).await.unwrap(), "{backend}");
-                assert!(store.claimable_exists(&[]).await.unwrap(), "{backend}");
+                // The watchdog's question: a limited type's due work counts below its limit only.
+                let limit = [("charge.failed".to_string(), 2)];
+                assert!(
+                    store.claimable_exists(&limit).await.unwrap(),
+                    "{backend}: below its limit"
+                );
                 let first = store.claim_limited("w", "charge.failed", 2, 60_000, 10).await.unwrap();
                 assert_eq!(first.len(), 2, "{backend}");
                 assert!(
@@ -189,7 +193,13 @@ mod every_driver {
                         .is_empty(),
                     "{backend}: at its limit"
                 );
+                assert!(
+                    !store.claimable_exists(&limit).await.unwrap(),
+                    "{backend}: at its limit"
+                );
+                assert!(store.claimable_exists(&[]).await.unwrap(), "{backend}: no limit");
                 store.complete("w", &[done(&first[0], succeeded())]).await.unwrap();
+                assert!(store.claimable_exists(&limit).await.unwrap(), "{backend}: below again");
                 assert_eq!(
                     store
                         .claim_limited("w", "charge.failed", 2, 60_000, 10)

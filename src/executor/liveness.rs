@@ -23,7 +23,11 @@ struct Wait {
 }
 
 struct Progress {
+    /// The last claim that returned executions: progress, for the verdict.
     last_claim: Option<Instant>,
+    /// The last claim the database answered, with or without executions: for `/metrics`, where
+    /// an idle process that keeps claiming nothing is well, and one whose claims fail is not.
+    last_claim_answer: Option<Instant>,
     last_claim_failure: Option<Instant>,
     last_completion: Option<Instant>,
     dispatcher: Wait,
@@ -46,6 +50,7 @@ impl Default for Liveness {
             started: now,
             progress: Mutex::new(Progress {
                 last_claim: None,
+                last_claim_answer: None,
                 last_claim_failure: None,
                 last_completion: None,
                 dispatcher: idle("starting"),
@@ -62,9 +67,15 @@ impl Liveness {
         f(&mut self.progress.lock().expect("liveness"))
     }
 
-    /// A claim returned executions.
-    pub(super) fn claimed(&self) {
-        self.with(|p| p.last_claim = Some(Instant::now()));
+    /// The database answered a claim, with `got` executions.
+    pub(super) fn claimed(&self, got: usize) {
+        let now = Instant::now();
+        self.with(|p| {
+            p.last_claim_answer = Some(now);
+            if got > 0 {
+                p.last_claim = Some(now);
+            }
+        });
     }
 
     /// A claim failed (the database did not answer, or refused).
@@ -106,9 +117,10 @@ impl Liveness {
         });
     }
 
-    /// Since the last claim that returned executions (since start if none did).
+    /// Since the database last answered a claim, whether or not it found executions (since start
+    /// if it never did): small while the dispatcher can claim, growing while it cannot.
     pub fn claim_age(&self) -> Duration {
-        self.with(|p| p.last_claim.unwrap_or(self.started).elapsed())
+        self.with(|p| p.last_claim_answer.unwrap_or(self.started).elapsed())
     }
 
     /// Since the last batch of completions was recorded (since start if none was).
@@ -143,7 +155,9 @@ impl Liveness {
                 .flatten()
                 .max()
                 .unwrap_or(self.started);
-            let failing = p.last_claim_failure.is_some_and(|f| p.last_claim.is_none_or(|c| f > c));
+            let failing = p
+                .last_claim_failure
+                .is_some_and(|f| p.last_claim_answer.is_none_or(|c| f > c));
             (last.elapsed(), p.pending, failing)
         })
     }

@@ -112,6 +112,12 @@ impl ExecutorHandle {
             .collect()
     }
 
+    /// How many attempts run in this process now (finished ones waiting to be recorded not counted).
+    fn running_attempts(&self) -> usize {
+        let attempts = self.running.attempts.lock().expect("running registry");
+        attempts.values().filter(|a| a.finished.is_none()).count()
+    }
+
     /// The heartbeat renewed these leases until `until`.
     fn renewed(&self, ids: &[String], until: Instant) {
         let mut attempts = self.running.attempts.lock().expect("running registry");

@@ -84,8 +84,8 @@ pub(super) async fn dispatch(ctx: Arc<Context>, done: mpsc::UnboundedSender<Comp
         }
         // Run what was claimed even if a later claim failed: those executions are ours now.
         let got = claimed.len();
-        if got > 0 {
-            live.claimed();
+        if result.is_ok() || got > 0 {
+            live.claimed(got);
         }
         for (execution, permit) in claimed.into_iter().zip(permits.drain(..)) {
             tokio::spawn(run_attempt(ctx.clone(), execution, lease_until, permit, done.clone()));

@@ -51,6 +51,24 @@ pub(super) fn skip_clause(skip_types: &[String], first: usize) -> String {
     )
 }
 
-/// The running executions of type `$4`, which a limited claim keeps under `$5`.
-pub(super) const RUNNING_OF_TYPE: &str =
-    "(SELECT COUNT(*) FROM executions r WHERE r.finished_at IS NULL AND r.state = 'running' AND r.event_type = $4)";
+/// The running executions of the type in placeholder `ty`, which a limited claim keeps under its limit.
+pub(super) fn running_of_type(ty: &str) -> String {
+    format!(
+        "(SELECT COUNT(*) FROM executions r WHERE r.finished_at IS NULL AND r.state = 'running' AND r.event_type = {ty})"
+    )
+}
+
+/// ` AND NOT (e.event_type = $k AND <running of $k> >= $k+1)` for `limited` (type, limit) pairs
+/// bound from `$first`: a type with a concurrency limit counts as claimable only below its limit
+/// (a claim of it then starts something: `claim_type`).
+pub(super) fn below_limit_clause(limited: usize, first: usize) -> String {
+    (0..limited)
+        .map(|i| {
+            let (ty, limit) = (format!("${}", first + 2 * i), first + 2 * i + 1);
+            format!(
+                " AND NOT (e.event_type = {ty} AND {} >= ${limit})",
+                running_of_type(&ty)
+            )
+        })
+        .collect()
+}

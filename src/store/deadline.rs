@@ -86,3 +86,78 @@ impl Store {
         self.deadline
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Db;
+
+    /// Not a multiple of a second on any layer, so PostgreSQL shows each setting in ms.
+    const DEADLINE: Duration = Duration::from_millis(2200);
+
+    /// Every pool's connections (several held at once, so not one connection seen twice) carry
+    /// the deadline rules above, as the database itself reports them.
+    async fn sessions_carry_the_rules(store: &Store) {
+        for db in [&store.writer, &store.db] {
+            match db {
+                Db::Sqlite(pool) => {
+                    let mut held = Vec::new();
+                    for _ in 0..pool.options().get_max_connections().min(3) {
+                        let mut c = pool.acquire().await.unwrap();
+                        let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+                            .fetch_one(&mut *c)
+                            .await
+                            .unwrap();
+                        assert_eq!(busy as u128, lock_wait(DEADLINE).as_millis());
+                        held.push(c);
+                    }
+                }
+                Db::Postgres(pool) => {
+                    let mut held = Vec::new();
+                    for _ in 0..3 {
+                        let mut c = pool.acquire().await.unwrap();
+                        for (name, ms) in pg_session_limits(DEADLINE) {
+                            let shown: String = sqlx::query_scalar(&format!("SHOW {name}"))
+                                .fetch_one(&mut *c)
+                                .await
+                                .unwrap();
+                            assert_eq!(shown, format!("{ms}ms"), "{name}");
+                        }
+                        held.push(c);
+                    }
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn sqlite_connections_wait_on_a_lock_for_half_the_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("d.db").display());
+        sessions_carry_the_rules(&Store::open_with(&url, DEADLINE).await.unwrap()).await;
+    }
+
+    /// On a fresh database of `DEFERRAL_TEST_POSTGRES`, with `DEFERRAL_TEST_BACKEND=postgres`.
+    #[tokio::test]
+    async fn postgres_sessions_carry_the_statement_lock_and_idle_transaction_timeouts() {
+        if std::env::var("DEFERRAL_TEST_BACKEND").as_deref() != Ok("postgres") {
+            eprintln!("skipped: PostgreSQL only (DEFERRAL_TEST_BACKEND=postgres)");
+            return;
+        }
+        let server =
+            std::env::var("DEFERRAL_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+        let name = format!("deferral_test_{}", rand::random::<u64>());
+        let admin = sqlx::PgPool::connect(&format!("{server}/postgres")).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await
+            .unwrap();
+        let store = Store::open_with(&format!("{server}/{name}"), DEADLINE).await.unwrap();
+        sessions_carry_the_rules(&store).await;
+        store.close().await;
+        sqlx::query(&format!("DROP DATABASE {name}"))
+            .execute(&admin)
+            .await
+            .unwrap();
+    }
+}

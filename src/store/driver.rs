@@ -75,8 +75,9 @@ pub(crate) trait Driver: Send + Sync + std::fmt::Debug {
         max: i64,
     ) -> Result<Vec<ClaimedRow>>;
 
-    /// Whether a claim could start anything now (types in `skip_types` left out).
-    async fn claimable_exists(&self, now: i64, skip_types: &[String]) -> Result<bool>;
+    /// Whether a claim could start anything now; each type in `limited` (with its concurrency
+    /// limit) counts only while fewer of it run than its limit.
+    async fn claimable_exists(&self, now: i64, limited: &[(String, i64)]) -> Result<bool>;
 
     /// When the next scheduled execution falls due, if any waits in the future.
     async fn next_due_at(&self, now: i64) -> Result<Option<i64>>;

@@ -96,9 +96,10 @@ impl Store {
         Ok(rows.into_iter().map(Claimed::from).collect())
     }
 
-    /// Whether executions are due that a claim could start now (types in `skip_types` left out).
-    pub async fn claimable_exists(&self, skip_types: &[String]) -> Result<bool> {
-        self.driver.claimable_exists(now_ms(), skip_types).await
+    /// Whether executions are due that a claim could start now: paused types never count, and a
+    /// type in `limited` (type, concurrency limit) only while fewer of it run than its limit.
+    pub async fn claimable_exists(&self, limited: &[(String, i64)]) -> Result<bool> {
+        self.driver.claimable_exists(now_ms(), limited).await
     }
 
     /// Claims for types with a concurrency limit: at most `limit - running` of `event_type`,

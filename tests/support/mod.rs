@@ -6,6 +6,7 @@
 //! `postgres://postgres@127.0.0.1:5432`). The whole suite runs once per backend.
 #![allow(dead_code)]
 
+pub mod lock;
 pub mod proxy;
 
 use std::time::{Duration, Instant};
@@ -173,6 +174,13 @@ impl TestApp {
             .unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `/metrics` as Prometheus scrapes it (no token: test servers set none).
+    pub async fn metrics(&self) -> String {
+        let resp = self.client.get(format!("{}/metrics", self.url)).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.text().await.unwrap()
     }
 
     /// Logs in to the console with the test password and returns the session token.

@@ -80,60 +80,52 @@ mod tests {
 
     use tokio_util::sync::CancellationToken;
 
+    use super::super::due_event;
     use super::*;
     use crate::executor::RunningAttempt;
-    use crate::store::{NewEvent, now_ms};
+    use crate::store::Claimed;
 
-    fn event(id: &str) -> NewEvent {
-        NewEvent {
-            id: id.into(),
-            event_type: "customer.updated".into(),
-            created: 1,
-            livemode: false,
-            api_version: None,
-            account: None,
-            object_id: Some(format!("cus_{id}")),
-            object_type: Some("customer".into()),
-            payload: format!(
-                r#"{{"id":"{id}","object":"event","type":"customer.updated","created":1,"data":{{"object":{{}}}}}}"#
-            ),
-            run_at: now_ms() - 1000,
-            discard_at: None,
-            max_attempts: 3,
-            origin: domain::model::Origin::Webhook,
-        }
-    }
-
-    /// A real SQLite file: two attempts of this process run, an operator cancelled one.
-    #[tokio::test]
-    async fn renews_this_process_leases_and_aborts_what_an_operator_cancelled() {
+    /// A real SQLite file where this process claimed `events` executions under a one-second lease.
+    async fn claimed_here(events: usize) -> (tempfile::TempDir, Store, ExecutorHandle, Vec<Claimed>) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&format!("sqlite://{}", dir.path().join("d.db").display()))
             .await
             .unwrap();
         let handle = ExecutorHandle::default();
         handle.owner.set("this-process".into()).unwrap();
-        store.ingest(&[event("evt_1"), event("evt_2")]).await.unwrap();
+        let due: Vec<_> = (0..events)
+            .map(|i| due_event(&format!("evt_{i}"), "customer.updated"))
+            .collect();
+        store.ingest(&due).await.unwrap();
         let claimed = store.claim("this-process", 10, 1000, &[]).await.unwrap();
-        assert_eq!(claimed.len(), 2);
-        let mut stops = Vec::new();
-        for c in &claimed {
-            let stop = CancellationToken::new();
-            let running = RunningAttempt {
-                stop: stop.clone(),
-                reason: Arc::new(Mutex::new(None)),
-                attempt: c.row.attempts,
-                lease_until: Instant::now(),
-                finished: None,
-            };
-            handle
-                .running
-                .attempts
-                .lock()
-                .unwrap()
-                .insert(c.row.id.clone(), running);
-            stops.push(stop);
-        }
+        assert_eq!(claimed.len(), events);
+        (dir, store, handle, claimed)
+    }
+
+    /// Registers `c`'s attempt as this process's, finished at `finished` (running if none).
+    fn register(handle: &ExecutorHandle, c: &Claimed, finished: Option<Instant>) -> CancellationToken {
+        let stop = CancellationToken::new();
+        let running = RunningAttempt {
+            stop: stop.clone(),
+            reason: Arc::new(Mutex::new(None)),
+            attempt: c.row.attempts,
+            lease_until: Instant::now(),
+            finished,
+        };
+        handle
+            .running
+            .attempts
+            .lock()
+            .unwrap()
+            .insert(c.row.id.clone(), running);
+        stop
+    }
+
+    /// Two attempts of this process run, an operator cancelled one.
+    #[tokio::test]
+    async fn renews_this_process_leases_and_aborts_what_an_operator_cancelled() {
+        let (_dir, store, handle, claimed) = claimed_here(2).await;
+        let stops: Vec<_> = claimed.iter().map(|c| register(&handle, c, None)).collect();
         let cancelled = &claimed[0].row.id;
         store.act(cancelled, domain::model::Action::Cancel).await.unwrap();
 
@@ -155,5 +147,28 @@ mod tests {
         // The leases hold past the claim's second: the rescuer leaves them.
         tokio::time::sleep(Duration::from_millis(1100)).await;
         assert!(store.rescue().await.unwrap().is_empty());
+    }
+
+    /// Two finished attempts whose completions could not be recorded yet: the recent one's lease
+    /// is kept while its completion is retried; the one past the bound is let go, and the rescuer
+    /// takes its execution back to run it again, rather than a completer stuck for good holding it.
+    #[tokio::test]
+    async fn a_finished_attempt_is_renewed_only_within_the_completion_bound() {
+        let (_dir, store, handle, claimed) = claimed_here(2).await;
+        let lease = Duration::from_secs(30);
+        let bound = lease * COMPLETION_LEASES;
+        let long_ago = Instant::now().checked_sub(bound + Duration::from_secs(1)).unwrap();
+        register(&handle, &claimed[0], Some(Instant::now()));
+        register(&handle, &claimed[1], Some(long_ago));
+
+        let heartbeat = Heartbeat::new(store.clone(), handle.clone(), lease);
+        assert_eq!(heartbeat.run_once().await.unwrap().renewed, 1);
+        // Past the claim's one-second lease: only the unrenewed one has expired.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert_eq!(store.rescue().await.unwrap(), vec![claimed[1].row.id.clone()]);
+        assert_eq!(
+            store.execution(&claimed[0].row.id).await.unwrap().unwrap().state,
+            "running"
+        );
     }
 }

@@ -202,11 +202,33 @@ pub(super) fn spawn_all(ctx: &Context, elector: Elector, stop: CancellationToken
         spawn(Checkpointer::new(store.clone()), all.clone(), stop.clone()),
         spawn(Gauges::new(store.clone()), all.clone(), stop.clone()),
         spawn(
-            Watchdog::new(store.clone(), handle.clone(), ctx.permits.clone(), &ctx.settings),
+            Watchdog::new(store.clone(), handle.clone(), &ctx.settings),
             all,
             stop.clone(),
         ),
     ];
     services.extend(listener::spawn(store, handle.clone(), stop));
     services
+}
+
+/// An event of `event_type` due a second ago, for the services' tests (each its own object).
+#[cfg(test)]
+fn due_event(id: &str, event_type: &str) -> crate::store::NewEvent {
+    crate::store::NewEvent {
+        id: id.into(),
+        event_type: event_type.into(),
+        created: 1,
+        livemode: false,
+        api_version: None,
+        account: None,
+        object_id: Some(format!("cus_{id}")),
+        object_type: Some("customer".into()),
+        payload: format!(
+            r#"{{"id":"{id}","object":"event","type":"{event_type}","created":1,"data":{{"object":{{}}}}}}"#
+        ),
+        run_at: crate::store::now_ms() - 1000,
+        discard_at: None,
+        max_attempts: 3,
+        origin: domain::model::Origin::Webhook,
+    }
 }

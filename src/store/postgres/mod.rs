@@ -134,8 +134,8 @@ impl Driver for PostgresDriver {
     }
 
     /// On the writers' pool, planned for the due index's plain scan.
-    async fn claimable_exists(&self, now: i64, skip_types: &[String]) -> Result<bool> {
-        queue::claimable_exists(&self.writer, now, skip_types).await
+    async fn claimable_exists(&self, now: i64, limited: &[(String, i64)]) -> Result<bool> {
+        queue::claimable_exists(&self.writer, now, limited).await
     }
 
     async fn next_due_at(&self, now: i64) -> Result<Option<i64>> {

@@ -9,7 +9,7 @@ use sqlx::PgPool;
 
 use super::super::Result;
 use super::super::claim_rules::{
-    LEASE_EXPIRED, OBJECT_IS_FREE, RUNNING_OF_TYPE, SET_RUNNING, skip_clause, startable_now,
+    LEASE_EXPIRED, OBJECT_IS_FREE, SET_RUNNING, below_limit_clause, running_of_type, skip_clause, startable_now,
 };
 use super::super::executor::CompletionRow;
 use super::super::rows::{CLAIMED_COLUMNS, ClaimedRow};
@@ -103,8 +103,9 @@ pub(super) async fn claim_type(
     max: i64,
 ) -> Result<Vec<ClaimedRow>> {
     let candidates = format!(
-        "SELECT e.seq, e.object_id {} ORDER BY e.next_run_at, e.seq LIMIT LEAST($6, GREATEST(0, $5 - {RUNNING_OF_TYPE}))",
-        startable_now(DUE, " AND e.event_type = $4")
+        "SELECT e.seq, e.object_id {} ORDER BY e.next_run_at, e.seq LIMIT LEAST($6, GREATEST(0, $5 - {}))",
+        startable_now(DUE, " AND e.event_type = $4"),
+        running_of_type("$4")
     );
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
@@ -125,14 +126,14 @@ pub(super) async fn claim_type(
     Ok(rows)
 }
 
-pub(super) async fn claimable_exists(pool: &PgPool, now: i64, skip_types: &[String]) -> Result<bool> {
+pub(super) async fn claimable_exists(pool: &PgPool, now: i64, limited: &[(String, i64)]) -> Result<bool> {
     let sql = format!(
         "SELECT e.seq {} LIMIT 1",
-        startable_now(DUE, &skip_clause(skip_types, 2))
+        startable_now(DUE, &below_limit_clause(limited.len(), 2))
     );
     let mut q = sqlx::query_scalar(&sql).bind(now);
-    for t in skip_types {
-        q = q.bind(t);
+    for (t, limit) in limited {
+        q = q.bind(t).bind(limit);
     }
     let found: Option<i64> = q.fetch_optional(pool).await?;
     Ok(found.is_some())

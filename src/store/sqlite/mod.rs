@@ -139,8 +139,8 @@ impl Driver for SqliteDriver {
     }
 
     /// On a reader: idle workers' polls do not queue behind the single writer.
-    async fn claimable_exists(&self, now: i64, skip_types: &[String]) -> Result<bool> {
-        queue::claimable_exists(&self.readers, now, skip_types).await
+    async fn claimable_exists(&self, now: i64, limited: &[(String, i64)]) -> Result<bool> {
+        queue::claimable_exists(&self.readers, now, limited).await
     }
 
     async fn next_due_at(&self, now: i64) -> Result<Option<i64>> {

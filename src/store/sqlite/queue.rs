@@ -8,7 +8,9 @@
 use sqlx::SqlitePool;
 
 use super::super::Result;
-use super::super::claim_rules::{LEASE_EXPIRED, RUNNING_OF_TYPE, SET_RUNNING, skip_clause, startable_now};
+use super::super::claim_rules::{
+    LEASE_EXPIRED, SET_RUNNING, below_limit_clause, running_of_type, skip_clause, startable_now,
+};
 use super::super::executor::CompletionRow;
 use super::super::rows::{COLUMNS, ClaimedRow, event_column};
 use super::super::{placeholders_from, values_list};
@@ -117,8 +119,9 @@ pub(super) async fn claim_type(
     max: i64,
 ) -> Result<Vec<ClaimedRow>> {
     let candidates = format!(
-        "SELECT e.seq {} ORDER BY e.next_run_at, e.seq LIMIT MIN($6, MAX(0, $5 - {RUNNING_OF_TYPE}))",
-        startable_now(DUE, " AND e.event_type = $4")
+        "SELECT e.seq {} ORDER BY e.next_run_at, e.seq LIMIT MIN($6, MAX(0, $5 - {}))",
+        startable_now(DUE, " AND e.event_type = $4"),
+        running_of_type("$4")
     );
     let mut tx = pool.begin_with(BEGIN_WRITE).await?;
     let picked: String = sqlx::query_scalar(&pick(&candidates))
@@ -135,14 +138,14 @@ pub(super) async fn claim_type(
     Ok(rows)
 }
 
-pub(super) async fn claimable_exists(pool: &SqlitePool, now: i64, skip_types: &[String]) -> Result<bool> {
+pub(super) async fn claimable_exists(pool: &SqlitePool, now: i64, limited: &[(String, i64)]) -> Result<bool> {
     let statement = sql(format!(
         "SELECT e.seq {} LIMIT 1",
-        startable_now(DUE, &skip_clause(skip_types, 2))
+        startable_now(DUE, &below_limit_clause(limited.len(), 2))
     ));
     let mut q = sqlx::query_scalar(&statement).bind(now);
-    for t in skip_types {
-        q = q.bind(t);
+    for (t, limit) in limited {
+        q = q.bind(t).bind(limit);
     }
     let found: Option<i64> = q.fetch_optional(pool).await?;
     Ok(found.is_some())
