@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use deferral::fixtures::Fixture;
 use deferral::stripe::API_VERSION;
-use fake_stripe::{FakeStripe, KEY, Limits};
+use fake_stripe::{FakeStripe, Fault, KEY, Limits};
 use support::TestApp;
 
 const EVENTS: usize = 100;
@@ -61,7 +61,6 @@ async fn a_burst_stays_inside_the_budget_and_every_execution_succeeds_first_time
     let fake = FakeStripe::start().await;
     let app = limited_app(&fake, |_| {}).await;
 
-    let started = Instant::now();
     let started_ms = deferral::store::now_ms();
     let mut ids = Vec::new();
     for body in burst("b", EVENTS) {
@@ -70,15 +69,8 @@ async fn a_burst_stays_inside_the_budget_and_every_execution_succeeds_first_time
     }
     // Executions that call no Stripe API (no handler: nothing to fetch) are not kept waiting
     // behind the budget: they finish while the burst is still draining.
-    let mut quick = Vec::new();
-    for i in 0..20 {
-        let body = support::event(&format!("evt_q{i}"), "test.no_handler", &format!("obj_q{i}"), 1);
-        quick.push(app.deliver_ok(&body).await);
-    }
-    for id in &quick {
-        app.wait_for(id, "succeeded", Duration::from_secs(3)).await;
-    }
-    let quick_done = started.elapsed();
+    let quick = deliver_payload_only(&app, "q").await;
+    let quick_done = Duration::from_millis((quick_finished(&app, &quick).await - started_ms).max(0) as u64);
 
     let mut last_finished = 0;
     for id in &ids {
@@ -157,7 +149,14 @@ async fn a_burst_of_calls_on_several_endpoints_stays_inside_the_budget() {
 
     let started_ms = deferral::store::now_ms();
     let mut ids = Vec::new();
-    for _ in 0..INVOICES {
+    let mut quick = Vec::new();
+    for i in 0..INVOICES {
+        if i == INVOICES / 2 {
+            // Mid-burst, executions that call no Stripe API: the burst's executions waiting on
+            // the budget (their first call given back, their later calls waiting in place) do
+            // not keep them from the workers.
+            quick = deliver_payload_only(&app, "m").await;
+        }
         let f = Fixture::new("invoice.payment_failed").unwrap().api_version(API_VERSION);
         for neighbour in ["charge.failed", "payment_intent.payment_failed"] {
             fake.put(f.related(neighbour).unwrap().canonical());
@@ -165,6 +164,7 @@ async fn a_burst_of_calls_on_several_endpoints_stays_inside_the_budget() {
         fake.put_fixture(&f);
         ids.push(app.deliver_ok(&f.to_json()).await);
     }
+    let quick_done = quick_finished(&app, &quick).await;
     let mut last_finished = 0;
     for id in &ids {
         let row = app.wait_for(id, "succeeded", Duration::from_secs(40)).await;
@@ -183,6 +183,59 @@ async fn a_burst_of_calls_on_several_endpoints_stays_inside_the_budget() {
     assert!(drained <= Duration::from_secs(25), "drained in {drained:?}");
     assert!(fake.rate_limited() <= 1, "{} answered 429", fake.rate_limited());
     assert!(fake.served() >= INVOICES * CALLS, "{} served", fake.served());
+    let (quick_ms, burst_ms) = (quick_done - started_ms, last_finished - started_ms);
+    assert!(
+        quick_ms < 5_000 && quick_ms < burst_ms - 1_000,
+        "payload-only executions finished {quick_ms} ms in, the burst {burst_ms} ms in"
+    );
+}
+
+/// Delivers 20 events no handler takes (nothing to fetch), returning their executions.
+async fn deliver_payload_only(app: &TestApp, prefix: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let body = support::event(
+            &format!("evt_{prefix}{i}"),
+            "test.no_handler",
+            &format!("obj_{prefix}{i}"),
+            1,
+        );
+        ids.push(app.deliver_ok(&body).await);
+    }
+    ids
+}
+
+/// Waits (3 s at most each) for the executions to succeed; when the last finished (ms).
+async fn quick_finished(app: &TestApp, ids: &[String]) -> i64 {
+    let mut last = 0;
+    for id in ids {
+        let row = app.wait_for(id, "succeeded", Duration::from_secs(3)).await;
+        last = last.max(row.finished_at.unwrap());
+    }
+    last
+}
+
+/// A 429 from Stripe shows in /metrics as a call answered 429, by endpoint, and costs no attempt.
+#[tokio::test]
+async fn a_429_is_counted_in_the_metrics() {
+    let fake = FakeStripe::start().await;
+    let app = limited_app(&fake, |_| {}).await;
+    let f = Fixture::new("customer.subscription.updated").unwrap();
+    let subscription = f.object()["id"].as_str().unwrap().to_string();
+    fake.put_fixture(&f);
+    fake.fail(&subscription, [Fault::RateLimited { retry_after: 1 }]);
+    let id = app.deliver_ok(&f.to_json()).await;
+    let row = app.wait_for(&id, "succeeded", Duration::from_secs(20)).await;
+    assert_eq!(row.attempts, 1, "{row:?}");
+
+    let metrics = app.client.get(format!("{}/metrics", app.url)).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    // Only this test fetches subscriptions (the metrics are the test binary's, shared).
+    for status in ["429", "200"] {
+        let line =
+            format!(r#"deferral_stripe_calls_total{{endpoint="GET /v1/subscriptions/{{id}}",status="{status}"}} 1"#);
+        assert!(metrics.lines().any(|l| l == line), "no `{line}` in {metrics}");
+    }
 }
 
 /// PostgreSQL only: two processes spend one budget between them (each takes half).
