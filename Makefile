@@ -57,7 +57,7 @@ bench-peer:
 	benches/peer/run.sh
 
 ## bench-stripe-limits: N re-fetched events against a local Stripe enforcing 100/s live and 25/s per
-## endpoint (BENCH_EVENTS=1000; STRIPE_API_RATE as in the README)
+## endpoint (BENCH_EVENTS=1000; STRIPE_API_RATE as in the README; BENCH_STRIPE_EVENTS=basil: three calls per event)
 bench-stripe-limits:
 	cargo bench --bench stripe_limits
 

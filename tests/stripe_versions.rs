@@ -201,7 +201,11 @@ async fn disputes(env: Env, version: &str) {
     assert_eq!(d.customer.as_deref(), with_api.then_some("cus_D"));
 }
 
-/// The three events of one failed try in `version`: payment intent, charge, invoice.
+/// The three events of one failed try in `version`: payment intent, charge, invoice. The two
+/// reasons differ, as Stripe lets them (both are decline codes of its list): the charge's
+/// `outcome.reason` is `insufficient_funds`, its `failure_code` `card_declined`, while the
+/// payment intent's `last_payment_error` says `generic_decline` (`code` `card_declined`), so
+/// a row's reason tells which event it came from.
 fn failed_try(ch: &str, customer: &str, version: &str) -> [Fixture; 3] {
     let tail = &ch[3..];
     let (invoice, intent) = (format!("in_{tail}"), format!("pi_{tail}"));
@@ -212,7 +216,8 @@ fn failed_try(ch: &str, customer: &str, version: &str) -> [Fixture; 3] {
                 .object_id(&intent)
                 .set("invoice", invoice.as_str())
                 .set("last_payment_error.charge", ch)
-                .set("last_payment_error.decline_code", "insufficient_funds")
+                .set("last_payment_error.code", "card_declined")
+                .set("last_payment_error.decline_code", "generic_decline")
                 .created(T),
         ),
         shaped(
@@ -221,6 +226,7 @@ fn failed_try(ch: &str, customer: &str, version: &str) -> [Fixture; 3] {
                 .set("invoice", invoice.as_str())
                 .set("payment_intent", intent.as_str())
                 .set("outcome.reason", "insufficient_funds")
+                .set("failure_code", "card_declined")
                 .set("created", T)
                 .created(T),
         ),
@@ -233,6 +239,9 @@ fn failed_try(ch: &str, customer: &str, version: &str) -> [Fixture; 3] {
         ),
     ]
 }
+
+/// Every order three events can arrive in.
+const EVERY_ORDER: [[usize; 3]; 6] = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]];
 
 /// The payment failed notifications queued for a customer.
 async fn told(env: &Env, customer: &str) -> Vec<Notification> {
@@ -247,19 +256,62 @@ async fn failures(env: &Env, customer: &str) -> Vec<PaymentFailure> {
     env.app.store.customer_payment_failures(customer).await.unwrap()
 }
 
-/// One row keyed by the charge, the charge's reason, every link, one notification.
+/// One row keyed by the charge, the charge's reason (not the payment intent's
+/// `generic_decline`), every link, one notification telling the charge's reason.
 async fn assert_one_try(env: &Env, ch: &str, customer: &str) {
     let rows = failures(env, customer).await;
     assert_eq!(rows.len(), 1, "{rows:?}");
     let row = &rows[0];
     let tail = &ch[3..];
     assert_eq!((row.id.as_str(), row.reason.as_str()), (ch, "insufficient_funds"));
+    assert_eq!(
+        row.code.as_deref(),
+        Some("insufficient_funds"),
+        "the charge's outcome.reason"
+    );
     assert_eq!(row.invoice, Some(format!("in_{tail}")));
     assert_eq!(row.payment_intent, Some(format!("pi_{tail}")));
     assert_eq!((row.attempt_count, row.failed_at), (Some(1), T));
     let told = told(env, customer).await;
     assert_eq!(told.len(), 1, "{told:?}");
     assert_eq!(told[0].reason.as_deref(), Some("insufficient_funds"));
+}
+
+/// A basil try without a key, as the README says: the payment intent's and the charge's events
+/// share the charge's row, with the charge's reason; the invoice's names neither and gets a row
+/// of its own (keyed by its event id, reason `other`); the customer is told once, from the
+/// invoice's event; each execution's result says what could not be linked. `results` are the
+/// results of the payment intent's, the charge's and the invoice's events, in that order.
+async fn assert_unlinked_basil_try(env: &Env, ch: &str, customer: &str, invoice_event: &str, results: &[String]) {
+    let tail = &ch[3..];
+    let (pi, inv) = (format!("pi_{tail}"), format!("in_{tail}"));
+    let rows = failures(env, customer).await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let charge_row = rows.iter().find(|r| r.id == ch).expect("the charge's row");
+    assert_eq!(
+        (charge_row.reason.as_str(), charge_row.code.as_deref()),
+        ("insufficient_funds", Some("insufficient_funds"))
+    );
+    assert_eq!(charge_row.payment_intent.as_deref(), Some(pi.as_str()));
+    assert_eq!(charge_row.invoice, None);
+    let invoice_row = rows.iter().find(|r| r.id == invoice_event).expect("the invoice's row");
+    assert_eq!(
+        (invoice_row.reason.as_str(), invoice_row.invoice.as_deref()),
+        ("other", Some(inv.as_str()))
+    );
+    for (result, says) in results.iter().zip([
+        format!("not linked: payment intent {pi} names no invoice"),
+        format!("not linked: charge {ch} names no invoice"),
+        format!("not linked: invoice {inv} names no charge"),
+    ]) {
+        assert!(result.contains(&says), "{result}");
+    }
+    assert!(results[0].contains("not notified"), "{}", results[0]);
+    let told = told(env, customer).await;
+    assert_eq!(told.len(), 1, "{told:?}");
+    let from_invoice = env.app.store.notifications_for(invoice_event).await.unwrap();
+    assert_eq!(from_invoice.len(), 1, "told from the invoice's event: {told:?}");
+    assert_eq!(from_invoice[0].reason.as_deref(), Some("other"));
 }
 
 async fn payment_failures(env: Env, version: &str) {
@@ -275,62 +327,51 @@ async fn payment_failures(env: Env, version: &str) {
     if version == PRE_BASIL || env.fake.is_some() {
         return assert_one_try(&env, "ch_V", "cus_V").await;
     }
-    // Basil without a key, as the README says: the payment intent's and the charge's events
-    // share the charge's row; the invoice's names neither and gets a row of its own; the
-    // customer is told once, from the invoice's event.
-    let rows = failures(&env, "cus_V").await;
-    assert_eq!(rows.len(), 2, "{rows:?}");
-    let charge_row = rows.iter().find(|r| r.id == "ch_V").expect("the charge's row");
-    assert_eq!(charge_row.reason, "insufficient_funds");
-    assert_eq!(charge_row.payment_intent.as_deref(), Some("pi_V"));
-    let invoice_row = rows
-        .iter()
-        .find(|r| r.id == events[2].event_id())
-        .expect("the invoice's row");
-    assert_eq!(
-        (invoice_row.reason.as_str(), invoice_row.invoice.as_deref()),
-        ("other", Some("in_V"))
-    );
-    assert!(
-        results[0].contains("not linked: payment intent pi_V names no invoice"),
-        "{}",
-        results[0]
-    );
-    assert!(results[0].contains("not notified"), "{}", results[0]);
-    assert!(
-        results[1].contains("not linked: charge ch_V names no invoice"),
-        "{}",
-        results[1]
-    );
-    assert!(
-        results[2].contains("not linked: invoice in_V names no charge"),
-        "{}",
-        results[2]
-    );
-    assert_eq!(told(&env, "cus_V").await.len(), 1);
+    assert_unlinked_basil_try(&env, "ch_V", "cus_V", events[2].event_id(), &results).await;
+}
+
+/// Delivers each of the six orders' try (`ch_Order{n}`, customer `cus_Order{n}`) in its order,
+/// and returns the events and their results, in the events' order (payment intent, charge,
+/// invoice).
+async fn in_every_order(env: &Env) -> Vec<(String, String, [Fixture; 3], Vec<String>)> {
+    let mut tries = Vec::new();
+    for (n, order) in EVERY_ORDER.iter().enumerate() {
+        let (ch, customer) = (format!("ch_Order{n}"), format!("cus_Order{n}"));
+        let events = failed_try(&ch, &customer, "2025-03-31.basil");
+        if let Some(fake) = &env.fake {
+            // Stripe has every object of the try before the first event is delivered.
+            events.iter().for_each(|f| fake.put_fixture(f));
+        }
+        let mut results = vec![String::new(); 3];
+        for &i in order {
+            results[i] = result(&env.process(&events[i]).await).to_string();
+        }
+        tries.push((ch, customer, events, results));
+    }
+    tries
 }
 
 #[tokio::test]
 async fn a_basil_failed_payment_in_every_arrival_order_is_one_row_with_a_key() {
     let env = Env::with_api().await;
-    let orders = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]];
-    for (n, order) in orders.iter().enumerate() {
-        let (ch, customer) = (format!("ch_Order{n}"), format!("cus_Order{n}"));
-        let events = failed_try(&ch, &customer, "2025-03-31.basil");
-        // Stripe has every object of the try before the first event is delivered.
-        for f in &events {
-            env.fake().put_fixture(f);
-        }
-        for &i in order {
-            env.process(&events[i]).await;
-        }
+    for (ch, customer, _, _) in in_every_order(&env).await {
         assert_one_try(&env, &ch, &customer).await;
     }
 }
 
 #[tokio::test]
+async fn a_basil_failed_payment_in_every_arrival_order_without_a_key_is_what_the_readme_says() {
+    let env = Env::payload_only().await;
+    for (ch, customer, events, results) in in_every_order(&env).await {
+        assert_unlinked_basil_try(&env, &ch, &customer, events[2].event_id(), &results).await;
+    }
+}
+
+#[tokio::test]
 async fn every_fetch_for_a_connected_account_carries_its_account_and_the_version() {
-    let env = Env::with_api().await;
+    // Not the default version, so that every request is seen to send the configured one.
+    const CONFIGURED: &str = "2025-03-31.basil";
+    let env = Env::with_api_and(|c| c.stripe_api_version = CONFIGURED.into()).await;
     let account = "acct_1Connected";
     let events = failed_try("ch_C", "cus_C", NEWEST).map(|f| f.account(account));
     for f in &events {
@@ -338,9 +379,25 @@ async fn every_fetch_for_a_connected_account_carries_its_account_and_the_version
     }
     env.fake()
         .put(fixture("charge.failed").object_id("ch_C").customer("cus_C").canonical());
+    // A try that made no charge (the card's authentication failed): Stripe lists no failed
+    // charge for its payment intent, so the payment intent itself is fetched for the reason.
+    let uncharged = fixture("invoice.payment_failed").object_id("in_N").customer("cus_N");
+    env.fake().put(
+        uncharged
+            .related("payment_intent.payment_failed")
+            .unwrap()
+            .object_id("pi_N")
+            .set("last_payment_error.charge", Value::Null)
+            .set("last_payment_error.code", "payment_intent_authentication_failure")
+            .set("last_payment_error.decline_code", Value::Null)
+            .set("latest_charge", Value::Null)
+            .canonical(),
+    );
+    let uncharged = uncharged.set("charge", Value::Null).set("payment_intent", "pi_N");
     let others = [
         fixture("charge.dispute.created").set("charge", "ch_C"),
         fixture("customer.subscription.updated").object_id("sub_C"),
+        uncharged,
     ]
     .map(|f| f.api_version(NEWEST).account(account));
     for f in events.iter().chain(&others) {
@@ -357,6 +414,8 @@ async fn every_fetch_for_a_connected_account_carries_its_account_and_the_version
         "/v1/charges?payment_intent=pi_C&created%5Blte%5D=",
         "/v1/charges/ch_C",
         "/v1/subscriptions/sub_C",
+        "/v1/charges?payment_intent=pi_N&created%5Blte%5D=",
+        "/v1/payment_intents/pi_N",
     ] {
         assert!(
             seen.iter().any(|s| s.path.starts_with(path)),
@@ -365,9 +424,20 @@ async fn every_fetch_for_a_connected_account_carries_its_account_and_the_version
     }
     for s in &seen {
         assert_eq!(s.account.as_deref(), Some(account), "{s:?}");
-        assert_eq!(s.version.as_deref(), Some(NEWEST), "{s:?}");
+        assert_eq!(s.version.as_deref(), Some(CONFIGURED), "{s:?}");
     }
     assert_one_try(&env, "ch_C", "cus_C").await;
+    let uncharged = env
+        .app
+        .store
+        .payment_failure("pi_N")
+        .await
+        .unwrap()
+        .expect("the uncharged try's row");
+    assert_eq!(
+        (uncharged.reason.as_str(), uncharged.invoice.as_deref()),
+        ("authentication_required", Some("in_N"))
+    );
 }
 
 #[tokio::test]
