@@ -7,19 +7,10 @@ mod support;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{TestApp, event};
+use support::{TestApp, event, type_entry};
 
 const DONE: &str = "product.created";
 const HELD: &str = "coupon.created";
-
-fn entry<'a>(list: &'a Value, event_type: &str) -> &'a Value {
-    list["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["event_type"] == event_type)
-        .unwrap_or_else(|| panic!("{event_type} not listed: {list}"))
-}
 
 #[tokio::test]
 async fn the_api_and_the_console_filter_count_the_same_executions_per_type() {
@@ -50,12 +41,12 @@ async fn the_api_and_the_console_filter_count_the_same_executions_per_type() {
     let (status, list) = app.api("/api/v1/event-types").await;
     assert_eq!(status, 200, "{list}");
     assert_eq!(
-        entry(&list, DONE)["counts"],
+        type_entry(&list, DONE)["counts"],
         serde_json::json!({ "succeeded": 3 }),
         "{list}"
     );
-    assert!(entry(&list, DONE)["paused"].is_null(), "{list}");
-    let held = entry(&list, HELD);
+    assert!(type_entry(&list, DONE)["paused"].is_null(), "{list}");
+    let held = type_entry(&list, HELD);
     assert_eq!(held["counts"], serde_json::json!({ "scheduled": 2 }), "{list}");
     assert_eq!(held["paused"]["pattern"], "coupon.*", "{list}");
     assert_eq!(held["paused"]["holds"], 2, "{list}");

@@ -14,9 +14,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use fake_stripe::Fault;
-use serde_json::Value;
 use stripe_env::Env;
-use support::{TestApp, event};
+use support::{TestApp, event, type_entry};
 
 const HELD: &str = "coupon.created";
 const FREE: &str = "product.created";
@@ -33,15 +32,6 @@ async fn stays_scheduled(app: &TestApp, id: &str, d: Duration) {
     let row = app.store.execution(id).await.unwrap().unwrap();
     assert_eq!(row.state, "scheduled", "held execution ran: {row:?}");
     assert_eq!(row.attempts, before.attempts, "{row:?}");
-}
-
-fn type_entry<'a>(list: &'a Value, event_type: &str) -> &'a Value {
-    list["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["event_type"] == event_type)
-        .unwrap_or_else(|| panic!("{event_type} not listed: {list}"))
 }
 
 #[tokio::test]
