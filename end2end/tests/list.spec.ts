@@ -56,14 +56,14 @@ test('the type filter groups 200+ types by resource, narrows them by search and 
 });
 
 test('times are relative, with the exact UTC time on hover, and the time zone is stated', async ({ page, request }) => {
-  // Three hours and ten minutes ago: it runs at once and was due about 3 h ago.
-  const id = await deliver(request, { type: `e2e.${tag()}.noted`, createdIn: -(3 * 3600 + 600) });
-  await settle(request, [id], ['succeeded']);
-  const due = String((await execution(request, id)).scheduled_at);
+  // Created three hours and ten minutes ahead: it waits, due in about 3 h.
+  const id = await deliver(request, { type: `e2e.${tag()}.noted`, createdIn: 3 * 3600 + 600 });
+  await settle(request, [id], ['scheduled']);
+  const due = String((await execution(request, id)).next_run_at);
   await logIn(page, `/?q=${id}`);
   const row = page.locator(`tr.execution[data-id="${id}"]`);
   const time = row.locator('td[data-label="Scheduled for"] time');
-  await expect(time).toHaveText('3 h ago');
+  await expect(time).toHaveText('in 3 h');
   await time.hover();
   const exact = `${new Date(due).toISOString().slice(0, 19).replace('T', ' ')} UTC`;
   await expect(time).toHaveAttribute('title', exact);
