@@ -23,7 +23,7 @@ const child = spawn(binary, [], {
     LEPTOS_SITE_ROOT: join(root, 'target/site'),
     // Events created in the future wait (scheduled); the others run at once.
     DEFERRAL_PROCESS_DELAY: '1s',
-    DEFERRAL_RETRY_INITIAL_INTERVAL: '1s',
+    DEFERRAL_RETRY_INITIAL_INTERVAL: process.env.DEFERRAL_RETRY_INITIAL_INTERVAL ?? '1s',
     DEFERRAL_POLL_INTERVAL: '200ms',
     RUST_LOG: process.env.RUST_LOG ?? 'warn',
     // Plain HTTP: session cookies without `Secure`, as `deferral dev` sets it.

@@ -14,24 +14,14 @@ mod support;
 use std::time::{Duration, Instant};
 
 use fake_stripe::Fault;
-use serde_json::Value;
 use stripe_env::Env;
-use support::{TestApp, event};
+use support::{TestApp, event, type_entry};
 
 const HELD: &str = "coupon.created";
 const FREE: &str = "product.created";
 
 fn now_s() -> i64 {
     chrono::Utc::now().timestamp()
-}
-
-fn type_entry<'a>(list: &'a Value, event_type: &str) -> &'a Value {
-    list["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["event_type"] == event_type)
-        .unwrap_or_else(|| panic!("{event_type} not listed: {list}"))
 }
 
 #[tokio::test]

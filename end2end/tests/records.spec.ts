@@ -102,6 +102,52 @@ test('each records page filters in the URL and links to the object timeline', as
   await expect(page.locator('ol.timeline li.entry')).toHaveCount(1);
 });
 
+/** A dispute as Stripe sends it in `charge.dispute.*` events (the fields of Stripe's dispute object). */
+function dispute(t: string, status: string) {
+  const created = Math.floor(Date.now() / 1000) - 3600;
+  return {
+    object: 'dispute', amount: 2900, balance_transactions: [], charge: `ch_${t}`, created, currency: 'usd',
+    evidence_details: { due_by: created + 8 * 86_400, has_evidence: false, past_due: false, submission_count: 0 },
+    is_charge_refundable: false, livemode: false, metadata: {}, payment_intent: `pi_${t}`, reason: 'fraudulent', status,
+  };
+}
+
+test('the disputes page filters real disputes by open or closed and by outcome', async ({ page, request }) => {
+  const t = tag();
+  const d = { open: `dp_o${t}`, won: `dp_w${t}`, lost: `dp_l${t}` };
+  const ids = [
+    await deliver(request, { type: 'charge.dispute.created', objectId: d.open, object: dispute(t, 'needs_response') }),
+    // Opened, then closed in the merchant's favour a minute later.
+    await deliver(request, { type: 'charge.dispute.created', objectId: d.won, createdIn: -60, object: dispute(t, 'needs_response') }),
+    await deliver(request, { type: 'charge.dispute.closed', objectId: d.won, object: dispute(t, 'won') }),
+    await deliver(request, { type: 'charge.dispute.closed', objectId: d.lost, object: dispute(t, 'lost') }),
+  ];
+  await settle(request, ids, ['succeeded']);
+  const mine = async () => (await recordIds(page)).filter((id) => id.endsWith(t)).sort();
+
+  await logIn(page, '/records/disputes');
+  expect(await mine()).toEqual(Object.values(d).sort());
+  await page.locator('select[name="state"]').selectOption('open');
+  await apply(page, 'disputes');
+  expect(await mine()).toEqual([d.open]);
+  await expect(page.locator(`tr.record[data-id="${d.open}"] td.hold`)).toHaveText('open');
+
+  await page.locator('select[name="state"]').selectOption('closed');
+  await page.locator('select[name="outcome"]').selectOption('won');
+  await apply(page, 'disputes');
+  const url = new URL(page.url());
+  expect([url.searchParams.get('state'), url.searchParams.get('outcome')]).toEqual(['closed', 'won']);
+  expect(await mine()).toEqual([d.won]);
+  await expect(page.locator(`tr.record[data-id="${d.won}"] td.outcome`)).toHaveText('won');
+  await expect(page.locator(`tr.record[data-id="${d.won}"] td.hold`)).toHaveText('closed');
+
+  await page.goto('/records/disputes?outcome=lost');
+  expect(await mine()).toEqual([d.lost]);
+  // An open dispute has no outcome yet.
+  await page.goto('/records/disputes?state=open&outcome=won');
+  await expect(page.locator('section.records p.empty')).toBeVisible();
+});
+
 test('the object timeline shows events in created order, whatever their arrival', async ({ page, request }) => {
   const id = `cus_t${tag()}`;
   const base = { type: 'customer.updated', objectId: id };

@@ -18,6 +18,8 @@ export interface EventSpec {
   /** Seconds from now; in the future the execution stays scheduled. */
   createdIn?: number;
   object?: Record<string, unknown>;
+  /** A Connect event's connected account (`acct_…`), sent as Stripe sends it: top-level `account`. */
+  account?: string;
 }
 
 /** Stripe's signature header: `t=<unix>,v1=<hex HMAC-SHA256(secret, "{t}.{body}")>`. */
@@ -26,8 +28,8 @@ export function signature(body: string, secret = WEBHOOK_SECRET, t = Math.floor(
   return `t=${t},v1=${v1}`;
 }
 
-/** Delivers one event to POST /webhooks/stripe; returns the execution id. */
-export async function deliver(request: APIRequestContext, spec: EventSpec): Promise<string> {
+/** Delivers one event to POST /webhooks/stripe (of the server at `base`); returns the execution id. */
+export async function deliver(request: APIRequestContext, spec: EventSpec, base = BASE_URL): Promise<string> {
   const id = spec.id ?? `evt_${tag()}${tag()}`;
   const objectId = spec.objectId ?? `obj_${tag()}`;
   const body = JSON.stringify({
@@ -40,8 +42,9 @@ export async function deliver(request: APIRequestContext, spec: EventSpec): Prom
     data: { object: { id: objectId, object: 'thing', ...spec.object } },
     pending_webhooks: 1,
     request: { id: null, idempotency_key: null },
+    ...(spec.account ? { account: spec.account } : {}),
   });
-  const resp = await request.post(`${BASE_URL}/webhooks/stripe`, {
+  const resp = await request.post(`${base}/webhooks/stripe`, {
     data: body,
     headers: { 'Stripe-Signature': signature(body), 'Content-Type': 'application/json' },
   });
@@ -50,8 +53,12 @@ export async function deliver(request: APIRequestContext, spec: EventSpec): Prom
 }
 
 /** An execution as the REST API answers it. */
-export async function execution(request: APIRequestContext, id: string): Promise<{ state: string; [k: string]: unknown }> {
-  const resp = await request.get(`${BASE_URL}/api/v1/executions/${id}`, {
+export async function execution(
+  request: APIRequestContext,
+  id: string,
+  base = BASE_URL,
+): Promise<{ state: string; [k: string]: unknown }> {
+  const resp = await request.get(`${base}/api/v1/executions/${id}`, {
     headers: { Authorization: `Bearer ${API_TOKEN}` },
   });
   expect(resp.status()).toBe(200);

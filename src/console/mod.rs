@@ -170,22 +170,22 @@ impl ConsoleApi for ConsoleService {
     }
 
     async fn facets(&self) -> Result<Facets, ConsoleError> {
-        let (types, api_versions) = self.state.store.facets().await.map_err(store_error)?;
-        let type_counts = self
-            .state
-            .store
-            .event_type_counts(COUNT_CAP)
+        let store = &self.state.store;
+        let api_versions = store.api_versions().await.map_err(store_error)?;
+        // The types present are the ones counted: no second read of the type index.
+        let type_counts: Vec<TypeCount> = store
+            .event_type_counts(Some(COUNT_CAP))
             .await
             .map_err(store_error)?
             .into_iter()
-            .map(|(event_type, count)| TypeCount {
-                event_type,
-                count,
-                capped: count >= COUNT_CAP,
+            .map(|t| TypeCount {
+                count: t.total(),
+                capped: t.capped,
+                event_type: t.event_type,
             })
             .collect();
         Ok(Facets {
-            types,
+            types: type_counts.iter().map(|t| t.event_type.clone()).collect(),
             api_versions,
             type_counts,
         })

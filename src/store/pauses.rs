@@ -4,7 +4,7 @@
 //! Which types a pause matches is written once, in SQL ([`matches`]), and serves the claim, the
 //! discarder, the backlog, and every view that says what a pause holds.
 
-use domain::event_types::{EventTypeSummary, EventTypes, Pause, Waiting, parse_pattern};
+use domain::event_types::{Pause, Waiting, parse_pattern};
 use domain::model::State;
 
 use super::{Result, Store, now_ms, on_db, rfc3339};
@@ -53,9 +53,9 @@ pub enum PauseError {
     Store(#[from] super::StoreError),
 }
 
-type PauseRow = (String, String, i64);
+pub(super) type PauseRow = (String, String, i64);
 
-fn pause_view((pattern, paused_by, paused_at): PauseRow, holds: i64) -> Pause {
+pub(super) fn pause_view((pattern, paused_by, paused_at): PauseRow, holds: i64) -> Pause {
     Pause {
         pattern,
         paused_by,
@@ -201,38 +201,6 @@ impl Store {
         .bind(event_type)
         .fetch_one(pool)
         .await?))
-    }
-
-    /// Every event type seen, with its counts per state and the pause holding it; and every pause.
-    pub async fn event_types(&self) -> Result<EventTypes> {
-        // Two parts, each on its own partial indexes (0004/0005), as `count_by_state` does.
-        let rows: Vec<(String, String, i64)> = on_db!(&self.db, pool => sqlx::query_as(
-            "SELECT event_type, final_state, COUNT(*) FROM executions WHERE finished_at IS NOT NULL GROUP BY event_type, final_state
-             UNION ALL SELECT event_type, state, COUNT(*) FROM executions WHERE finished_at IS NULL GROUP BY event_type, state",
-        )
-        .fetch_all(pool)
-        .await?);
-        let mut types: Vec<EventTypeSummary> = Vec::new();
-        for (event_type, state, n) in rows {
-            let Ok(state) = state.parse::<State>() else { continue };
-            match types.iter_mut().find(|t| t.event_type == event_type) {
-                Some(t) => t.counts.push((state, n)),
-                None => types.push(EventTypeSummary {
-                    event_type,
-                    counts: vec![(state, n)],
-                    paused: None,
-                }),
-            }
-        }
-        types.sort_by(|a, b| a.event_type.cmp(&b.event_type));
-        for t in &mut types {
-            t.counts.sort_by_key(|(s, _)| State::ALL.iter().position(|x| x == s));
-            t.paused = self.pause_of(&t.event_type).await?;
-        }
-        Ok(EventTypes {
-            types,
-            pauses: self.pauses().await?,
-        })
     }
 
     /// Why a scheduled execution waits although due: its type is paused, or an earlier

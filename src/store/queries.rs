@@ -142,16 +142,13 @@ impl Store {
         Ok(out)
     }
 
-    /// Event types and API versions present, for the filter form.
-    pub async fn facets(&self) -> Result<(Vec<String>, Vec<String>)> {
-        on_db!(&self.db, pool => {
-            let types: Vec<(String,)> = sqlx::query_as("SELECT DISTINCT event_type FROM executions ORDER BY 1").fetch_all(pool).await?;
-            let versions: Vec<(String,)> = sqlx::query_as(
-                "SELECT DISTINCT api_version FROM executions WHERE api_version IS NOT NULL ORDER BY 1",
-            )
-            .fetch_all(pool)
-            .await?;
-            Ok((types.into_iter().map(|t| t.0).collect(), versions.into_iter().map(|v| v.0).collect()))
-        })
+    /// The API versions present, for the filter form (the types come with their counts:
+    /// [`Store::event_type_counts`]).
+    pub async fn api_versions(&self) -> Result<Vec<String>> {
+        let sql = format!(
+            "{} SELECT ty FROM versions ORDER BY ty",
+            super::event_types::distinct("versions", "api_version")
+        );
+        on_db!(&self.db, pool => Ok(sqlx::query_scalar(&sql).fetch_all(pool).await?))
     }
 }

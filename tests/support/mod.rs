@@ -267,3 +267,13 @@ pub fn event(id: &str, event_type: &str, object_id: &str, created: i64) -> Strin
     })
     .to_string()
 }
+
+/// The entry of `event_type` in the answer of `GET /api/v1/event-types`.
+pub fn type_entry<'a>(list: &'a Value, event_type: &str) -> &'a Value {
+    list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["event_type"] == event_type)
+        .unwrap_or_else(|| panic!("{event_type} not listed: {list}"))
+}
