@@ -174,14 +174,14 @@ impl ConsoleApi for ConsoleService {
         let api_versions = store.api_versions().await.map_err(store_error)?;
         // The types present are the ones counted: no second read of the type index.
         let type_counts: Vec<TypeCount> = store
-            .event_type_counts(Some(COUNT_CAP))
+            .event_type_totals(COUNT_CAP)
             .await
             .map_err(store_error)?
             .into_iter()
-            .map(|t| TypeCount {
-                count: t.total(),
-                capped: t.capped,
-                event_type: t.event_type,
+            .map(|(event_type, count)| TypeCount {
+                event_type,
+                count,
+                capped: count >= COUNT_CAP,
             })
             .collect();
         Ok(Facets {

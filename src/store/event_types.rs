@@ -1,6 +1,7 @@
-//! Executions per event type, counted once ([`Store::event_type_counts`]) for the console's
-//! type filter (capped, summed per type) and for `GET /api/v1/event-types` and the console's
-//! event-types page ([`Store::event_types`]: exact, per state, with the pause holding each type).
+//! Executions per event type: a capped total per type for the console's type filter
+//! ([`Store::event_type_totals`]), and exact counts per state for `GET /api/v1/event-types` and
+//! the console's event-types page ([`Store::event_types`], with the pause holding each type).
+//! Both enumerate the types and count them with the same SQL ([`distinct`], [`count_of`]).
 
 use std::collections::HashMap;
 
@@ -23,62 +24,66 @@ pub(super) fn distinct(name: &str, column: &str) -> String {
     )
 }
 
+/// `(SELECT COUNT(*) …)` of the executions matching `condition` (over `x`), reading no more
+/// than `cap` index entries when a cap is given.
+fn count_of(condition: &str, cap: Option<i64>) -> String {
+    let limit = cap.map(|c| format!(" LIMIT {c}")).unwrap_or_default();
+    format!("(SELECT COUNT(*) FROM (SELECT 1 FROM executions x WHERE {condition}{limit}) AS c)")
+}
+
 /// The executions of one event type: per final state, and the unfinished ones (scheduled or
-/// running) together. With a cap, each of these counts stops at the cap.
+/// running) together.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TypeCounts {
     pub event_type: String,
     /// Every final state, in [`State::ALL`] order, zeros included.
     pub finished: Vec<(State, i64)>,
     pub unfinished: i64,
-    /// Some count stopped at the cap: the type has more executions than counted.
-    pub capped: bool,
-}
-
-impl TypeCounts {
-    pub fn total(&self) -> i64 {
-        self.finished.iter().map(|(_, n)| n).sum::<i64>() + self.unfinished
-    }
 }
 
 impl Store {
-    /// Every event type present, sorted, with its executions per final state and unfinished,
-    /// each count an index range probe (`executions_finished_type`, `executions_unfinished_type`)
-    /// read no further than `cap` entries when a cap is given: cheap at any table size, so the
-    /// console can show it on every list page. Unfinished executions are not told apart here:
-    /// no index says which are running (any would change at every claim).
-    pub async fn event_type_counts(&self, cap: Option<i64>) -> Result<Vec<TypeCounts>> {
-        let limit = cap.map(|c| format!(" LIMIT {c}")).unwrap_or_default();
+    /// Every event type present, sorted, with how many executions it has, each count one
+    /// range probe of `executions_type` read no further than `cap` entries: cheap at any table
+    /// size, so the console's type filter shows it on every list page. One probe per type, not
+    /// one per state as [`Store::event_type_counts`] makes: five probes per type made every
+    /// list page 2–4 ms slower at 1M executions (docs/benchmarks-console.md).
+    pub async fn event_type_totals(&self, cap: i64) -> Result<Vec<(String, i64)>> {
+        let sql = format!(
+            "{} SELECT ty, {} FROM types ORDER BY ty",
+            distinct("types", "event_type"),
+            count_of("x.event_type = types.ty", Some(cap))
+        );
+        on_db!(&self.db, pool => Ok(sqlx::query_as(&sql).fetch_all(pool).await?))
+    }
+
+    /// Every event type present, sorted, with its exact executions per final state and
+    /// unfinished, each count an index range (`executions_finished_type`,
+    /// `executions_unfinished_type`). Unfinished executions are not told apart here: no index
+    /// says which are running (any would change at every claim).
+    pub async fn event_type_counts(&self) -> Result<Vec<TypeCounts>> {
         let finished: Vec<State> = State::ALL.into_iter().filter(|s| s.is_final()).collect();
         let columns: String = finished
             .iter()
             .map(|s| {
-                format!(
-                    ", (SELECT COUNT(*) FROM (SELECT 1 FROM executions x WHERE x.finished_at IS NOT NULL
-                        AND x.final_state = '{s}' AND x.event_type = types.ty{limit}) AS c)"
-                )
+                let condition =
+                    format!("x.finished_at IS NOT NULL AND x.final_state = '{s}' AND x.event_type = types.ty");
+                format!(", {}", count_of(&condition, None))
             })
             .collect();
         let sql = format!(
-            "{} SELECT ty, (SELECT COUNT(*) FROM (SELECT 1 FROM executions x WHERE x.finished_at IS NULL
-                                 AND x.event_type = types.ty{limit}) AS c){columns}
-             FROM types ORDER BY ty",
-            distinct("types", "event_type")
+            "{} SELECT ty, {}{columns} FROM types ORDER BY ty",
+            distinct("types", "event_type"),
+            count_of("x.finished_at IS NULL AND x.event_type = types.ty", None)
         );
         // The type, the unfinished, and the four final states' counts.
         let rows: Vec<(String, i64, i64, i64, i64, i64)> =
             on_db!(&self.db, pool => sqlx::query_as(&sql).fetch_all(pool).await?);
-        let at_cap = |n: i64| cap.is_some_and(|c| n >= c);
         Ok(rows
             .into_iter()
-            .map(|(event_type, unfinished, a, b, c, d)| {
-                let finished: Vec<(State, i64)> = finished.iter().copied().zip([a, b, c, d]).collect();
-                TypeCounts {
-                    capped: at_cap(unfinished) || finished.iter().any(|(_, n)| at_cap(*n)),
-                    event_type,
-                    finished,
-                    unfinished,
-                }
+            .map(|(event_type, unfinished, a, b, c, d)| TypeCounts {
+                event_type,
+                finished: finished.iter().copied().zip([a, b, c, d]).collect(),
+                unfinished,
             })
             .collect())
     }
@@ -86,7 +91,7 @@ impl Store {
     /// Every event type seen, with its exact counts per state (zeros left out) and the pause
     /// holding it; and every pause. Four reads, whatever the number of types.
     pub async fn event_types(&self) -> Result<EventTypes> {
-        let counts = self.event_type_counts(None).await?;
+        let counts = self.event_type_counts().await?;
         // The unfinished ones split by state: this reads the backlog's rows, once for all types.
         let running: HashMap<String, i64> = on_db!(&self.db, pool => sqlx::query_as::<_, (String, i64)>(
             "SELECT event_type, COUNT(*) FROM executions WHERE finished_at IS NULL AND state = 'running' GROUP BY event_type",

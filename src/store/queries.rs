@@ -143,7 +143,7 @@ impl Store {
     }
 
     /// The API versions present, for the filter form (the types come with their counts:
-    /// [`Store::event_type_counts`]).
+    /// [`Store::event_type_totals`]).
     pub async fn api_versions(&self) -> Result<Vec<String>> {
         let sql = format!(
             "{} SELECT ty FROM versions ORDER BY ty",
