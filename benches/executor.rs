@@ -96,6 +96,7 @@ async fn main() {
     let (url, _dir) = support::database_url();
     support::reset(&url).await;
     let store = Store::open(&url).await.unwrap();
+    support::drop_indexes(&url).await;
     let backend = store.backend();
     println!(
         "Executor benchmark, release build, {backend}, {} cores\n",

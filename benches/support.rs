@@ -21,6 +21,27 @@ pub async fn reset(url: &str) {
     }
 }
 
+/// An experiment, not a configuration: drops the PostgreSQL indexes named in
+/// `BENCH_DROP_INDEXES` (comma-separated) once the schema is in place, so a run measures what
+/// those indexes cost the benchmark (issue 20's upper bound: the executor without the console's
+/// indexes). Prints what it dropped; does nothing without the variable or on SQLite.
+pub async fn drop_indexes(url: &str) {
+    let Ok(names) = std::env::var("BENCH_DROP_INDEXES") else {
+        return;
+    };
+    if !url.starts_with("postgres") {
+        return;
+    }
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        // A name, never SQL: quoted as an identifier.
+        let sql = format!("DROP INDEX \"{}\"", name.replace('"', "\"\""));
+        sqlx::query(&sql).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+    println!("Dropped for this run (BENCH_DROP_INDEXES): {names}\n");
+}
+
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;

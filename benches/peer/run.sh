@@ -13,6 +13,8 @@
 # databases), RUNS (3 rounds), EXECUTIONS (30000 jobs per run), WORKERS (512: Deferral's
 # workers and graphile-worker's concurrentJobs), POOL_SIZE (graphile-worker's connections, 20:
 # as many as Deferral opens). Logs of every run stay in a temporary folder, printed at the end.
+# DROP_INDEXES=a,b,… adds a fourth system to each round, deferral-lean: Deferral with those
+# PostgreSQL indexes dropped after its migrations (an experiment: what they cost the executor).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -65,13 +67,16 @@ echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 
 systems=(graphile-batched deferral graphile-default)
+[ -z "${DROP_INDEXES:-}" ] || systems+=(deferral-lean)
+count=${#systems[@]}
 declare -A result
 run_one() { # round system
-  local round=$1 system=$2 db="${tag}_$1_${2//-/_}" log="$logs/$1-$2.log" rate
+  local round=$1 system=$2 db="${tag}_$1_${2//-/_}" log="$logs/$1-$2.log" rate drop=""
   psql_server -c "CREATE DATABASE $db"
   case $system in
-    deferral)
-      DATABASE_URL="$server/$db" EXECUTIONS=$jobs WORKERS=$workers "$deferral_bench" --bench >"$log" 2>&1 || true
+    deferral*)
+      [ "$system" = deferral ] || drop="$DROP_INDEXES"
+      BENCH_DROP_INDEXES="$drop" DATABASE_URL="$server/$db" EXECUTIONS=$jobs WORKERS=$workers "$deferral_bench" --bench >"$log" 2>&1 || true
       rate="$(sed -nE 's/^\| run [0-9]+ no-op executions.*\| ([0-9]+)\/s \|$/\1/p' "$log")" ;;
     graphile-*)
       JOBS=$jobs CONCURRENCY=$workers POOL_SIZE=$pool node "$here/bench.mjs" "$server/$db" "${system#graphile-}" >"$log" 2>&1 || true
@@ -84,31 +89,45 @@ run_one() { # round system
 }
 
 for round in $(seq 1 "$runs"); do
-  for k in 0 1 2; do
-    run_one "$round" "${systems[$(( (k + round - 1) % 3 ))]}"
+  for k in $(seq 0 $((count - 1))); do
+    run_one "$round" "${systems[$(( (k + round - 1) % count ))]}"
   done
 done
 
 median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+letter() { case $1 in graphile-batched) echo B ;; deferral) echo D ;; graphile-default) echo G ;; deferral-lean) echo L ;; esac; }
 
 echo
-echo "| round | order | graphile-worker batched | Deferral (PostgreSQL) | graphile-worker default | Deferral / batched |"
-echo "|---|---|---|---|---|---|"
+header="| round | order | graphile-worker batched | Deferral (PostgreSQL) | graphile-worker default |"
+lean() { [ "$count" = 4 ]; }
+lean && header+=" Deferral, indexes dropped |"
+echo "$header Deferral / batched |$(lean && echo ' lean / batched |')"
+echo "|---|---|---|---|---|---|$(lean && echo '---|---|')"
 declare -A column
+row() { # label order B D G L
+  local line="| $1 | $2 | $3/s | $4/s | $5/s |"
+  lean && line+=" $6/s |"
+  line+=" $(ratio "$4" "$3")× |"
+  lean && line+=" $(ratio "$6" "$3")× |"
+  echo "$line"
+}
 for round in $(seq 1 "$runs"); do
   order=""
-  for k in 0 1 2; do
-    s="${systems[$(( (k + round - 1) % 3 ))]}"
-    case $s in graphile-batched) order+="B" ;; deferral) order+="D" ;; graphile-default) order+="G" ;; esac
+  for k in $(seq 0 $((count - 1))); do
+    s="${systems[$(( (k + round - 1) % count ))]}"
+    order+="${order:+, }$(letter "$s")"
     column[$s]+="${result[$round,$s]} "
   done
-  echo "| $round | ${order:0:1}, ${order:1:1}, ${order:2:1} | ${result[$round,graphile-batched]}/s | ${result[$round,deferral]}/s | ${result[$round,graphile-default]}/s | $(ratio "${result[$round,deferral]}" "${result[$round,graphile-batched]}")× |"
+  row "$round" "$order" "${result[$round,graphile-batched]}" "${result[$round,deferral]}" "${result[$round,graphile-default]}" "${result[$round,deferral-lean]:-}"
 done
 # shellcheck disable=SC2086 # the columns are lists of numbers
 b=$(median ${column[graphile-batched]}) d=$(median ${column[deferral]}) g=$(median ${column[graphile-default]})
-echo "| median | | ${b}/s | ${d}/s | ${g}/s | $(ratio "$d" "$b")× |"
+l=""
+# shellcheck disable=SC2086
+lean && l=$(median ${column[deferral-lean]})
+row median "" "$b" "$d" "$g" "$l"
 echo
-echo "(B graphile-worker batched, D Deferral, G graphile-worker default: the order within the round)"
+echo "(B graphile-worker batched, D Deferral, G graphile-worker default$(lean && echo ", L Deferral without $DROP_INDEXES"): the order within the round)"
 echo "Deferral / graphile-worker batched, medians: $(ratio "$d" "$b")×   (issue 20 target: ≥ 1.0×, stretch 1.5×)"
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg); logs: $logs"
